@@ -1,0 +1,1 @@
+"""kubenorn: deploy and keep verifying a highly available Kubernetes cluster with Nornir."""

@@ -1,0 +1,75 @@
+"""What every runbook shares: its options, loading the inventory, --limit, and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from nornir.core import Nornir
+
+from kubenorn.nornir_setup import InventoryError, init_nornir
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_UNKNOWN = 3
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A runbook was asked for something that cannot be done; exit 3 with this message."""
+
+
+def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the options every runbook takes."""
+    result = argparse.ArgumentParser(description=description)
+    result.add_argument(
+        "-i", "--inventory", type=Path, help="inventory directory (default: config.yaml's)"
+    )
+    result.add_argument(
+        "--limit",
+        nargs="+",
+        default=[],
+        metavar="HOST|GROUP|GLOB",
+        help="run only on these hosts, groups or name patterns",
+    )
+    result.add_argument("--workers", type=int, help="parallel hosts (default: all at once)")
+    result.add_argument("--json", type=Path, metavar="FILE", help="write the run's records here")
+    if dry_run:
+        result.add_argument("--dry-run", action="store_true", help="show changes, make none")
+    return result
+
+
+def load(args: argparse.Namespace) -> Nornir:
+    """The Nornir object the options ask for, limited to the hosts they name."""
+    nr = init_nornir(args.inventory, dry_run=getattr(args, "dry_run", False), workers=args.workers)
+    return limit(nr, args.limit) if args.limit else nr
+
+
+def limit(nr: Nornir, patterns: list[str]) -> Nornir:
+    """Keep the hosts named, in a named group, or matching a glob; unknown names are errors."""
+    selected: set[str] = set()
+    for pattern in patterns:
+        matched = {
+            name
+            for name, host in nr.inventory.hosts.items()
+            if fnmatch.fnmatchcase(name, pattern) or pattern in {g.name for g in host.groups}
+        }
+        if not matched:
+            raise UsageError(f"--limit {pattern}: no host or group of that name in the inventory")
+        selected |= matched
+    return nr.filter(filter_func=lambda host: host.name in selected)
+
+
+def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> int:
+    """Run a runbook body, turning bad input and Ctrl-C into a message and an exit code."""
+    try:
+        return body(sys.argv[1:] if argv is None else argv)
+    except (InventoryError, UsageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,102 @@
+"""Build the Nornir object for an inventory directory, with kubenorn's SSH settings applied."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from nornir import InitNornir
+from nornir.core import Nornir
+from nornir.core.inventory import ConnectionOptions, Host
+from nornir.plugins.runners import ThreadedRunner
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = REPO_ROOT / "config.yaml"
+INVENTORY_FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
+# Secrets come from the environment, never from inventory files or task arguments.
+KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
+
+
+class InventoryError(Exception):
+    """The inventory cannot be loaded; the message names the file and the field."""
+
+
+def default_inventory_dir() -> Path:
+    """The inventory directory that config.yaml names, resolved against the repository."""
+    config = yaml.safe_load(CONFIG_FILE.read_text())
+    host_file = config["inventory"]["options"]["host_file"]
+    return (REPO_ROOT / host_file).parent
+
+
+def init_nornir(
+    inventory_dir: Path | None = None, *, dry_run: bool = False, workers: int | None = None
+) -> Nornir:
+    """Load `inventory_dir` with config.yaml's settings and one worker per host (at least)."""
+    inventory_dir = (inventory_dir or default_inventory_dir()).resolve()
+    for name in INVENTORY_FILES:
+        if not (inventory_dir / name).is_file():
+            raise InventoryError(f"{inventory_dir / name}: inventory file is missing")
+    options = {
+        "host_file": str(inventory_dir / "hosts.yaml"),
+        "group_file": str(inventory_dir / "groups.yaml"),
+        "defaults_file": str(inventory_dir / "defaults.yaml"),
+    }
+    try:
+        nr = InitNornir(
+            config_file=str(CONFIG_FILE),
+            inventory={"plugin": "SimpleInventory", "options": options},
+            dry_run=dry_run,
+        )
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise InventoryError(f"{inventory_dir}: cannot load inventory: {error}") from error
+    for host in nr.inventory.hosts.values():
+        host.connection_options["netmiko"] = netmiko_options(host, inventory_dir)
+    floor = nr.config.runner.options.get("num_workers", 20)
+    return nr.with_runner(ThreadedRunner(num_workers=workers or max(floor, len(nr.inventory))))
+
+
+def netmiko_options(host: Host, inventory_dir: Path) -> ConnectionOptions:
+    """Connection options that verify host keys against the inventory's known_hosts file."""
+    ssh: dict[str, Any] = host.get("ssh") or {}
+    verify = ssh.get("verify_host_keys", True)
+    if not isinstance(verify, bool):
+        raise InventoryError(
+            f"{inventory_dir}: host {host.name}: ssh.verify_host_keys must be a bool"
+        )
+    extras: dict[str, Any] = {
+        "use_keys": True,
+        "allow_agent": False,
+        "system_host_keys": False,
+        # netmiko's default is AutoAddPolicy; RejectPolicy plus our file is the only safe setting.
+        "ssh_strict": verify,
+        "alt_host_keys": verify,
+        "alt_key_file": str(known_hosts_path(host, inventory_dir)),
+        "conn_timeout": ssh.get("connect_timeout", 10),
+        "auth_timeout": ssh.get("connect_timeout", 10),
+        "banner_timeout": ssh.get("connect_timeout", 10),
+        "fast_cli": True,
+    }
+    if key_file := ssh.get("key_file"):
+        extras["key_file"] = str(_resolve(key_file, inventory_dir))
+    if passphrase := os.environ.get(KEY_PASSPHRASE_ENV):
+        extras["passphrase"] = passphrase
+    return ConnectionOptions(extras=extras)
+
+
+def known_hosts_path(host: Host, inventory_dir: Path) -> Path:
+    """The known_hosts file for `host`: `ssh.known_hosts`, relative to the inventory."""
+    ssh: dict[str, Any] = host.get("ssh") or {}
+    return _resolve(ssh.get("known_hosts", "known_hosts"), inventory_dir)
+
+
+def inventory_dir_of(nr_or_config: Any) -> Path:
+    """The inventory directory a Nornir object (or its config) was loaded from."""
+    config = getattr(nr_or_config, "config", nr_or_config)
+    return Path(config.inventory.options["host_file"]).parent
+
+
+def _resolve(path: str, inventory_dir: Path) -> Path:
+    expanded = Path(path).expanduser()
+    return expanded if expanded.is_absolute() else inventory_dir / expanded

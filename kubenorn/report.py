@@ -1,0 +1,59 @@
+"""The console summary of a run: hosts x steps, then every failure with its message."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from kubenorn.records import Record, RunInfo
+
+STYLES = {"ok": "green", "changed": "yellow", "failed": "bold red", "skipped": "dim"}
+
+
+def step_matrix(records: list[Record], steps: list[str]) -> dict[str, dict[str, str]]:
+    """host -> step -> status of that step's top-level record."""
+    matrix: dict[str, dict[str, str]] = {}
+    for record in records:
+        if record.task in steps:
+            matrix.setdefault(record.host, {})[record.task] = record.status
+    return matrix
+
+
+def failures(records: list[Record]) -> list[Record]:
+    """The innermost failed record of each host and step, so each failure is told once."""
+    failed = [r for r in records if r.status == "failed"]
+    paths = {(r.host, r.task) for r in failed}
+    return [
+        r
+        for r in failed
+        if not any(host == r.host and task.startswith(r.task + "/") for host, task in paths)
+    ]
+
+
+def summary_table(info: RunInfo, records: list[Record], steps: list[str]) -> Table:
+    matrix = step_matrix(records, steps)
+    table = Table(title=f"{info.runbook} {info.run_id}" + (" (dry run)" if info.dry_run else ""))
+    table.add_column("host")
+    for step in steps:
+        table.add_column(step)
+    for host in sorted(matrix):
+        cells = [matrix[host].get(step, "-") for step in steps]
+        table.add_row(host, *(f"[{STYLES.get(c, '')}]{c}[/]" if c in STYLES else c for c in cells))
+    return table
+
+
+def print_summary(
+    info: RunInfo, records: list[Record], steps: list[str], console: Console | None = None
+) -> None:
+    """Print the hosts x steps table, the failures and a one-line count."""
+    console = console or Console(highlight=False)
+    console.print(summary_table(info, records, steps))
+    for record in failures(records):
+        console.print(f"[bold red]FAILED[/] {record.host} {record.task}: {record.message}")
+    changed = sum(1 for r in records if r.status == "changed" and r.task in steps)
+    failed_hosts = sorted({r.host for r in records if r.status == "failed"})
+    console.print(
+        f"{len({r.host for r in records})} hosts, {changed} changed steps, "
+        f"{len(failed_hosts)} failed hosts"
+        + (f": {', '.join(failed_hosts)}" if failed_hosts else "")
+    )

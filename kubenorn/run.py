@@ -1,0 +1,68 @@
+"""One runbook execution: steps run in order, a failed host goes no further, records kept."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nornir.core import Nornir
+from nornir.core.task import AggregatedResult
+
+from kubenorn.nornir_setup import inventory_dir_of
+from kubenorn.records import Record, RecordCollector, RunInfo, new_run_id, now_iso
+
+
+class Run:
+    """Runs steps on the hosts of a Nornir object and keeps a record of every outcome."""
+
+    def __init__(self, nr: Nornir, runbook: str, *, argv: list[str], dry_run: bool = False) -> None:
+        self.nr = nr
+        self.info = RunInfo(
+            run_id=new_run_id(),
+            runbook=runbook,
+            inventory=str(inventory_dir_of(nr)),
+            argv=argv,
+            dry_run=dry_run,
+            started_at=now_iso(),
+        )
+        self.collector = RecordCollector(self.info.run_id, runbook)
+        self.failed: set[str] = set()
+        self.steps: list[str] = []
+
+    @property
+    def records(self) -> list[Record]:
+        return self.collector.records
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.nr.inventory.hosts)
+
+    def step(self, name: str, task: Callable[..., Any], **kwargs: Any) -> AggregatedResult:
+        """Run `task` as step `name` on every host that has not failed yet."""
+        self.steps.append(name)
+        for host in sorted(self.failed):
+            self.collector.skipped(host, name, "not run: the host failed an earlier step")
+        active = self.nr.filter(filter_func=lambda host: host.name not in self.failed)
+        # on_failed=True: Nornir would otherwise skip hosts silently; we decide who goes on.
+        results = active.with_processors([self.collector]).run(
+            task=task, name=name, on_failed=True, **kwargs
+        )
+        self.failed.update(host for host, result in results.items() if result.failed)
+        return results
+
+    def close(self, exit_code: int) -> RunInfo:
+        """Finish the run: close connections and stamp the verdict."""
+        self.nr.close_connections(on_good=True, on_failed=True)
+        self.info.finished_at = now_iso()
+        self.info.exit_code = exit_code
+        return self.info
+
+    def write_json(self, path: Path) -> None:
+        """Write `{"run": ..., "records": [...]}` to `path`."""
+        document = {
+            "run": self.info.as_dict(),
+            "records": [record.as_dict() for record in self.records],
+        }
+        path.write_text(json.dumps(document, indent=2, default=str) + "\n")

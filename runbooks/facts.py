@@ -1,0 +1,53 @@
+"""Gather facts from every host and print them: `python -m runbooks.facts -i INVENTORY`."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from kubenorn import cli
+from kubenorn.records import Record
+from kubenorn.report import print_summary
+from kubenorn.run import Run
+from tasks.facts import gather_facts
+
+COLUMNS = ("os_id", "os_version", "package_manager", "init_system", "kernel", "hostname")
+
+
+def facts_table(records: list[Record]) -> Table:
+    """One row per host that answered, from the facts step's records."""
+    table = Table(title="facts")
+    for column in ("host", *COLUMNS, "addresses"):
+        table.add_column(column)
+    for record in sorted(records, key=lambda r: r.host):
+        if record.task != "facts" or not isinstance(record.data, dict):
+            continue
+        facts = record.data
+        cells = [str(facts[column]) for column in COLUMNS]
+        table.add_row(record.host, *cells, " ".join(facts["addresses"]))
+    return table
+
+
+def run(argv: list[str]) -> int:
+    args = cli.parser(__doc__ or "").parse_args(argv)
+    nr = cli.load(args)
+    run = Run(nr, "facts", argv=argv)
+    run.step("facts", gather_facts)
+    exit_code = cli.EXIT_FAILED if run.failed else cli.EXIT_OK
+    info = run.close(exit_code)
+    console = Console(highlight=False)
+    console.print(facts_table(run.records))
+    print_summary(info, run.records, run.steps, console)
+    if args.json:
+        run.write_json(args.json)
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main_wrapper(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

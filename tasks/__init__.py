@@ -1,0 +1,1 @@
+"""Composable Nornir task functions, one module per concern."""

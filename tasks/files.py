@@ -1,0 +1,228 @@
+"""Files on a host: read, put atomically, and ensure content, mode and owner with a diff.
+
+Small files travel over SFTP on the same transport as commands (one connection per host).
+A put writes a temporary file beside the target and renames it over the target, so a reader,
+or a run killed midway, sees the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import stat
+import threading
+import weakref
+from dataclasses import dataclass
+
+import paramiko
+from nornir.core.task import Result, Task
+
+from tasks.accounts import accounts, ids_for
+from tasks.ssh import RemoteError, run, transport
+
+_sftp_clients: weakref.WeakKeyDictionary[paramiko.Transport, paramiko.SFTPClient] = (
+    weakref.WeakKeyDictionary()
+)
+_sftp_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    """Mode (octal string, e.g. "0644"), owner and group names of a file on a host."""
+
+    mode: str
+    owner: str
+    group: str
+
+
+def sftp(task: Task) -> paramiko.SFTPClient:
+    """An SFTP client on this host's transport, opened once and reused."""
+    ssh_transport = transport(task)
+    with _sftp_lock:
+        client = _sftp_clients.get(ssh_transport)
+        if client is None:
+            client = ssh_transport.open_sftp_client()
+            _sftp_clients[ssh_transport] = client
+        return client
+
+
+def read_file(task: Task, path: str) -> bytes | None:
+    """The content of `path` on the host, or None when it does not exist."""
+    try:
+        with sftp(task).open(path, "rb") as remote:
+            remote.prefetch()
+            return remote.read()
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        # Not readable by the SSH user: read it through sudo instead.
+        result = run(task, ["cat", "--", path], sudo=True, ok_codes=(0, 1))
+        return result.stdout.encode() if result.rc == 0 else None
+
+
+def file_meta(task: Task, path: str) -> FileMeta | None:
+    """Mode, owner and group of `path`, or None when it does not exist."""
+    try:
+        attributes = sftp(task).stat(path)
+    except FileNotFoundError:
+        return None
+    ids = accounts(task)
+    return FileMeta(
+        f"{stat.S_IMODE(attributes.st_mode or 0):04o}",
+        ids.user_name(attributes.st_uid),
+        ids.group_name(attributes.st_gid),
+    )
+
+
+def temp_path(path: str) -> str:
+    """The temporary file a put writes beside `path`; a fixed name, so a re-run replaces it."""
+    directory, name = posixpath.split(path)
+    return posixpath.join(directory, f".{name}.kubenorn-tmp")
+
+
+def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
+    """Write `content` to `path` atomically with the mode, owner and group of `meta`."""
+    if not is_root(task):
+        _put_with_sudo(task, path, content, meta)
+        return
+    client, temp = sftp(task), temp_path(path)
+    uid, gid = ids_for(task, meta.owner, meta.group)
+    try:
+        with client.open(temp, "wb") as remote:
+            remote.set_pipelined(True)
+            remote.write(content)
+        client.chmod(temp, int(meta.mode, 8))
+        client.chown(temp, uid, gid)
+        # rename(2) replaces the target in one step: readers never see a partial file.
+        client.posix_rename(temp, path)
+    except OSError as error:
+        raise RemoteError(f"{task.host.name}: cannot write {path}: {error}") from error
+
+
+def _put_with_sudo(task: Task, path: str, content: bytes, meta: FileMeta) -> None:
+    staged = f"/tmp/.kubenorn-{threading.get_ident()}-{posixpath.basename(path)}"
+    try:
+        with sftp(task).open(staged, "wb") as remote:
+            remote.write(content)
+    except OSError as error:
+        raise RemoteError(f"{task.host.name}: cannot stage {path}: {error}") from error
+    temp = temp_path(path)
+    install = ["install", "-m", meta.mode, "-o", meta.owner, "-g", meta.group, "--", staged, temp]
+    run(task, install, sudo=True)
+    run(task, ["rm", "-f", "--", staged])
+    run(task, ["mv", "-f", "-T", "--", temp, path], sudo=True)
+
+
+def set_meta(task: Task, path: str, meta: FileMeta) -> None:
+    """Apply the mode, owner and group of `meta` to an existing `path`."""
+    if not is_root(task):
+        run(task, ["chown", f"{meta.owner}:{meta.group}", "--", path], sudo=True)
+        run(task, ["chmod", meta.mode, "--", path], sudo=True)
+        return
+    uid, gid = ids_for(task, meta.owner, meta.group)
+    client = sftp(task)
+    client.chown(path, uid, gid)
+    client.chmod(path, int(meta.mode, 8))
+
+
+def is_root(task: Task) -> bool:
+    """Whether the SSH user is root, so SFTP may set owners directly."""
+    return task.host.username in (None, "root")
+
+
+def content_diff(path: str, current: bytes | None, desired: bytes, *, secret: bool) -> str:
+    """A unified diff from `current` to `desired`, or a one-line note for secrets and binaries."""
+    if current == desired:
+        return ""
+    if secret:
+        what = "created" if current is None else "changed"
+        return f"--- {path}\n+++ {path}\n(secret content {what}; not shown)\n"
+    try:
+        old = [] if current is None else current.decode().splitlines(keepends=True)
+        new = desired.decode().splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return f"--- {path}\n+++ {path}\n(binary content changed, {len(desired)} bytes)\n"
+    before = "/dev/null" if current is None else path
+    return "".join(difflib.unified_diff(old, new, fromfile=before, tofile=path))
+
+
+def meta_diff(path: str, current: FileMeta | None, desired: FileMeta) -> str:
+    """One line per attribute of `path` that differs, for files that exist."""
+    if current is None or current == desired:
+        return ""
+    changes = [
+        f"{name} {getattr(current, name)} -> {getattr(desired, name)}"
+        for name in ("mode", "owner", "group")
+        if getattr(current, name) != getattr(desired, name)
+    ]
+    return f"{path}: {', '.join(changes)}\n"
+
+
+def ensure_file(
+    task: Task,
+    *,
+    path: str,
+    content: str | bytes,
+    mode: str = "0644",
+    owner: str = "root",
+    group: str | None = None,
+    secret: bool = False,
+    dry_run: bool | None = None,
+) -> Result:
+    """Ensure `path` holds `content` with `mode`, `owner` and `group`; the diff in Result.diff."""
+    desired = content.encode() if isinstance(content, str) else content
+    wanted = FileMeta(mode.zfill(4), owner, group or owner)
+    current = read_file(task, path)
+    meta = file_meta(task, path) if current is not None else None
+    diff = content_diff(path, current, desired, secret=secret) + meta_diff(path, meta, wanted)
+    if not diff or task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=bool(diff), diff=diff)
+    if current != desired:
+        put_file(task, path, desired, meta=wanted)
+    else:
+        set_meta(task, path, wanted)
+    return Result(host=task.host, changed=True, diff=diff)
+
+
+def ensure_directory(
+    task: Task,
+    *,
+    path: str,
+    mode: str = "0755",
+    owner: str = "root",
+    group: str | None = None,
+    dry_run: bool | None = None,
+) -> Result:
+    """Ensure `path` is a directory with `mode`, `owner` and `group`."""
+    wanted = FileMeta(mode.zfill(4), owner, group or owner)
+    current = file_meta(task, path)
+    if current is not None and not _is_directory(task, path):
+        raise RemoteError(f"{task.host.name}: {path} exists and is not a directory")
+    if current == wanted:
+        return Result(host=task.host, changed=False)
+    diff = f"{path}/: created\n" if current is None else meta_diff(path, current, wanted)
+    if not task.is_dry_run(dry_run):
+        run(
+            task,
+            [
+                "install",
+                "-d",
+                "-m",
+                wanted.mode,
+                "-o",
+                wanted.owner,
+                "-g",
+                wanted.group,
+                "--",
+                path,
+            ],
+            sudo=True,
+        )
+    return Result(host=task.host, changed=True, diff=diff)
+
+
+def _is_directory(task: Task, path: str) -> bool:
+    try:
+        return stat.S_ISDIR(sftp(task).stat(path).st_mode or 0)
+    except OSError:
+        return False

@@ -1,0 +1,209 @@
+"""Run commands on a host over an exec channel of the SSH connection nornir-netmiko keeps.
+
+Prompt scraping cannot tell success from failure, so every command whose outcome matters runs
+on its own exec channel of netmiko's paramiko transport: stdout, stderr and the exit status come
+back separately, and the arguments are quoted here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import paramiko
+from netmiko import BaseConnection
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+from nornir.core.task import Result, Task
+
+from tasks import hostkeys
+
+DEFAULT_TIMEOUT = 60.0
+# A sudo password is a secret: it comes from the environment and goes to sudo's stdin only.
+SUDO_PASSWORD_ENV = "KUBENORN_SUDO_PASSWORD"
+
+
+class RemoteError(Exception):
+    """A remote operation failed; the message names the host and what went wrong."""
+
+
+class CommandError(RemoteError):
+    """A command exited with a status the caller did not accept."""
+
+    def __init__(self, host: str, result: CommandResult) -> None:
+        stderr = result.stderr.strip() or result.stdout.strip() or "(no output)"
+        super().__init__(f"{host}: `{result.command}` exited {result.rc}: {stderr[-2000:]}")
+        self.result = result
+
+
+class CommandTimeout(RemoteError):
+    """A command did not finish within its timeout."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command did."""
+
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+    duration: float
+
+
+def connection(task: Task) -> BaseConnection:
+    """This host's netmiko connection, opened once per run; host-key failures say which key."""
+    host = task.host
+    try:
+        return host.get_connection("netmiko", task.nornir.config)
+    except NetmikoTimeoutException as error:
+        if hostkeys.is_host_key_failure(str(error)):
+            raise RemoteError(hostkeys.explain(host)) from None
+        raise RemoteError(
+            f"{host.name} ({host.hostname}:{host.port}): cannot connect: {_first_line(error)}"
+        ) from None
+    except NetmikoAuthenticationException as error:
+        raise RemoteError(
+            f"{host.name} ({host.hostname}): authentication failed: {_last_line(error)}"
+        ) from None
+
+
+def transport(task: Task) -> paramiko.Transport:
+    """The paramiko transport under this host's connection, with Nagle's algorithm off."""
+    conn = connection(task)
+    ssh_transport = conn.remote_conn_pre.get_transport()
+    if ssh_transport is None or not ssh_transport.is_active():
+        raise RemoteError(f"{task.host.name}: the SSH connection has closed")
+    # paramiko never sets TCP_NODELAY; without it each small exchange waits ~40 ms for ACKs.
+    ssh_transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return ssh_transport
+
+
+def command_line(argv: Sequence[str], *, sudo: bool = False, user: str = "root") -> str:
+    """Quote `argv` for the remote shell, prefixed with sudo when needed."""
+    line = shlex.join(argv)
+    if not sudo or user == "root":
+        return line
+    prompt = "-S -p ''" if os.environ.get(SUDO_PASSWORD_ENV) else "-n"
+    return f"sudo {prompt} -- {line}"
+
+
+def run(
+    task: Task,
+    argv: Sequence[str],
+    *,
+    sudo: bool = False,
+    ok_codes: Sequence[int] = (0,),
+    timeout: float | None = None,
+    stdin: bytes | None = None,
+) -> CommandResult:
+    """Run `argv` on the host; raise CommandError unless its exit status is in `ok_codes`."""
+    line = command_line(argv, sudo=sudo, user=task.host.username or "root")
+    result = execute(
+        transport(task),
+        line,
+        timeout=timeout or _timeout(task),
+        stdin=_with_sudo_password(stdin, line),
+        host=task.host.name,
+    )
+    if result.rc not in ok_codes:
+        raise CommandError(task.host.name, result)
+    return result
+
+
+def execute(
+    ssh_transport: paramiko.Transport,
+    line: str,
+    *,
+    timeout: float,
+    stdin: bytes | None = None,
+    host: str = "",
+) -> CommandResult:
+    """Run one already-quoted command line on its own exec channel and collect everything."""
+    started = time.monotonic()
+    channel = ssh_transport.open_session(timeout=timeout)
+    try:
+        channel.exec_command(line)
+        if stdin is not None:
+            channel.sendall(stdin)
+        channel.shutdown_write()
+        stdout, stderr = _collect(channel, started + timeout, host, line)
+        rc = channel.recv_exit_status()
+    finally:
+        channel.close()
+    return CommandResult(
+        line,
+        rc,
+        stdout.decode(errors="replace"),
+        stderr.decode(errors="replace"),
+        time.monotonic() - started,
+    )
+
+
+def _collect(
+    channel: paramiko.Channel, deadline: float, host: str, line: str
+) -> tuple[bytes, bytes]:
+    """Drain stdout and stderr until the exit status arrives (data always precedes it)."""
+    stdout, stderr = bytearray(), bytearray()
+    while True:
+        while channel.recv_ready():
+            stdout += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            stderr += channel.recv_stderr(65536)
+        if (
+            channel.exit_status_ready()
+            and not channel.recv_ready()
+            and not channel.recv_stderr_ready()
+        ):
+            return bytes(stdout), bytes(stderr)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CommandTimeout(
+                f"{host}: `{line}` did not finish within the timeout and was abandoned"
+            )
+        # The channel's fileno is readable when stdout, stderr or the exit status arrive.
+        select.select([channel], [], [], min(remaining, 1.0))
+
+
+def run_command(
+    task: Task,
+    argv: Sequence[str],
+    *,
+    sudo: bool = False,
+    ok_codes: Sequence[int] = (0,),
+    timeout: float | None = None,
+) -> Result:
+    """Run `argv` as a Nornir task: stdout in the result, failed unless the exit status is ok."""
+    result = run(task, argv, sudo=sudo, ok_codes=ok_codes, timeout=timeout)
+    return Result(
+        host=task.host,
+        result=result.stdout,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        rc=result.rc,
+    )
+
+
+def _timeout(task: Task) -> float:
+    ssh = task.host.get("ssh") or {}
+    return float(ssh.get("command_timeout", DEFAULT_TIMEOUT))
+
+
+def _with_sudo_password(stdin: bytes | None, line: str) -> bytes | None:
+    password = os.environ.get(SUDO_PASSWORD_ENV)
+    if not password or not line.startswith("sudo -S"):
+        return stdin
+    return password.encode() + b"\n" + (stdin or b"")
+
+
+def _first_line(error: Exception) -> str:
+    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def _last_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
