@@ -24,6 +24,8 @@ _sftp_clients: weakref.WeakKeyDictionary[paramiko.Transport, paramiko.SFTPClient
     weakref.WeakKeyDictionary()
 )
 _sftp_lock = threading.Lock()
+# Beyond this a line-by-line diff is noise (and memory): report sizes instead.
+MAX_DIFF_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ def content_diff(path: str, current: bytes | None, desired: bytes, *, secret: bo
     if secret:
         what = "created" if current is None else "changed"
         return f"--- {path}\n+++ {path}\n(secret content {what}; not shown)\n"
+    if max(len(current or b""), len(desired)) > MAX_DIFF_BYTES:
+        size = "absent" if current is None else f"{len(current)} bytes"
+        return f"--- {path}\n+++ {path}\n(large content changed: {size} -> {len(desired)} bytes)\n"
     try:
         old = [] if current is None else current.decode().splitlines(keepends=True)
         new = desired.decode().splitlines(keepends=True)

@@ -1,0 +1,62 @@
+# kubenorn: `make lab` brings up the lab and runs the main job; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: lab test unit lint format deps venv lab-up lab-down lab-status bench clean
+
+# The main job: the lab up, then the cluster gathered and reported.
+lab: deps venv lab-up
+	$(PY) -m runbooks.facts -i lab/inventory
+
+# The whole suite: unit tests and lab end-to-end tests (one lab per session, shared).
+test: deps venv
+	@$(PYTEST) tests; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+
+# Everything that needs no lab.
+unit: venv
+	$(PYTEST) tests -m "not lab"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Debian packages from apt-packages.txt, installed only when one is missing.
+deps:
+	@missing=$$(grep -v '^\s*#' apt-packages.txt | xargs -r -n1 sh -c \
+	  'dpkg-query -W -f="\$${Status}" "$$0" 2>/dev/null | grep -q "ok installed" || echo "$$0"'); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+lab-up: venv
+	$(PY) -m runbooks.lab up
+
+lab-down: venv
+	$(PY) -m runbooks.lab down
+
+lab-status: venv
+	$(PY) -m runbooks.lab status
+
+bench: venv lab-up
+	$(PY) bench/primitives.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .ruff_cache

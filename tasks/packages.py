@@ -1,0 +1,89 @@
+"""Packages: install the pinned ones that are missing, with apt, yum or dnf by the host's facts.
+
+A wanted package is written the way its manager pins it: `name` or `name=version` for apt,
+`name` or a full `name-version-release[.arch]` for yum and dnf (rpm -q accepts either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nornir.core.task import Result, Task
+
+from tasks.facts import facts_of
+from tasks.ssh import run
+
+INSTALL_TIMEOUT = 900.0
+
+
+def apt_query_command(wanted: Sequence[str]) -> list[str]:
+    names = [spec.split("=", 1)[0] for spec in wanted]
+    return ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n", *names]
+
+
+def apt_missing(wanted: Sequence[str], query_output: str) -> list[str]:
+    """The apt specs in `wanted` that dpkg does not have installed at the pinned version."""
+    installed: dict[str, str] = {}
+    for line in query_output.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3 and fields[2].startswith("ii"):
+            installed[fields[0]] = fields[1]
+    missing = []
+    for spec in wanted:
+        name, _, version = spec.partition("=")
+        if name not in installed or (version and installed[name] != version):
+            missing.append(spec)
+    return missing
+
+
+def rpm_query_command(wanted: Sequence[str]) -> list[str]:
+    return ["rpm", "-q", *wanted]
+
+
+def rpm_missing(wanted: Sequence[str], query_output: str) -> list[str]:
+    """The rpm specs that `rpm -q` reported as not installed (it answers in order, one a line)."""
+    not_installed = {
+        line.split()[1] for line in query_output.splitlines() if line.endswith("is not installed")
+    }
+    return [spec for spec in wanted if spec in not_installed]
+
+
+def install_commands(manager: str, missing: Sequence[str]) -> list[list[str]]:
+    """The commands that install `missing` with `manager`; none when nothing is missing."""
+    if not missing:
+        return []
+    if manager == "apt":
+        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+        return [
+            [*apt, "update", "-q"],
+            [*apt, "install", "-y", "-q", "--no-install-recommends", *missing],
+        ]
+    if manager in ("yum", "dnf"):
+        return [[manager, "install", "-y", "-q", *missing]]
+    raise ValueError(f"no package manager support for {manager!r}")
+
+
+def missing_packages(task: Task, manager: str, wanted: Sequence[str]) -> list[str]:
+    """Ask the host which of `wanted` are not installed."""
+    if manager == "apt":
+        query = run(task, apt_query_command(wanted), ok_codes=(0, 1))
+        return apt_missing(wanted, query.stdout)
+    query = run(task, rpm_query_command(wanted), ok_codes=range(0, 256))
+    return rpm_missing(wanted, query.stdout)
+
+
+def ensure_packages(task: Task, *, packages: Sequence[str], dry_run: bool | None = None) -> Result:
+    """Ensure `packages` are installed, installing only the missing ones."""
+    if not packages:
+        return Result(host=task.host, changed=False)
+    manager = facts_of(task).package_manager
+    missing = missing_packages(task, manager, packages)
+    commands = install_commands(manager, missing)
+    if not commands:
+        return Result(host=task.host, changed=False)
+    diff = "".join(f"+ package {spec}\n" for spec in missing)
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=True, diff=diff)
+    for command in commands:
+        run(task, command, sudo=True, timeout=INSTALL_TIMEOUT)
+    return Result(host=task.host, changed=True, diff=diff)

@@ -1,0 +1,90 @@
+"""systemd services: drop-ins instead of edited vendor units, enable, start, owed restarts.
+
+A configuration change owes its service a restart. The debt is written on the host before the
+run moves on, so a run that dies between writing a file and restarting still pays it next time.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from nornir.core.task import Result, Task
+
+from tasks.files import ensure_directory, ensure_file
+from tasks.ssh import run
+
+RESTART_OWED_DIR = "/var/lib/kubenorn/restart-owed"
+
+
+def dropin_path(unit: str, name: str) -> str:
+    return f"/etc/systemd/system/{unit}.d/{name}.conf"
+
+
+def ensure_dropin(
+    task: Task, *, unit: str, name: str, content: str, dry_run: bool | None = None
+) -> Result:
+    """Ensure drop-in `name` of `unit` holds `content`; daemon-reload when it changed."""
+    path = dropin_path(unit, name)
+    directory = task.run(task=ensure_directory, path=posixpath.dirname(path), dry_run=dry_run)
+    written = task.run(task=ensure_file, path=path, content=content, dry_run=dry_run)
+    changed = directory.changed or written.changed
+    if changed and not task.is_dry_run(dry_run):
+        run(task, ["systemctl", "daemon-reload"], sudo=True)
+    return Result(host=task.host, changed=changed, diff=written[0].diff)
+
+
+def owed_marker(unit: str) -> str:
+    return posixpath.join(RESTART_OWED_DIR, unit)
+
+
+def owe_restart(task: Task, *, unit: str, dry_run: bool | None = None) -> Result:
+    """Record on the host that `unit` must restart (survives an interrupted run)."""
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=False, result=f"would restart {unit}")
+    run(task, ["mkdir", "-p", RESTART_OWED_DIR], sudo=True)
+    run(task, ["touch", owed_marker(unit)], sudo=True)
+    return Result(host=task.host, changed=False, result=f"restart owed: {unit}")
+
+
+def restart_owed(task: Task, unit: str) -> bool:
+    """Whether an earlier change left `unit` owing a restart."""
+    return run(task, ["test", "-e", owed_marker(unit)], ok_codes=(0, 1)).rc == 0
+
+
+def unit_state(task: Task, unit: str) -> tuple[bool, bool]:
+    """(enabled, active) of `unit`."""
+    enabled = run(task, ["systemctl", "is-enabled", "--quiet", unit], ok_codes=range(256)).rc == 0
+    active = run(task, ["systemctl", "is-active", "--quiet", unit], ok_codes=range(256)).rc == 0
+    return enabled, active
+
+
+def main_pid(task: Task, unit: str) -> int:
+    """The unit's main PID (0 when it is not running)."""
+    shown = run(task, ["systemctl", "show", "--property=MainPID", "--value", unit])
+    return int(shown.stdout.strip() or 0)
+
+
+def ensure_service(
+    task: Task, *, unit: str, restart: bool = False, dry_run: bool | None = None
+) -> Result:
+    """Ensure `unit` is enabled and active; restart it if a change owes it a restart."""
+    enabled, active = unit_state(task, unit)
+    owed = restart or restart_owed(task, unit)
+    actions = [
+        action
+        for action, needed in (
+            ("enable", not enabled),
+            ("start", not active),
+            ("restart", active and owed),
+        )
+        if needed
+    ]
+    if not actions:
+        return Result(host=task.host, changed=False)
+    diff = "".join(f"{'would ' if task.is_dry_run(dry_run) else ''}{a} {unit}\n" for a in actions)
+    if task.is_dry_run(dry_run):
+        return Result(host=task.host, changed=True, diff=diff)
+    for action in actions:
+        run(task, ["systemctl", action, unit], sudo=True, timeout=180)
+    run(task, ["rm", "-f", owed_marker(unit)], sudo=True)
+    return Result(host=task.host, changed=True, diff=diff)
