@@ -10,6 +10,7 @@ from typing import Any
 from nornir.core import Nornir
 from nornir.core.task import AggregatedResult
 
+from kubenorn import history
 from kubenorn.nornir_setup import inventory_dir_of
 from kubenorn.records import Record, RecordCollector, RunInfo, new_run_id, now_iso
 
@@ -30,6 +31,7 @@ class Run:
         self.collector = RecordCollector(self.info.run_id, runbook)
         self.failed: set[str] = set()
         self.steps: list[str] = []
+        self.findings: list[dict[str, Any]] = []
 
     @property
     def records(self) -> list[Record]:
@@ -53,16 +55,19 @@ class Run:
         return results
 
     def close(self, exit_code: int) -> RunInfo:
-        """Finish the run: close connections and stamp the verdict."""
+        """Finish the run: close connections, stamp the verdict, append it to the history."""
         self.nr.close_connections(on_good=True, on_failed=True)
         self.info.finished_at = now_iso()
         self.info.exit_code = exit_code
+        history.append_run(self.info, self.records, self.findings)
         return self.info
 
     def write_json(self, path: Path) -> None:
         """Write `{"run": ..., "records": [...]}` to `path`."""
-        document = {
+        document: dict[str, Any] = {
             "run": self.info.as_dict(),
             "records": [record.as_dict() for record in self.records],
         }
+        if self.findings:
+            document["findings"] = self.findings
         path.write_text(json.dumps(document, indent=2, default=str) + "\n")
