@@ -9,8 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nornir.core import Nornir
+from rich.console import Console
 
+from kubenorn.junit import write_junit
 from kubenorn.nornir_setup import InventoryError, init_nornir
+from kubenorn.report import print_summary
+from kubenorn.run import Run
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -37,6 +41,13 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
     )
     result.add_argument("--workers", type=int, help="parallel hosts (default: all at once)")
     result.add_argument("--json", type=Path, metavar="FILE", help="write the run's records here")
+    result.add_argument("--junit", type=Path, metavar="FILE", help="write the run as JUnit XML")
+    result.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing when all is well, a short report otherwise",
+    )
     if dry_run:
         result.add_argument("--dry-run", action="store_true", help="show changes, make none")
     return result
@@ -61,6 +72,18 @@ def limit(nr: Nornir, patterns: list[str]) -> Nornir:
             raise UsageError(f"--limit {pattern}: no host or group of that name in the inventory")
         selected |= matched
     return nr.filter(filter_func=lambda host: host.name in selected)
+
+
+def finish(run: Run, args: argparse.Namespace, exit_code: int, console: Console) -> int:
+    """Close the run, print its summary (unless quiet and fine) and write the reports asked for."""
+    info = run.close(exit_code)
+    if not (args.quiet and exit_code == EXIT_OK):
+        print_summary(info, run.records, run.steps, console)
+    if args.json:
+        run.write_json(args.json)
+    if args.junit:
+        write_junit(args.junit, info, run.records, run.steps)
+    return exit_code
 
 
 def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> int:

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from kubenorn import cli
 from kubenorn.records import Record
-from kubenorn.report import print_summary
 from kubenorn.run import Run
 from tasks.facts import gather_facts
 
@@ -35,14 +34,10 @@ def run(argv: list[str]) -> int:
     nr = cli.load(args)
     run = Run(nr, "facts", argv=argv)
     run.step("facts", gather_facts)
-    exit_code = cli.EXIT_FAILED if run.failed else cli.EXIT_OK
-    info = run.close(exit_code)
     console = Console(highlight=False)
-    console.print(facts_table(run.records))
-    print_summary(info, run.records, run.steps, console)
-    if args.json:
-        run.write_json(args.json)
-    return exit_code
+    if not args.quiet:
+        console.print(facts_table(run.records))
+    return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 
 def main(argv: list[str] | None = None) -> int:
