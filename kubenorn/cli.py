@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 from nornir.core import Nornir
 from rich.console import Console
 
+from kubenorn import history
 from kubenorn.junit import write_junit
 from kubenorn.nornir_setup import InventoryError, init_nornir
 from kubenorn.report import print_summary
@@ -48,9 +51,52 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
         action="store_true",
         help="print nothing when all is well, a short report otherwise",
     )
+    result.add_argument(
+        "--retry-failed",
+        nargs="?",
+        const="last",
+        metavar="RUN",
+        help="rerun, in a new process, only the hosts that failed in RUN "
+        "(default: the last run of this runbook)",
+    )
     if dry_run:
         result.add_argument("--dry-run", action="store_true", help="show changes, make none")
     return result
+
+
+def retry_failed(runbook: str, run_id: str) -> int:
+    """Rerun `runbook` with the options of `run_id`, limited to the hosts that failed in it."""
+    run_id = history.latest_run_id(runbook) if run_id == "last" else run_id
+    runs = {run["run_id"]: run for run in history.runs(limit=10_000)}
+    if run_id is None or run_id not in runs:
+        raise UsageError(f"--retry-failed: no run {run_id or 'of ' + runbook} in the history")
+    failed = sorted({r["host"] for r in history.records_of(run_id) if r["status"] == "failed"})
+    if not failed:
+        print(f"run {run_id} had no failed host: nothing to retry")
+        return EXIT_OK
+    argv = without_options(json.loads(runs[run_id]["argv"]), ("--limit", "--retry-failed"))
+    command = [
+        sys.executable,
+        "-m",
+        f"runbooks.{runs[run_id]['runbook']}",
+        *argv,
+        "--limit",
+        *failed,
+    ]
+    print(f"retrying {', '.join(failed)} from run {run_id}")
+    return subprocess.run(command, check=False).returncode
+
+
+def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """`argv` without the named options and the values that follow them."""
+    kept: list[str] = []
+    skipping = False
+    for arg in argv:
+        if arg.startswith("-"):
+            skipping = arg.split("=", 1)[0] in options
+        if not skipping:
+            kept.append(arg)
+    return kept
 
 
 def load(args: argparse.Namespace) -> Nornir:

@@ -31,6 +31,8 @@ def facts_table(records: list[Record]) -> Table:
 
 def run(argv: list[str]) -> int:
     args = cli.parser(__doc__ or "").parse_args(argv)
+    if args.retry_failed:
+        return cli.retry_failed("facts", args.retry_failed)
     nr = cli.load(args)
     run = Run(nr, "facts", argv=argv)
     run.step("facts", gather_facts)
