@@ -1,0 +1,86 @@
+"""Package commands: given what is installed, expect exactly the commands still needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.packages import (
+    apt_missing,
+    apt_query_command,
+    install_commands,
+    rpm_missing,
+    rpm_query_command,
+)
+
+DPKG_OUTPUT = (
+    "etcd-server\t3.4.23-4+b4\tii \netcd-client\t3.4.23-4+b4\trc \nhaproxy\t2.6.12-1+deb12u1\tii \n"
+)
+RPM_OUTPUT = (
+    "addops-etcd-3.1.0-1.el7.x86_64\npackage addops-kubernetes-1.6.0-1.el7 is not installed\n"
+)
+APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "missing"),
+    [
+        (["etcd-server", "haproxy"], []),  # no-op: everything installed
+        (["etcd-server", "etcd-client"], ["etcd-client"]),  # removed, config left: not installed
+        (["haproxy=2.6.12-1+deb12u1"], []),  # pinned and matching
+        (["etcd-server=3.5.0-1"], ["etcd-server=3.5.0-1"]),  # pinned to another version
+        (["containerd"], ["containerd"]),  # unknown to dpkg
+    ],
+)
+def test_apt_missing(wanted: list[str], missing: list[str]) -> None:
+    assert apt_missing(wanted, DPKG_OUTPUT) == missing
+
+
+def test_apt_query_asks_dpkg_for_names_without_pins() -> None:
+    command = apt_query_command(["etcd-server=3.4.23-4+b4", "haproxy"])
+    assert command[:2] == ["dpkg-query", "-W"]
+    assert command[-2:] == ["etcd-server", "haproxy"]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "missing"),
+    [
+        (["addops-etcd-3.1.0-1.el7.x86_64"], []),
+        (
+            ["addops-etcd-3.1.0-1.el7.x86_64", "addops-kubernetes-1.6.0-1.el7"],
+            ["addops-kubernetes-1.6.0-1.el7"],
+        ),
+    ],
+)
+def test_rpm_missing(wanted: list[str], missing: list[str]) -> None:
+    assert rpm_missing(wanted, RPM_OUTPUT) == missing
+    assert rpm_query_command(wanted) == ["rpm", "-q", *wanted]
+
+
+@pytest.mark.parametrize(
+    ("manager", "missing", "commands"),
+    [
+        ("apt", [], []),
+        ("yum", [], []),
+        (
+            "apt",
+            ["etcd-server=3.4.23-4+b4"],
+            [
+                [*APT, "update", "-q"],
+                [*APT, "install", "-y", "-q", "--no-install-recommends", "etcd-server=3.4.23-4+b4"],
+            ],
+        ),
+        (
+            "yum",
+            ["addops-etcd-3.1.0-1.el7"],
+            [["yum", "install", "-y", "-q", "addops-etcd-3.1.0-1.el7"]],
+        ),
+        ("dnf", ["etcd", "haproxy"], [["dnf", "install", "-y", "-q", "etcd", "haproxy"]]),
+    ],
+)
+def test_install_commands(manager: str, missing: list[str], commands: list[list[str]]) -> None:
+    assert install_commands(manager, missing) == commands
+
+
+def test_an_unknown_package_manager_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="zypper"):
+        install_commands("zypper", ["etcd"])
