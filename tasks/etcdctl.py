@@ -1,0 +1,121 @@
+"""Ask etcd about itself with etcdctl on a member host, over TLS with a client certificate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nornir.core.task import Task
+
+from tasks.ssh import run
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """The files etcdctl presents on the host: the etcd CA, a client certificate and its key."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    endpoint: str
+    healthy: bool
+    error: str
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    endpoint: str
+    member_id: int
+    leader_id: int
+    raft_term: int
+    raft_index: int
+    db_size: int
+    version: str
+
+
+@dataclass(frozen=True)
+class Member:
+    member_id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+
+
+def etcdctl_command(tls: ClientTls, endpoints: Sequence[str], *args: str) -> list[str]:
+    """The etcdctl v3 command line for `args` against `endpoints`, JSON output."""
+    return [
+        "env", "ETCDCTL_API=3", "etcdctl",
+        f"--endpoints={','.join(endpoints)}",
+        f"--cacert={tls.ca}", f"--cert={tls.cert}", f"--key={tls.key}",
+        "--dial-timeout=2s", "--command-timeout=5s", "-w", "json",
+        *args,
+    ]  # fmt: skip
+
+
+def parse_health(output: str) -> list[EndpointHealth]:
+    """`endpoint health -w json` output (one entry per endpoint, healthy or not)."""
+    entries = json.loads(output or "[]")
+    return [
+        EndpointHealth(e["endpoint"], bool(e.get("health")), e.get("error", "") or "")
+        for e in entries
+    ]
+
+
+def parse_status(output: str) -> list[EndpointStatus]:
+    """`endpoint status -w json` output; endpoints that did not answer are absent."""
+    statuses = []
+    for entry in json.loads(output or "[]"):
+        status: dict[str, Any] = entry["Status"]
+        header = status.get("header", {})
+        statuses.append(
+            EndpointStatus(
+                endpoint=entry["Endpoint"],
+                member_id=int(header.get("member_id", 0)),
+                leader_id=int(status.get("leader", 0)),
+                raft_term=int(status.get("raftTerm", header.get("raft_term", 0))),
+                raft_index=int(status.get("raftIndex", 0)),
+                db_size=int(status.get("dbSize", 0)),
+                version=str(status.get("version", "")),
+            )
+        )
+    return statuses
+
+
+def parse_members(output: str) -> list[Member]:
+    """`member list -w json` output."""
+    return [
+        Member(
+            member_id=int(m["ID"]),
+            name=m.get("name", ""),
+            peer_urls=tuple(m.get("peerURLs", [])),
+            client_urls=tuple(m.get("clientURLs", [])),
+        )
+        for m in json.loads(output or "{}").get("members", [])
+    ]
+
+
+def health(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[EndpointHealth]:
+    """Health of each endpoint, asked from this host (exit 1 just means some are unhealthy)."""
+    result = run(task, etcdctl_command(tls, endpoints, "endpoint", "health"), ok_codes=(0, 1))
+    if result.stdout.strip():
+        return parse_health(result.stdout)
+    # Nothing parseable: every endpoint is unhealthy for the reason etcdctl gave.
+    reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+    return [EndpointHealth(endpoint, False, reason) for endpoint in endpoints]
+
+
+def status(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[EndpointStatus]:
+    """Status of each endpoint that answers."""
+    result = run(task, etcdctl_command(tls, endpoints, "endpoint", "status"), ok_codes=(0, 1))
+    return parse_status(result.stdout) if result.stdout.strip() else []
+
+
+def members(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[Member]:
+    """The member list as the cluster sees it."""
+    return parse_members(run(task, etcdctl_command(tls, endpoints, "member", "list")).stdout)
