@@ -47,13 +47,16 @@ class Member:
     client_urls: tuple[str, ...]
 
 
-def etcdctl_command(tls: ClientTls, endpoints: Sequence[str], *args: str) -> list[str]:
-    """The etcdctl v3 command line for `args` against `endpoints`, JSON output."""
+def etcdctl_command(
+    tls: ClientTls, endpoints: Sequence[str], *args: str, json_output: bool = True
+) -> list[str]:
+    """The etcdctl v3 command line for `args` against `endpoints` (JSON output by default)."""
     return [
         "env", "ETCDCTL_API=3", "etcdctl",
         f"--endpoints={','.join(endpoints)}",
         f"--cacert={tls.ca}", f"--cert={tls.cert}", f"--key={tls.key}",
-        "--dial-timeout=2s", "--command-timeout=5s", "-w", "json",
+        "--dial-timeout=2s", "--command-timeout=5s",
+        *(["-w", "json"] if json_output else []),
         *args,
     ]  # fmt: skip
 
