@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nornir.core import Nornir
+from nornir.core.inventory import Host
 from nornir.core.task import AggregatedResult
 
 from kubenorn import history
@@ -41,18 +42,46 @@ class Run:
     def hosts(self) -> list[str]:
         return list(self.nr.inventory.hosts)
 
-    def step(self, name: str, task: Callable[..., Any], **kwargs: Any) -> AggregatedResult:
-        """Run `task` as step `name` on every host that has not failed yet."""
+    def step(
+        self,
+        name: str,
+        task: Callable[..., Any],
+        *,
+        only: Callable[[Host], bool] | None = None,
+        serial: bool = False,
+        **kwargs: Any,
+    ) -> AggregatedResult:
+        """Run `task` as step `name` on every host (matching `only`) that has not failed yet.
+
+        `serial` runs one host at a time in inventory order and stops at the first failure,
+        for rollouts where the next host must not start while one is broken.
+        """
         self.steps.append(name)
-        for host in sorted(self.failed):
-            self.collector.skipped(host, name, "not run: the host failed an earlier step")
-        active = self.nr.filter(filter_func=lambda host: host.name not in self.failed)
-        # on_failed=True: Nornir would otherwise skip hosts silently; we decide who goes on.
-        results = active.with_processors([self.collector]).run(
-            task=task, name=name, on_failed=True, **kwargs
-        )
+        wanted = [h for h in self.nr.inventory.hosts.values() if only is None or only(h)]
+        for host in wanted:
+            if host.name in self.failed:
+                self.collector.skipped(host.name, name, "not run: the host failed an earlier step")
+        active = [h.name for h in wanted if h.name not in self.failed]
+        batches = [[h] for h in active] if serial else [active]
+        results = AggregatedResult(name)
+        for index, batch in enumerate(batches):
+            results.update(self._run_batch(name, task, batch, kwargs))
+            if serial and results.failed:
+                for rest in (h for later in batches[index + 1 :] for h in later):
+                    self.collector.skipped(rest, name, f"not run: rollout stopped at {batch[0]}")
+                break
         self.failed.update(host for host, result in results.items() if result.failed)
         return results
+
+    def _run_batch(
+        self, name: str, task: Callable[..., Any], hosts: list[str], kwargs: dict[str, Any]
+    ) -> AggregatedResult:
+        selected = set(hosts)
+        batch = self.nr.filter(filter_func=lambda host: host.name in selected)
+        # on_failed=True: Nornir would otherwise skip hosts silently; we decide who goes on.
+        return batch.with_processors([self.collector]).run(
+            task=task, name=name, on_failed=True, **kwargs
+        )
 
     def close(self, exit_code: int) -> RunInfo:
         """Finish the run: close connections, stamp the verdict, append it to the history."""
