@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
 from nornir.core.task import Result, Task
 
+from kubenorn.cluster import Cluster, EtcdMember, Host, url
+from kubenorn.pki.placement import placements
+from kubenorn.pki.plan import ETCD_CA
 from tasks import etcdctl
 from tasks.etcdctl import ClientTls
 from tasks.files import ensure_directory
@@ -15,6 +19,7 @@ from tasks.ssh import RemoteError, run
 from tasks.systemd import (
     ensure_dropin,
     ensure_service,
+    forgive_restart,
     owe_restart,
     owed_marker,
     restart_owed,
@@ -43,6 +48,9 @@ def ensure_etcd_config(
     task: Task, *, config: dict[str, Any], config_file: str, dry_run: bool | None = None
 ) -> Result:
     """Ensure etcd's data directory, environment file and drop-in; owe a restart on change."""
+    owed_before = restart_owed(task, UNIT)
+    # Owe first: a run killed after writing and before restarting still restarts next time.
+    task.run(task=owe_restart, unit=UNIT, dry_run=dry_run)
     user = config["user"]
     steps = [
         task.run(task=ensure_directory, path=config["data_dir"], mode="0700", owner=user,
@@ -54,9 +62,11 @@ def ensure_etcd_config(
     ]  # fmt: skip
     # Collect every step's outcome (a generator with any() would stop early).
     changed = [step.changed for step in steps]
-    if any(changed[1:]):
-        task.run(task=owe_restart, unit=UNIT, dry_run=dry_run)
+    if not any(changed[1:]) and not owed_before:
+        task.run(task=forgive_restart, unit=UNIT, dry_run=dry_run)
     diff = "".join(step[0].diff or "" for step in steps)
+    if task.is_dry_run(dry_run) and (any(changed[1:]) or owed_before):
+        diff += f"would restart {UNIT}\n"
     return Result(host=task.host, changed=any(changed), diff=diff)
 
 
@@ -135,3 +145,52 @@ def wait_healthy(task: Task, rollout: EtcdRollout, timeout: float = HEALTH_WAIT)
         last = f"member healthy: {healthy}, leaders seen: {sorted(leaders) or 'none'}"
         time.sleep(0.5)
     raise RemoteError(f"{task.host.name}: etcd not healthy {timeout:.0f}s after restart ({last})")
+
+
+def placed(cluster: Cluster, host: Host, kind: str, source: str) -> str:
+    """Where the PKI plan puts `kind` of `source` on `host` (one source of truth for paths)."""
+    for placement in placements(cluster, host):
+        if placement.kind == kind and placement.source == source:
+            return placement.path
+    raise ValueError(f"{host.name}: the PKI plan places no {kind} of {source}")
+
+
+def client_tls(cluster: Cluster, host: Host) -> ClientTls:
+    """The files etcdctl uses on an etcd member: the etcd CA and the health-check client."""
+    return ClientTls(
+        ca=placed(cluster, host, "cert", ETCD_CA),
+        cert=placed(cluster, host, "cert", "etcd-healthcheck-client"),
+        key=placed(cluster, host, "key", "etcd-healthcheck-client"),
+    )
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2])
+
+
+def etcd_config(cluster: Cluster, member: EtcdMember, settings: dict[str, Any]) -> dict[str, Any]:
+    """The data etcd.conf.j2 renders for `member`: every decision made here, in Python."""
+    host, etcd = member.host, cluster.etcd
+    return {
+        "version": etcd.version,
+        "name": member.name,
+        "user": etcd.user,
+        "data_dir": settings["data_dir"],
+        "listen_peer_urls": [member.peer_url],
+        "listen_client_urls": [member.client_url, url(ip_address("127.0.0.1"), etcd.client_port)],
+        "peer_url": member.peer_url,
+        "client_url": member.client_url,
+        "initial_cluster": etcd.initial_cluster,
+        "initial_cluster_state": "new",
+        "initial_cluster_token": f"{cluster.name}-etcd",
+        "cert_file": placed(cluster, host, "cert", f"etcd-server-{host.name}"),
+        "key_file": placed(cluster, host, "key", f"etcd-server-{host.name}"),
+        "peer_cert_file": placed(cluster, host, "cert", f"etcd-peer-{host.name}"),
+        "peer_key_file": placed(cluster, host, "key", f"etcd-peer-{host.name}"),
+        "trusted_ca_file": placed(cluster, host, "cert", ETCD_CA),
+        "heartbeat_interval_ms": int(settings["heartbeat_interval_ms"]),
+        "election_timeout_ms": int(settings["election_timeout_ms"]),
+        "log_level": settings["log_level"],
+        # etcd 3.4 brought the zap logger; 3.1-3.3 take per-package log levels.
+        "has_structured_logger": version_tuple(etcd.version) >= (3, 4),
+    }

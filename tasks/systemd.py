@@ -46,6 +46,13 @@ def owe_restart(task: Task, *, unit: str, dry_run: bool | None = None) -> Result
     return Result(host=task.host, changed=False, result=f"restart owed: {unit}")
 
 
+def forgive_restart(task: Task, *, unit: str, dry_run: bool | None = None) -> Result:
+    """Drop a restart owed by `unit` that turned out not to be needed."""
+    if not task.is_dry_run(dry_run):
+        run(task, ["rm", "-f", owed_marker(unit)], sudo=True)
+    return Result(host=task.host, changed=False)
+
+
 def restart_owed(task: Task, unit: str) -> bool:
     """Whether an earlier change left `unit` owing a restart."""
     return run(task, ["test", "-e", owed_marker(unit)], ok_codes=(0, 1)).rc == 0

@@ -1,0 +1,83 @@
+"""PKI on the hosts: distribute from the control machine's state, and read back to check.
+
+The plan is recomputed from the inventory the Nornir object was loaded from; key material is
+read from the state directory inside the task and passed only to subtasks (whose arguments
+Nornir does not log), never as a top-level task argument.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from nornir.core.task import Result, Task
+
+from kubenorn.cluster import Cluster, load_cluster
+from kubenorn.inventory_files import FILES
+from kubenorn.nornir_setup import inventory_dir_of
+from kubenorn.pki.deployed import RemoteFile, deployed_findings
+from kubenorn.pki.placement import content, directories, placements
+from kubenorn.pki.store import Store
+from tasks.files import ensure_directory, ensure_file, file_meta, read_file
+
+
+def cluster_of(task: Task) -> Cluster:
+    """The cluster model of the inventory this task's Nornir object was loaded from."""
+    directory = inventory_dir_of(task.nornir).resolve()
+    stamps = tuple((directory / name).stat().st_mtime_ns for name in FILES)
+    return _load(directory, stamps)
+
+
+@lru_cache(maxsize=4)
+def _load(directory: Path, stamps: tuple[int, ...]) -> Cluster:
+    # Keyed by the files' mtimes: every host of a run shares one model, an edit reloads it.
+    return load_cluster(directory)
+
+
+def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
+    """Ensure this host holds exactly the PKI files its roles need, with modes and owners."""
+    cluster = cluster_of(task)
+    host = cluster.host(task.host.name)
+    store = Store(cluster.pki.dir)
+    wanted = [(p, content(store, p)) for p in placements(cluster, host)]  # all, before writing
+    results = [
+        task.run(
+            task=ensure_directory,
+            path=d.path,
+            mode=d.mode,
+            owner=d.owner,
+            group=d.group,
+            dry_run=dry_run,
+        )
+        for d in directories(cluster, host)
+    ]
+    results += [
+        task.run(
+            task=ensure_file,
+            path=p.path,
+            content=data,
+            mode=p.mode,
+            owner=p.owner,
+            group=p.group,
+            secret=p.secret,
+            dry_run=dry_run,
+        )
+        for p, data in wanted
+    ]
+    diff = "".join(r[0].diff or "" for r in results)
+    return Result(host=task.host, changed=any(r.changed for r in results), diff=diff)
+
+
+def check_deployed_certificates(task: Task, *, warn_days: int | None = None) -> Result:
+    """Read this host's PKI files and return findings about them; changes nothing."""
+    cluster = cluster_of(task)
+    host = cluster.host(task.host.name)
+    files = {}
+    for placement in placements(cluster, host):
+        data = read_file(task, placement.path)
+        meta = file_meta(task, placement.path) if data is not None else None
+        files[placement.path] = RemoteFile(data, meta.mode if meta else None)
+    warn = cluster.pki.warn_days if warn_days is None else warn_days
+    findings = deployed_findings(cluster, host, files, now=datetime.now(UTC), warn_days=warn)
+    return Result(host=task.host, result=findings, record_data=[f.as_dict() for f in findings])
