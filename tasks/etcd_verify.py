@@ -1,0 +1,149 @@
+"""etcd verification: observe each member from its own host, then judge the cluster as a whole.
+
+Severity follows quorum: a member down while a quorum remains is a WARNING (the cluster
+serves), and CRITICAL once the remaining members cannot form a quorum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from nornir.core.task import Result, Task
+
+from kubenorn.cluster import Cluster
+from kubenorn.findings import Finding, Status
+from tasks import etcdctl
+from tasks.etcd import UNIT, client_tls
+from tasks.etcdctl import EndpointStatus, Member
+from tasks.systemd import unit_state
+
+
+@dataclass
+class MemberView:
+    """What one member's host saw: its unit, its own health and status, the member list."""
+
+    host: str
+    reachable: bool = True
+    active: bool = False
+    healthy: bool = False
+    error: str = ""
+    status: EndpointStatus | None = None
+    members: list[Member] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def observe_etcd_member(task: Task, *, cluster: Cluster) -> Result:
+    """Observe this etcd member over TLS with the health-check client certificate."""
+    member = next(m for m in cluster.etcd.members if m.host.name == task.host.name)
+    tls = client_tls(cluster, member.host)
+    view = MemberView(task.host.name)
+    _, view.active = unit_state(task, UNIT)
+    health = etcdctl.health(task, tls, [member.client_url])
+    view.healthy = bool(health) and all(h.healthy for h in health)
+    view.error = "; ".join(h.error for h in health if h.error)
+    if view.healthy:
+        statuses = etcdctl.status(task, tls, [member.client_url])
+        view.status = statuses[0] if statuses else None
+        view.members = etcdctl.members(task, tls, [member.client_url])
+    return Result(host=task.host, result=view, record_data=view.as_dict())
+
+
+def member_severity(healthy: int, total: int) -> Status:
+    """WARNING while a quorum of `total` is healthy, CRITICAL once it is not."""
+    return "WARNING" if healthy >= total // 2 + 1 else "CRITICAL"
+
+
+def judge_etcd(cluster: Cluster, views: dict[str, MemberView]) -> list[Finding]:
+    """Findings for every member and for the cluster, from the members' views."""
+    names = [m.host.name for m in cluster.etcd.members]
+    healthy = [n for n in names if views.get(n, MemberView(n, reachable=False)).healthy]
+    severity = member_severity(len(healthy), len(names))
+    findings = [f for n in names for f in _member(views.get(n) or MemberView(n, False), severity)]
+    quorum_status: Status = "OK" if len(healthy) == len(names) else severity
+    findings.append(
+        Finding(
+            "etcd.quorum",
+            "cluster",
+            quorum_status,
+            f"{len(healthy)} of {len(names)} members healthy (quorum {len(names) // 2 + 1})",
+        )
+    )
+    findings += _leader(views, healthy)
+    findings += _membership(cluster, views, healthy)
+    return findings
+
+
+def _member(view: MemberView, severity: Status) -> list[Finding]:
+    if not view.reachable:
+        return [Finding("etcd.health", view.host, severity, "host unreachable: " + view.error)]
+    found = [
+        Finding(
+            "etcd.unit",
+            view.host,
+            "OK" if view.active else severity,
+            f"{UNIT} is {'active' if view.active else 'not active'}",
+        ),
+        Finding(
+            "etcd.health",
+            view.host,
+            "OK" if view.healthy else severity,
+            "healthy over TLS" if view.healthy else f"unhealthy: {view.error or 'no answer'}",
+        ),
+    ]
+    if view.status is not None:
+        s = view.status
+        found.append(
+            Finding(
+                "etcd.status",
+                view.host,
+                "OK",
+                f"leader {s.leader_id:x}, raft term {s.raft_term}, index "
+                f"{s.raft_index}, db {s.db_size} bytes, etcd {s.version}",
+            )
+        )
+    return found
+
+
+def _leader(views: dict[str, MemberView], healthy: list[str]) -> list[Finding]:
+    seen = {views[n].status.leader_id for n in healthy if views[n].status is not None}
+    seen.discard(0)
+    if len(seen) == 1 and healthy:
+        leader = next(iter(seen))
+        name = next(
+            (m.name for n in healthy for m in views[n].members if m.member_id == leader),
+            f"{leader:x}",
+        )
+        return [
+            Finding(
+                "etcd.leader",
+                "cluster",
+                "OK",
+                f"one leader, {name}, agreed by {len(healthy)} members",
+            )
+        ]
+    detail = "no leader" if not seen else f"members disagree: {sorted(f'{s:x}' for s in seen)}"
+    return [Finding("etcd.leader", "cluster", "CRITICAL", detail)]
+
+
+def _membership(
+    cluster: Cluster, views: dict[str, MemberView], healthy: list[str]
+) -> list[Finding]:
+    expected = {(m.name, m.peer_url) for m in cluster.etcd.members}
+    reported = next((views[n].members for n in healthy if views[n].members), None)
+    if reported is None:
+        return [Finding("etcd.members", "cluster", "UNKNOWN", "no healthy member to ask")]
+    actual = {(m.name, peer) for m in reported for peer in m.peer_urls}
+    if actual == expected:
+        return [Finding("etcd.members", "cluster", "OK", f"{len(expected)} members as inventory")]
+    missing = sorted(f"{n}={u}" for n, u in expected - actual)
+    extra = sorted(f"{n}={u}" for n, u in actual - expected)
+    return [
+        Finding(
+            "etcd.members",
+            "cluster",
+            "CRITICAL",
+            f"member list differs from the inventory: missing {missing}, unexpected {extra}",
+        )
+    ]
