@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nornir.core import Nornir
+from nornir.core.inventory import Host
 from rich.console import Console
 
 from kubenorn import history
@@ -104,6 +105,11 @@ def load(args: argparse.Namespace) -> Nornir:
     """The Nornir object the options ask for, limited to the hosts they name."""
     nr = init_nornir(args.inventory, dry_run=getattr(args, "dry_run", False), workers=args.workers)
     return limit(nr, args.limit) if args.limit else nr
+
+
+def in_group(name: str) -> Callable[[Host], bool]:
+    """A host filter: members of group `name` (a role)."""
+    return lambda host: name in {group.name for group in host.groups}
 
 
 def limit(nr: Nornir, patterns: list[str]) -> Nornir:

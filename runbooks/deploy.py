@@ -29,10 +29,6 @@ from tasks.pki import ensure_certificates
 from tasks.systemd import owe_restart
 
 
-def in_group(name: str) -> Any:
-    return lambda host: name in {group.name for group in host.groups}
-
-
 def role_packages(host: Host) -> list[str]:
     """The packages a host's roles need, from inventory data, each once, in order."""
     wanted: list[str] = []
@@ -113,7 +109,7 @@ def check_inputs(args: Any, console: Console) -> Cluster | None:
 
 
 def deploy_etcd(run: Run, cluster: Cluster, certs: Any, *, force: bool, dry_run: bool) -> None:
-    members = in_group("etcd")
+    members = cli.in_group("etcd")
     changed_certs = frozenset(h for h, r in certs.items() if r.changed)
     run.step(
         "etcd-config",

@@ -1,0 +1,84 @@
+"""Verify the cluster: `python -m runbooks.verify -i INVENTORY [--limit ...] [--quiet]`.
+
+Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING (for example one etcd
+member of three down, quorum kept), 2 CRITICAL (quorum lost), 3 UNKNOWN (could not verify).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from nornir.core.task import AggregatedResult
+from rich.console import Console
+
+from kubenorn import cli
+from kubenorn.cluster import Cluster, ClusterError, load_cluster
+from kubenorn.findings import EXIT_CODES, Finding, print_findings, worst
+from kubenorn.lock import exclusive
+from kubenorn.nornir_setup import default_inventory_dir
+from kubenorn.run import Run
+from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
+from tasks.pki import check_deployed_certificates
+
+
+def etcd_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
+    views: dict[str, MemberView] = {}
+    for host, result in results.items():
+        if result.failed:
+            message = str(result[0].exception or "failed").splitlines()[0]
+            views[host] = MemberView(host, reachable=False, error=message)
+        else:
+            views[host] = result[0].result
+    members = {m.host.name for m in cluster.etcd.members}
+    return judge_etcd(cluster, {h: v for h, v in views.items() if h in members})
+
+
+def certificate_findings(results: AggregatedResult) -> list[Finding]:
+    findings: list[Finding] = []
+    for host, result in results.items():
+        if result.failed:
+            detail = f"could not read certificates: {str(result[0].exception).splitlines()[0]}"
+            findings.append(Finding("certificates", host, "UNKNOWN", detail))
+        else:
+            findings += result[0].result
+    return findings
+
+
+def verify(argv: list[str]) -> int:
+    parser = cli.parser(__doc__ or "")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show OK findings too")
+    args = parser.parse_args(argv)
+    if args.retry_failed:
+        return cli.retry_failed("verify", args.retry_failed)
+    inventory = (args.inventory or default_inventory_dir()).resolve()
+    try:
+        cluster = load_cluster(inventory)
+    except ClusterError as error:
+        print(f"UNKNOWN: inventory {inventory} is not usable:\n{error}", file=sys.stderr)
+        return EXIT_CODES["UNKNOWN"]
+    with exclusive("verify", inventory):
+        return verify_locked(args, argv, cluster)
+
+
+def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
+    run = Run(cli.load(args), "verify", argv=argv)
+    etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
+    certs = run.step("certificates", check_deployed_certificates)
+    findings = etcd_findings(cluster, etcd) + certificate_findings(certs)
+    run.findings = [f.as_dict() for f in findings]
+    code = EXIT_CODES[worst(findings)]
+    console = Console(highlight=False)
+    if not (args.quiet and code == 0):
+        print_findings(findings, console, title="verify", verbose=args.verbose)
+    # The step table adds nothing to findings under --quiet; finish() prints it otherwise.
+    args.quiet = True
+    return cli.finish(run, args, code, console)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main_wrapper(verify, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
