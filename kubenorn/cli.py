@@ -15,6 +15,7 @@ from nornir.core.inventory import Host
 from rich.console import Console
 
 from kubenorn import history
+from kubenorn.cluster import ClusterError
 from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
@@ -143,7 +144,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
     """Run a runbook body, turning bad input and Ctrl-C into a message and an exit code."""
     try:
         return body(sys.argv[1:] if argv is None else argv)
-    except (InventoryError, UsageError, AlreadyRunning) as error:
+    except (InventoryError, UsageError, AlreadyRunning, ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
     except KeyboardInterrupt:
