@@ -147,6 +147,14 @@ def wait_healthy(task: Task, rollout: EtcdRollout, timeout: float = HEALTH_WAIT)
     raise RemoteError(f"{task.host.name}: etcd not healthy {timeout:.0f}s after restart ({last})")
 
 
+def member_of(cluster: Cluster, host: str) -> EtcdMember:
+    """The etcd member on inventory host `host`."""
+    for member in cluster.etcd.members:
+        if member.host.name == host:
+            return member
+    raise RemoteError(f"{host} is not an etcd member in the inventory")
+
+
 def placed(cluster: Cluster, host: Host, kind: str, source: str) -> str:
     """Where the PKI plan puts `kind` of `source` on `host` (one source of truth for paths)."""
     for placement in placements(cluster, host):

@@ -13,7 +13,7 @@ from nornir.core.task import Result, Task
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
 from tasks import etcdctl
-from tasks.etcd import UNIT, client_tls
+from tasks.etcd import UNIT, client_tls, member_of
 from tasks.etcdctl import EndpointStatus, Member
 from tasks.systemd import unit_state
 
@@ -36,7 +36,7 @@ class MemberView:
 
 def observe_etcd_member(task: Task, *, cluster: Cluster) -> Result:
     """Observe this etcd member over TLS with the health-check client certificate."""
-    member = next(m for m in cluster.etcd.members if m.host.name == task.host.name)
+    member = member_of(cluster, task.host.name)
     tls = client_tls(cluster, member.host)
     view = MemberView(task.host.name)
     _, view.active = unit_state(task, UNIT)

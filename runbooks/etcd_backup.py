@@ -1,0 +1,73 @@
+"""Back up etcd: `python -m runbooks.etcd_backup -i INVENTORY [--dest DIR] [--keep N] [--quiet]`.
+
+Takes a snapshot on a healthy member, fetches it to the control machine, proves it with
+`snapshot status` and a trial restore, and keeps the newest N. Exit 0 OK, 2 CRITICAL (no
+verified snapshot was made), 3 UNKNOWN (could not run); quiet on success with --quiet, for cron.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from kubenorn import cli
+from kubenorn.cluster import load_cluster
+from kubenorn.findings import EXIT_CODES
+from kubenorn.nornir_setup import default_inventory_dir
+from kubenorn.run import Run
+from kubenorn.snapshots import SnapshotInvalid, prune, snapshot_name, verify_snapshot
+from tasks.etcd_backup import fetch_snapshot
+from tasks.etcd_verify import observe_etcd_member
+
+
+def backup(argv: list[str]) -> int:
+    parser = cli.parser(__doc__ or "")
+    parser.add_argument(
+        "--dest", type=Path, help="where snapshots go (default: INVENTORY/.backups)"
+    )
+    parser.add_argument("--keep", type=int, default=7, help="how many snapshots to keep")
+    args = parser.parse_args(argv)
+    inventory = (args.inventory or default_inventory_dir()).resolve()
+    cluster = load_cluster(inventory)
+    destination = (args.dest or inventory / ".backups").resolve()
+    destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+    console = Console(highlight=False)
+    run = Run(cli.load(args), "etcd_backup", argv=argv)
+    views = run.step("observe", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
+    healthy = [h for h, r in sorted(views.items()) if not r.failed and r[0].result.healthy]
+    if not healthy:
+        console.print("CRITICAL: no healthy etcd member to take a snapshot from")
+        return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
+    path = destination / snapshot_name(cluster.name)
+    fetched = run.step(
+        "snapshot",
+        fetch_snapshot,
+        only=lambda h: h.name == healthy[0],
+        cluster=cluster,
+        destination=path,
+    )
+    if fetched.failed:
+        return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
+    try:
+        status = verify_snapshot(path)
+    except SnapshotInvalid as error:
+        console.print(f"CRITICAL: {error}")
+        return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
+    pruned = prune(destination, cluster.name, args.keep)
+    if not args.quiet:
+        console.print(
+            f"OK: {path} from {healthy[0]}: revision {status.revision}, "
+            f"{status.total_keys} keys, {status.total_size} bytes; trial restore passed; "
+            f"{len(pruned)} old snapshots removed"
+        )
+    return cli.finish(run, args, EXIT_CODES["OK"], console)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main_wrapper(backup, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
