@@ -48,7 +48,7 @@ def ensure_etcd_member(
     task: Task, *, cluster: Cluster, certificates_changed: frozenset[str], dry_run: bool | None
 ) -> Result:
     """Ensure this member's etcd configuration; owe a restart if it or its certificates changed."""
-    member = next(m for m in cluster.etcd.members if m.host.name == task.host.name)
+    member = etcd.member_of(cluster, task.host.name)
     settings = task.host["etcd"]
     config = etcd.etcd_config(cluster, member, settings)
     result = task.run(
