@@ -1,0 +1,71 @@
+"""Re-verify from cron: `python -m runbooks.cron install|remove [-i INVENTORY] [--schedule ...]`.
+
+install  writes /etc/cron.d/kubenorn-verify: verify --quiet on a schedule, so cron mails only
+         when something is wrong (its exit code tells the monitoring status)
+remove   deletes that file
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from kubenorn.cli import EXIT_OK, main_wrapper
+from kubenorn.nornir_setup import REPO_ROOT, default_inventory_dir
+
+CRON_FILE = Path("/etc/cron.d/kubenorn-verify")
+
+
+def crontab_entry(inventory: Path, schedule: str, user: str, python: Path) -> str:
+    """The cron.d file: a bare environment and working directory /, as cron gives."""
+    command = f"cd / && {python} -m runbooks.verify -i {inventory} --quiet"
+    return (
+        "# Managed by kubenorn (python -m runbooks.cron): re-verify the cluster.\n"
+        "# verify --quiet prints only when something is wrong, so cron mails only then.\n"
+        "SHELL=/bin/sh\n"
+        "PATH=/usr/bin:/bin\n"
+        f"{schedule} {user} {command}\n"
+    )
+
+
+def install(path: Path, content: str) -> bool:
+    """Write the cron file atomically; whether it changed."""
+    if path.exists() and path.read_text() == content:
+        return False
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(content)
+    temporary.chmod(0o644)
+    os.replace(temporary, path)
+    return True
+
+
+def cron(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["install", "remove"])
+    parser.add_argument("-i", "--inventory", type=Path, help="inventory to verify")
+    parser.add_argument("--schedule", default="*/10 * * * *", help="cron schedule")
+    parser.add_argument("--user", default="root", help="the user cron runs verify as")
+    parser.add_argument("--cron-file", type=Path, default=CRON_FILE)
+    args = parser.parse_args(argv)
+    if args.action == "remove":
+        existed = args.cron_file.exists()
+        args.cron_file.unlink(missing_ok=True)
+        print(f"{args.cron_file}: {'removed' if existed else 'was not installed'}")
+        return EXIT_OK
+    inventory = (args.inventory or default_inventory_dir()).resolve()
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    changed = install(args.cron_file, crontab_entry(inventory, args.schedule, args.user, python))
+    print(f"{args.cron_file}: {'installed' if changed else 'already up to date'}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_wrapper(cron, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
