@@ -20,7 +20,7 @@ from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
 from kubenorn.report import print_summary
-from kubenorn.run import Run
+from kubenorn.run import Run, RunInterrupted
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -147,6 +147,11 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
     except (InventoryError, UsageError, AlreadyRunning, ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
+    except RunInterrupted as stop:
+        info = stop.run.close(EXIT_INTERRUPTED)
+        print_summary(info, stop.run.records, stop.run.steps, Console(highlight=False))
+        print("interrupted: tasks in flight finished, nothing further started", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -14,27 +14,15 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 
-from kubenorn.findings import Finding, Status
-from kubenorn.inventory_files import Problem, Raw, Section, load_raw
+from kubenorn.inventory_fields import Problem, Section, valid_dns_name
+from kubenorn.inventory_files import Raw, load_raw
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 ROLES = ("etcd", "controllers", "nodes")
-
-__all__ = [
-    "ROLES",
-    "ApiServer",
-    "Cluster",
-    "ClusterError",
-    "EtcdMember",
-    "EtcdSettings",
-    "Host",
-    "KubernetesSettings",
-    "PkiSettings",
-    "Problem",
-    "inspect",
-    "load_cluster",
-]
+KEY_ALGORITHMS = ("ecdsa-p256", "rsa-2048", "rsa-4096")
+# Kubernetes minor versions whose flags kubenorn knows: the reference's and a current one.
+SUPPORTED_KUBERNETES = ("1.6", "1.30")
 
 
 class ClusterError(Exception):
@@ -65,6 +53,15 @@ class Host:
 
     def has_role(self, role: str) -> bool:
         return role in self.groups
+
+
+def is_ip(text: str) -> bool:
+    """Whether `text` is an IP address literal rather than a name."""
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def url(address: IPAddress, port: int) -> str:
@@ -132,6 +129,11 @@ class KubernetesSettings:
     config_dir: str
     cert_dir: str
     user: str
+
+    @property
+    def minor(self) -> str:
+        """The release line that selects flags: 1.30 for version 1.30.2."""
+        return ".".join(self.version.split(".")[:2])
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,9 @@ def _build(raw: Raw) -> Cluster | None:
         domain=cluster.dns_name("domain"),
         service_cidr=cluster.network("service_cidr"),
         apiserver=apiserver,
-        kubernetes=_kubernetes(settings.section("kubernetes"), cluster.version("kubernetes_version")),
+        kubernetes=_kubernetes(
+            settings.section("kubernetes"), cluster.version("kubernetes_version")
+        ),
         etcd=_etcd(settings.section("etcd"), hosts),
         pki=_pki(settings.section("pki", required=False), raw.directory),
         hosts=hosts,
@@ -223,7 +227,7 @@ def _build(raw: Raw) -> Cluster | None:
 
 def _host(raw: Raw, name: str) -> Host | None:
     data = raw.host_section(name)
-    if not raw.valid_dns_name(name):
+    if not valid_dns_name(name):
         data.problem("-", "not a valid DNS name (it is used in certificates and /etc/hosts)")
     etcd_name = data.text("etcd_name", None)
     if etcd_name is not None and ("=" in etcd_name or "," in etcd_name):
@@ -272,33 +276,21 @@ def _pki(section: Section, inventory_dir: Path) -> PkiSettings:
     )
 
 
-KEY_ALGORITHMS = ("ecdsa-p256", "rsa-2048", "rsa-4096")
-
-
 def _check_roles(raw: Raw, hosts: tuple[Host, ...]) -> None:
     """Each role has a host; no two hosts share a name, address or etcd member name."""
     for role in ROLES:
         if role in raw.groups and not any(h.has_role(role) for h in hosts):
             raw.problems.append(Problem("groups.yaml", f"group {role}", "-", "has no hosts"))
-    _no_duplicates(raw, [(h.name, h.name.lower()) for h in hosts], "name")
-    _no_duplicates(raw, [(h.name, str(h.address)) for h in hosts], "data.address")
+    _no_duplicates(raw, [(h.name, h.name.lower()) for h in hosts], "-", "name (ignoring case)")
+    _no_duplicates(raw, [(h.name, str(h.address)) for h in hosts], "data.address", "address")
     etcd = [(h.name, h.etcd_name or h.name) for h in hosts if h.has_role("etcd")]
-    _no_duplicates(raw, etcd, "data.etcd_name")
+    _no_duplicates(raw, etcd, "data.etcd_name", "etcd member name")
 
 
-def _no_duplicates(raw: Raw, pairs: list[tuple[str, str]], field: str) -> None:
+def _no_duplicates(raw: Raw, pairs: list[tuple[str, str]], field: str, what: str) -> None:
     owner: dict[str, str] = {}
     for host, value in pairs:
         if value in owner:
-            message = f"{value} is also used by {owner[value]}"
+            message = f"{what} {value} is also used by {owner[value]}"
             raw.problems.append(Problem("hosts.yaml", host, field, message))
         owner.setdefault(value, host)
-
-
-def problem_findings(problems: list[Problem]) -> list[Finding]:
-    """Problems as findings of the `inventory` check."""
-    return [p.finding() for p in problems]
-
-
-def status_of(problems: list[Problem]) -> Status:
-    return "CRITICAL" if _has_errors(problems) else ("WARNING" if problems else "OK")

@@ -6,6 +6,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from rich.console import Console
+from rich.markup import escape
+
 Status = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
 # Exit codes of the monitoring-plugin convention (Nagios, Icinga, Sensu).
@@ -45,3 +48,30 @@ def problems(findings: Iterable[Finding]) -> list[Finding]:
     """The findings that are not OK, most severe first, then by host and check."""
     bad = [f for f in findings if not f.ok]
     return sorted(bad, key=lambda f: (-_RANK[f.status], f.host, f.check, f.detail))
+
+
+STYLES: dict[Status, str] = {
+    "OK": "green",
+    "WARNING": "yellow",
+    "CRITICAL": "bold red",
+    "UNKNOWN": "magenta",
+}
+
+
+def print_findings(
+    findings: list[Finding], console: Console, *, title: str, verbose: bool = False
+) -> None:
+    """The problems (every finding when `verbose`), one aligned line each, then the counts.
+
+    Plain lines rather than a table: cron mail and CI logs keep them whole and greppable.
+    """
+    shown = findings if verbose else problems(findings)
+    host_width = max((len(f.host) for f in shown), default=0)
+    check_width = max((len(f.check) for f in shown), default=0)
+    for f in shown:
+        status = f"[{STYLES[f.status]}]{f.status:<8}[/]"
+        line = f"{f.host:<{host_width}}  {f.check:<{check_width}}  {f.detail}"
+        console.print(f"{status} {escape(line)}", soft_wrap=True)
+    counts = {status: sum(1 for f in findings if f.status == status) for status in EXIT_CODES}
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    console.print(f"{title}: {worst(findings)} ({summary or 'nothing checked'})", soft_wrap=True)

@@ -16,6 +16,14 @@ from kubenorn.nornir_setup import inventory_dir_of
 from kubenorn.records import Record, RecordCollector, RunInfo, new_run_id, now_iso
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C stopped the run: tasks in flight finished, no further task started."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(f"{run.info.runbook} {run.info.run_id} interrupted")
+        self.run = run
+
+
 class Run:
     """Runs steps on the hosts of a Nornir object and keeps a record of every outcome."""
 
@@ -65,7 +73,11 @@ class Run:
         batches = [[h] for h in active] if serial else [active]
         results = AggregatedResult(name)
         for index, batch in enumerate(batches):
-            results.update(self._run_batch(name, task, batch, kwargs))
+            try:
+                results.update(self._run_batch(name, task, batch, kwargs))
+            except KeyboardInterrupt:
+                # Nornir's pool lets running tasks finish (puts are atomic); start nothing more.
+                raise RunInterrupted(self) from None
             if serial and results.failed:
                 for rest in (h for later in batches[index + 1 :] for h in later):
                     self.collector.skipped(rest, name, f"not run: rollout stopped at {batch[0]}")

@@ -1,0 +1,110 @@
+"""`check` of the state directory on the control machine: every planned item, as findings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cryptography import x509
+
+from kubenorn.cluster import Cluster
+from kubenorn.findings import Finding, Status
+from kubenorn.pki import keys
+from kubenorn.pki.check import Context, Material, certificate_findings, key_mode_problem
+from kubenorn.pki.issue import expected_kubeconfig
+from kubenorn.pki.plan import SERVICE_ACCOUNT, CertSpec, certificates, kubeconfigs
+from kubenorn.pki.store import DIR_MODE, PkiError, Store
+
+CONTROL = "control"  # findings about the control machine's state itself
+
+
+def owner(spec: CertSpec) -> str:
+    """The host a finding about `spec` is filed under: the host it identifies, or `cluster`."""
+    return spec.host or "cluster"
+
+
+def check_state(
+    cluster: Cluster, *, now: datetime | None = None, warn_days: int | None = None
+) -> list[Finding]:
+    """Findings for every certificate, key and kubeconfig in the plan; UNKNOWN if no state."""
+    store = Store(cluster.pki.dir)
+    if not store.exists():
+        detail = f"no PKI state in {store.root}: run `python -m runbooks.pki init` first"
+        return [Finding("pki.state", CONTROL, "UNKNOWN", detail)]
+    now = now or datetime.now(UTC)
+    warn = cluster.pki.warn_days if warn_days is None else warn_days
+    findings = _directory(store)
+    specs = certificates(cluster)
+    cas = {spec.name: _load_cert(store, spec.name) for spec in specs if spec.is_ca}
+    for spec in specs:
+        context = Context(owner(spec), now, warn)
+        signer = cas.get(spec.signer) if spec.signer else None
+        findings += _certificate(store, spec, signer, context)
+    findings += _service_account(store)
+    return findings + _kubeconfigs(cluster, store, {s.name: s for s in specs})
+
+
+def _directory(store: Store) -> list[Finding]:
+    mode = store.mode(store.root)
+    if mode is not None and mode & ~DIR_MODE:
+        detail = f"{store.root}: mode {mode:04o} is more open than {DIR_MODE:04o}"
+        return [Finding("pki.state", CONTROL, "WARNING", detail)]
+    return []
+
+
+def _load_cert(store: Store, name: str) -> x509.Certificate | None:
+    try:
+        return store.load_cert(name)
+    except PkiError:
+        return None  # reported by that certificate's own check
+
+
+def _certificate(
+    store: Store, spec: CertSpec, ca: x509.Certificate | None, context: Context
+) -> list[Finding]:
+    try:
+        material = Material(
+            store.load_cert(spec.name),
+            store.load_key(spec.name),
+            store.mode(store.key_path(spec.name)),
+        )
+    except PkiError as error:
+        return [Finding("pki.present", context.host, "CRITICAL", f"{spec.name}: {error}")]
+    return certificate_findings(spec, material, ca, context)
+
+
+def _service_account(store: Store) -> list[Finding]:
+    def finding(status: Status, detail: str) -> list[Finding]:
+        return [Finding("pki.service_account", "cluster", status, f"{SERVICE_ACCOUNT}: {detail}")]
+
+    try:
+        key = store.load_key(SERVICE_ACCOUNT)
+    except PkiError as error:
+        return finding("CRITICAL", str(error))
+    if key is None:
+        return finding("CRITICAL", "service account key missing")
+    if store.read(store.public_path(SERVICE_ACCOUNT)) != keys.public_pem(key):
+        return finding("CRITICAL", "sa.pub does not match sa.key: run init")
+    if problem := key_mode_problem(store.mode(store.key_path(SERVICE_ACCOUNT))):
+        return finding(*problem)
+    return finding("OK", "key pair present and matching")
+
+
+def _kubeconfigs(cluster: Cluster, store: Store, specs: dict[str, CertSpec]) -> list[Finding]:
+    findings = []
+    for spec in kubeconfigs(cluster):
+        host, path = owner(specs[spec.cert]), store.kubeconfig_path(spec.name)
+        content = store.read(path)
+        status: Status
+        expected = expected_kubeconfig(cluster, store, spec.cert, spec.user)
+        if content is None:
+            status, detail = "CRITICAL", "missing: run init"
+        elif content != expected:
+            status, detail = "CRITICAL", "stale (endpoint or credentials changed): run init"
+        elif problem := key_mode_problem(store.mode(path)):
+            status, detail = problem
+        else:
+            status, detail = "OK", f"points at {cluster.apiserver.url}"
+        findings.append(
+            Finding("pki.kubeconfig", host, status, f"kubeconfigs/{spec.name}: {detail}")
+        )
+    return findings
