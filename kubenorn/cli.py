@@ -19,7 +19,7 @@ from kubenorn.cluster import ClusterError
 from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
-from kubenorn.report import print_summary
+from kubenorn.report import make_console, print_summary
 from kubenorn.run import Run, RunInterrupted
 
 EXIT_OK = 0
@@ -149,7 +149,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
         return EXIT_UNKNOWN
     except RunInterrupted as stop:
         info = stop.run.close(EXIT_INTERRUPTED)
-        print_summary(info, stop.run.records, stop.run.steps, Console(highlight=False))
+        print_summary(info, stop.run.records, stop.run.steps, make_console())
         print("interrupted: tasks in flight finished, nothing further started", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:

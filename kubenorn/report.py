@@ -7,6 +7,16 @@ from rich.table import Table
 
 from kubenorn.records import Record, RunInfo
 
+# Without a terminal (cron, CI, pipes) rich would wrap at 80 columns and cut host names.
+PLAIN_WIDTH = 160
+
+
+def make_console() -> Console:
+    """The console every runbook prints to: terminal width on a TTY, wide and plain otherwise."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=PLAIN_WIDTH)
+
+
 STYLES = {"ok": "green", "changed": "yellow", "failed": "bold red", "skipped": "dim"}
 
 
@@ -46,7 +56,7 @@ def print_summary(
     info: RunInfo, records: list[Record], steps: list[str], console: Console | None = None
 ) -> None:
     """Print the hosts x steps table, the failures and a one-line count."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     console.print(summary_table(info, records, steps))
     for record in failures(records):
         console.print(f"[bold red]FAILED[/] {record.host} {record.task}: {record.message}")

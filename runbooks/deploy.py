@@ -20,6 +20,7 @@ from kubenorn.findings import print_findings, worst
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.pki.issue import init as pki_init
 from kubenorn.preflight import preflight
+from kubenorn.report import make_console
 from kubenorn.run import Run
 from tasks import etcd
 from tasks.facts import gather_facts
@@ -142,7 +143,7 @@ def deploy(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.retry_failed:
         return cli.retry_failed("deploy", args.retry_failed)
-    console = Console(highlight=False)
+    console = make_console()
     cluster = check_inputs(args, console)
     if cluster is None:
         return cli.EXIT_UNKNOWN

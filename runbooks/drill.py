@@ -19,6 +19,7 @@ from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elected, wait_for
 from kubenorn.nornir_setup import default_inventory_dir
+from kubenorn.report import make_console
 from kubenorn.run import Run
 from tasks.etcd import UNIT
 from tasks.ssh import run_command
@@ -28,7 +29,7 @@ RECOVERY_TIMEOUT = 90.0
 
 
 def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
-    console = Console(highlight=False)
+    console = make_console()
     members = endpoints(cluster)
     old_leader, by_member = leader_of(members)
     if old_leader not in by_member:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from kubenorn import cli
 from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import default_inventory_dir
+from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.snapshots import SnapshotInvalid, verify_snapshot
 from runbooks.deploy import wait_etcd
@@ -45,7 +44,7 @@ def restore(argv: list[str]) -> int:
         run.step(name, task, only=members, **extra)
         if run.failed:
             break
-    console = Console(highlight=False)
+    console = make_console()
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 

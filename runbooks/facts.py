@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 from kubenorn import cli
 from kubenorn.records import Record
+from kubenorn.report import make_console
 from kubenorn.run import Run
 from tasks.facts import gather_facts
 
@@ -36,7 +36,7 @@ def run(argv: list[str]) -> int:
     nr = cli.load(args)
     run = Run(nr, "facts", argv=argv)
     run.step("facts", gather_facts)
-    console = Console(highlight=False)
+    console = make_console()
     if not args.quiet:
         console.print(facts_table(run.records))
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)

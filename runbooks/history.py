@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 from kubenorn import history
 from kubenorn.cli import EXIT_OK, UsageError, main_wrapper
+from kubenorn.report import make_console
 
 
 def runs_table(limit: int) -> Table:
@@ -67,7 +67,7 @@ def run(argv: list[str]) -> int:
         sub = commands.add_parser(name, help=f"{name} the records of a run")
         sub.add_argument("run", nargs="?", default="last", help="run id (default: last)")
     args = parser.parse_args(argv)
-    console = Console(highlight=False)
+    console = make_console()
     if args.command == "list":
         console.print(runs_table(args.n))
         return EXIT_OK

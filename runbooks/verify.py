@@ -10,13 +10,13 @@ import sys
 from typing import Any
 
 from nornir.core.task import AggregatedResult
-from rich.console import Console
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
 from kubenorn.findings import EXIT_CODES, Finding, print_findings, worst
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
+from kubenorn.report import make_console
 from kubenorn.run import Run
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
 from tasks.pki import check_deployed_certificates
@@ -68,7 +68,7 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     findings = etcd_findings(cluster, etcd) + certificate_findings(certs)
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]
-    console = Console(highlight=False)
+    console = make_console()
     if not (args.quiet and code == 0):
         print_findings(findings, console, title="verify", verbose=args.verbose)
     # The step table adds nothing to findings under --quiet; finish() prints it otherwise.

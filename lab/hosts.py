@@ -1,0 +1,157 @@
+"""One lab host: an overlay on the base, its own identity files, a booted nspawn container."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.processes import alive_pid, children, sh, start_background, stop_pid
+from lab.settings import LabError, LabHost, LabSettings
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """Where one host's state lives on the machine."""
+
+    top: Path
+
+    @property
+    def upper(self) -> Path:
+        return self.top / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.top / "work"
+
+    @property
+    def root(self) -> Path:
+        return self.top / "root"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.top / "nspawn.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.top / "console.log"
+
+
+def paths(settings: LabSettings, host: LabHost) -> HostPaths:
+    return HostPaths(settings.state_dir / "hosts" / host.name)
+
+
+def is_mounted(path: Path) -> bool:
+    target = str(path)
+    return any(line.split()[1] == target for line in Path("/proc/mounts").read_text().splitlines())
+
+
+def mount_overlay(base: Path, where: HostPaths) -> None:
+    if is_mounted(where.root):
+        return
+    for directory in (where.upper, where.work, where.root):
+        directory.mkdir(parents=True, exist_ok=True)
+    options = f"lowerdir={base},upperdir={where.upper},workdir={where.work}"
+    sh(["mount", "-t", "overlay", "overlay", "-o", options, str(where.root)])
+
+
+def unmount_overlay(where: HostPaths) -> None:
+    if is_mounted(where.root):
+        sh(["umount", str(where.root)])
+
+
+def write_identity(settings: LabSettings, host: LabHost, root: Path, public_key: str) -> None:
+    """Hostname, hosts, resolver, apt source, root's key, and host keys of its own."""
+    etc = root / "etc"
+    (etc / "hostname").write_text(f"{host.name}\n")
+    hosts = etc / "hosts"
+    if not hosts.exists():  # the product manages its own block in it later
+        hosts.write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
+    # The machine's resolver is unreachable (and must stay so): no DNS at all.
+    (etc / "resolv.conf").unlink(missing_ok=True)
+    (etc / "resolv.conf").write_text("")
+    (etc / "apt" / "sources.list").write_text(f"deb [trusted=yes] {settings.repo_url} ./\n")
+    ssh_dir = root / "root" / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(public_key)
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    if not (etc / "ssh" / "ssh_host_ed25519_key").exists():
+        sh(["ssh-keygen", "-A", "-f", str(root)])
+
+
+def host_public_key(root: Path) -> str:
+    """The host's ed25519 public key line (type and key)."""
+    fields = (root / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
+    return f"{fields[0]} {fields[1]}"
+
+
+def nspawn_pid(settings: LabSettings, host: LabHost) -> int | None:
+    where = paths(settings, host)
+    return alive_pid(where.pid_file, f"-D {where.root} ")
+
+
+def boot(settings: LabSettings, host: LabHost) -> int:
+    """Start the container and give it its address from outside; the nspawn PID."""
+    where = paths(settings, host)
+    argv = [
+        "systemd-nspawn",
+        "-D",
+        str(where.root),
+        "--register=no",
+        "--keep-unit",
+        "-b",
+        f"--machine={host.name}",
+        f"--network-bridge={settings.bridge}",
+        # docker and containerd inside a host need these; the lab is test equipment.
+        "--capability=all",
+        "--system-call-filter=@keyring bpf",
+    ]
+    pid = start_background(argv, where.log, where.pid_file)
+    container = wait_for_container(pid, host)
+    netns = ["nsenter", "-t", str(container), "-n", "ip"]
+    sh(
+        [
+            *netns,
+            "addr",
+            "add",
+            f"{host.address}/{settings.gateway.network.prefixlen}",
+            "dev",
+            "host0",
+        ]
+    )
+    sh([*netns, "link", "set", "host0", "up"])
+    return pid
+
+
+def wait_for_container(pid: int, host: LabHost, timeout: float = 30.0) -> int:
+    """The container's init (the nspawn process's child), once its host0 link exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in children(pid):
+            probe = ["nsenter", "-t", str(child), "-n", "ip", "link", "show", "host0"]
+            if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+                return child
+        time.sleep(0.1)
+    raise LabError(f"{host.name}: the container did not start (see its console log)")
+
+
+def stop(settings: LabSettings, host: LabHost) -> None:
+    """Shut the container down (SIGTERM to nspawn, then SIGKILL) and unmount its overlay."""
+    pid = nspawn_pid(settings, host)
+    if pid:
+        stop_pid(pid, timeout=20.0)
+    where = paths(settings, host)
+    where.pid_file.unlink(missing_ok=True)
+    unmount_overlay(where)
+
+
+def ssh_answers(address: str, timeout: float = 1.0) -> bool:
+    """Whether sshd on `address` sends its banner."""
+    try:
+        with socket.create_connection((address, 22), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False

@@ -1,0 +1,180 @@
+"""The lab as a whole: `Lab.load().up()`, `down()`, `status()`, and faults for the tests."""
+
+from __future__ import annotations
+
+import fcntl
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import aptrepo, hosts, network, rootfs
+from lab.processes import sh
+from lab.settings import LabError, LabHost, LabSettings, load_settings
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    address: str
+    running: bool
+    ssh_ok: bool
+
+
+class Lab:
+    """Six (or however many the inventory lists) hosts on one bridge, and their apt repo."""
+
+    def __init__(self, settings: LabSettings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def load(cls, inventory: Path | None = None) -> Lab:
+        return cls(load_settings(inventory))
+
+    @property
+    def key_file(self) -> Path:
+        return self.settings.inventory / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.settings.inventory / "known_hosts"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One lab operation at a time on this machine."""
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.settings.state_dir / "lab.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def up(self) -> None:
+        """Build what is missing, repair what is stale, boot what is down; idempotent."""
+        with self.locked():
+            base = rootfs.ensure_base(self.settings)
+            aptrepo.ensure_index(self.settings, aptrepo.ensure_downloads(self.settings))
+            network.ensure_bridge(self.settings)
+            aptrepo.ensure_server(self.settings)
+            public_key = self._ensure_key()
+            running = {h.name for h in self.settings.hosts if hosts.nspawn_pid(self.settings, h)}
+            if not running:
+                network.remove_stale_veths(self.settings)
+            for host in self.settings.hosts:
+                if host.name not in running:
+                    self._boot(host, base, public_key)
+            self._write_known_hosts()
+            self._wait_for_ssh(self.settings.hosts)
+
+    def down(self, purge: bool = False) -> None:
+        """Stop every host, unmount, remove veths, bridge and server; `purge` drops host state."""
+        with self.locked():
+            for host in self.settings.hosts:
+                hosts.stop(self.settings, host)
+                if purge:
+                    sh(["rm", "-rf", "--", str(hosts.paths(self.settings, host).top)])
+            aptrepo.stop_server(self.settings)
+            network.remove_bridge(self.settings)
+
+    def status(self) -> list[HostStatus]:
+        return [
+            HostStatus(
+                h.name,
+                h.address,
+                hosts.nspawn_pid(self.settings, h) is not None,
+                hosts.ssh_answers(h.address),
+            )
+            for h in self.settings.hosts
+        ]
+
+    def stop_host(self, name: str) -> None:
+        """Take one host down (a fault for tests); idempotent."""
+        with self.locked():
+            hosts.stop(self.settings, self.settings.host(name))
+
+    def start_host(self, name: str) -> None:
+        """Boot one host again and wait for its sshd."""
+        host = self.settings.host(name)
+        with self.locked():
+            if hosts.nspawn_pid(self.settings, host) is None:
+                base = rootfs.ensure_base(self.settings)
+                self._boot(host, base, self._ensure_key())
+            self._wait_for_ssh((host,))
+
+    def ssh(
+        self, name: str, argv: list[str], timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `argv` on a host over ssh with the lab's key and known_hosts."""
+        host = self.settings.host(name)
+        return subprocess.run(
+            [*self.ssh_argv(host.address), "--", *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def ssh_argv(self, address: str) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            str(self.key_file),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{address}",
+        ]
+
+    def _boot(self, host: LabHost, base: Path, public_key: str) -> None:
+        where = hosts.paths(self.settings, host)
+        hosts.unmount_overlay(where)  # a stale mount from a killed run
+        hosts.mount_overlay(base, where)
+        hosts.write_identity(self.settings, host, where.root, public_key)
+        hosts.boot(self.settings, host)
+
+    def _ensure_key(self) -> str:
+        if not self.key_file.exists():
+            sh(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "kubenorn-lab",
+                    "-f",
+                    str(self.key_file),
+                ]
+            )
+        self.key_file.chmod(0o600)
+        return self.key_file.with_suffix(".pub").read_text()
+
+    def _write_known_hosts(self) -> None:
+        """Each host's real key, read from its own filesystem: never trust on first use."""
+        lines = []
+        for host in self.settings.hosts:
+            key = hosts.host_public_key(hosts.paths(self.settings, host).root)
+            lines.append(f"{host.address},{host.name} {key}")
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+
+    def _wait_for_ssh(self, targets: tuple[LabHost, ...]) -> None:
+        deadline = time.monotonic() + self.settings.boot_timeout
+        waiting = list(targets)
+        while waiting and time.monotonic() < deadline:
+            waiting = [h for h in waiting if not hosts.ssh_answers(h.address)]
+            if waiting:
+                time.sleep(0.2)
+        if waiting:
+            names = ", ".join(h.name for h in waiting)
+            raise LabError(
+                f"sshd did not answer within {self.settings.boot_timeout:.0f}s on "
+                f"{names} (console logs under {self.settings.state_dir}/hosts)"
+            )
