@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -106,8 +107,9 @@ class Lab:
     ) -> subprocess.CompletedProcess[str]:
         """Run `argv` on a host over ssh with the lab's key and known_hosts."""
         host = self.settings.host(name)
+        # ssh joins its arguments with spaces for the remote shell: quote them first.
         return subprocess.run(
-            [*self.ssh_argv(host.address), "--", *argv],
+            [*self.ssh_argv(host.address), "--", shlex.join(argv)],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -117,19 +119,10 @@ class Lab:
 
     def ssh_argv(self, address: str) -> list[str]:
         return [
-            "ssh",
-            "-i",
-            str(self.key_file),
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            f"root@{address}",
-        ]
+            "ssh", "-i", str(self.key_file), "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=5", f"root@{address}",
+        ]  # fmt: skip
 
     def _boot(self, host: LabHost, base: Path, public_key: str) -> None:
         where = hosts.paths(self.settings, host)

@@ -172,6 +172,7 @@ def test_a_stopped_host_fails_only_that_host(lab, lab_inventory: Path) -> None: 
 
 def test_a_package_installs_from_the_lab_repository(nr: Nornir, lab) -> None:  # noqa: ANN001
     node = nr.filter(name="kube.node01")
+    node.run(task=run_command, argv=["apt-get", "update", "-q"], timeout=300)
     node.run(task=run_command, argv=["apt-get", "remove", "-y", "-q", "cron"], timeout=300)
     installed = node.run(
         task=run_command, argv=["apt-get", "install", "-y", "-q", "cron"], timeout=300
