@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from kubenorn.inventory_fields import Problem, Section, valid_dns_name
@@ -53,15 +53,6 @@ class Host:
 
     def has_role(self, role: str) -> bool:
         return role in self.groups
-
-
-def is_ip(text: str) -> bool:
-    """Whether `text` is an IP address literal rather than a name."""
-    try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def url(address: IPAddress, port: int) -> str:
@@ -268,7 +259,7 @@ def _kubernetes(section: Section, version: str) -> KubernetesSettings:
 
 def _pki(section: Section, inventory_dir: Path) -> PkiSettings:
     return PkiSettings(
-        dir=(inventory_dir / section.text("dir", ".pki")).resolve(),
+        dir=(inventory_dir / (section.text("dir", ".pki") or ".pki")).resolve(),
         key_algorithm=section.choice("key_algorithm", KEY_ALGORITHMS, "ecdsa-p256"),
         ca_validity_days=section.positive("ca_validity_days", 3650),
         cert_validity_days=section.positive("cert_validity_days", 365),

@@ -8,6 +8,7 @@ the host (or group, or `defaults`) and the field, and reading goes on.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
@@ -22,6 +23,15 @@ _VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
 
 def valid_dns_name(name: str) -> bool:
     return bool(_DNS_NAME.match(name))
+
+
+def is_ip(text: str) -> bool:
+    """Whether `text` is an IP address literal rather than a name."""
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -67,12 +77,13 @@ class Section:
                 return layer.data[key], layer
         return _MISSING, self.layers[0]
 
-    def problem(self, key: str, message: str, status: Status = "CRITICAL") -> None:
+    def problem(self, key: str, message: str) -> None:
+        """An error about `key` (or, for "-", the entry itself) of the most specific layer."""
         layer = self.layers[0]
         name = f"{layer.prefix}{key}" if key != "-" else "-"
-        self.problems.append(Problem(layer.file, layer.where, name, message, status))
+        self.problems.append(Problem(layer.file, layer.where, name, message))
 
-    def _get(self, key: str, default: Any, check: Any, expected: str) -> Any:
+    def _get(self, key: str, default: Any, check: Callable[[Any], Any], expected: str) -> Any:
         value, layer = self._find(key)
         if value is _MISSING or value is None:
             if default is _MISSING:

@@ -11,8 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kubenorn.cluster import SUPPORTED_KUBERNETES, Cluster, EtcdMember, Problem, inspect, is_ip
+from kubenorn.cluster import SUPPORTED_KUBERNETES, Cluster, EtcdMember, Problem, inspect
 from kubenorn.findings import Finding
+from kubenorn.inventory_fields import is_ip
 from kubenorn.pki.local import check_state
 from kubenorn.pki.placement import PlacementConflict, placements
 

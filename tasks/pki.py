@@ -77,7 +77,9 @@ def check_deployed_certificates(task: Task, *, warn_days: int | None = None) -> 
     for placement in placements(cluster, host):
         data = read_file(task, placement.path)
         meta = file_meta(task, placement.path) if data is not None else None
-        files[placement.path] = RemoteFile(data, meta.mode if meta else None)
+        files[placement.path] = RemoteFile(
+            data, meta.mode if meta else None, meta.owner if meta else None
+        )
     warn = cluster.pki.warn_days if warn_days is None else warn_days
     findings = deployed_findings(cluster, host, files, now=datetime.now(UTC), warn_days=warn)
     return Result(host=task.host, result=findings, record_data=[f.as_dict() for f in findings])

@@ -68,7 +68,7 @@ def certificate_findings(
         for check in checks or CHECKS
         if (r := check(spec, material.cert, material.key, ca, context)) is not None
     ]
-    if mode := key_mode_problem(material.key_mode):
+    if mode := mode_problem(material.key_mode):
         found.append(("pki.key_mode", mode[0], mode[1]))
     if found:
         return [
@@ -87,12 +87,12 @@ def certificate_findings(
     ]
 
 
-def key_mode_problem(mode: int | None, allowed: int = KEY_MODE) -> tuple[Status, str] | None:
-    """(status, detail) when a key file's mode is more open than `allowed`."""
+def mode_problem(mode: int | None, allowed: int = KEY_MODE) -> tuple[Status, str] | None:
+    """(status, detail) when a file's mode is more open than `allowed` (CRITICAL: world)."""
     if mode is None or not mode & ~allowed:
         return None
     status: Status = "CRITICAL" if mode & 0o004 else "WARNING"
-    return status, f"key file mode {mode:04o} is more open than {allowed:04o}"
+    return status, f"mode {mode:04o} is more open than {allowed:04o}"
 
 
 def _validity(

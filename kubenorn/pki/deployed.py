@@ -9,9 +9,9 @@ from datetime import datetime
 from cryptography import x509
 
 from kubenorn.cluster import Cluster, Host
-from kubenorn.findings import Finding
+from kubenorn.findings import Finding, Status
 from kubenorn.pki import keys
-from kubenorn.pki.check import CA_CHECKS, Context, Material, certificate_findings, key_mode_problem
+from kubenorn.pki.check import CA_CHECKS, Context, Material, certificate_findings, mode_problem
 from kubenorn.pki.kubeconfig import parse
 from kubenorn.pki.placement import Placement, content, placements
 from kubenorn.pki.plan import CLUSTER_CA, CertSpec, certificates, kubeconfigs
@@ -20,126 +20,100 @@ from kubenorn.pki.store import PkiError, Store
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file as read from a host: its bytes (None when absent) and mode (e.g. "0600")."""
+    """A file as read from a host: its bytes (None when absent), mode ("0600") and owner."""
 
     content: bytes | None
     mode: str | None = None
+    owner: str | None = None
 
 
 def deployed_findings(
     cluster: Cluster, host: Host, files: Mapping[str, RemoteFile], *, now: datetime, warn_days: int
 ) -> list[Finding]:
     """Findings for every PKI file `host` should hold, as read into `files` (path -> file)."""
-    store = Store(cluster.pki.dir)
-    specs = {spec.name: spec for spec in certificates(cluster)}
     context = Context(host.name, now, warn_days)
+    specs = {spec.name: spec for spec in certificates(cluster)}
+    judge = _Judge(cluster, specs, Store(cluster.pki.dir), files, context)
     wanted = placements(cluster, host)
+    keys_at = {p.source: p.path for p in wanted if p.kind == "key"}
     findings: list[Finding] = []
     for placement in wanted:
-        remote = files.get(placement.path, RemoteFile(None))
-        findings += _file(store, placement, remote, context)
-        if remote.content is None:
+        findings += judge.file(placement)
+        data = files.get(placement.path, RemoteFile(None)).content
+        if data is None:
             continue
-        findings += _judge(cluster, store, specs, placement, wanted, files, context)
+        if placement.kind == "kubeconfig":
+            findings += judge.kubeconfig(placement, data)
+        elif placement.kind == "cert":
+            key = files.get(keys_at.get(placement.source, ""), RemoteFile(None)).content
+            findings += judge.certificate(placement.source, data, key, placement.path)
     return findings
 
 
-def _file(
-    store: Store, placement: Placement, remote: RemoteFile, context: Context
-) -> list[Finding]:
-    """Presence, mode, and sameness with the state directory."""
-    host, path = context.host, placement.path
-    if remote.content is None:
-        return [Finding("pki.deployed", host, "CRITICAL", f"{path}: missing")]
-    found = []
-    if remote.mode is not None and (
-        problem := key_mode_problem(int(remote.mode, 8), int(placement.mode, 8))
-    ):
-        found.append(Finding("pki.key_mode", host, problem[0], f"{path}: {problem[1]}"))
-    try:
-        current = content(store, placement)
-    except PkiError:
-        current = None
-    if remote.content != current:
-        found.append(
-            Finding(
-                "pki.deployed",
-                host,
-                "WARNING",
-                f"{path}: differs from the state directory (distribute again)",
-            )
-        )
-    return found
+@dataclass(frozen=True)
+class _Judge:
+    cluster: Cluster
+    specs: dict[str, CertSpec]
+    store: Store
+    files: Mapping[str, RemoteFile]
+    context: Context
 
+    def _finding(self, check: str, status: Status, detail: str) -> Finding:
+        return Finding(check, self.context.host, status, detail)
 
-def _judge(
-    cluster: Cluster,
-    store: Store,
-    specs: dict[str, CertSpec],
-    placement: Placement,
-    wanted: tuple[Placement, ...],
-    files: Mapping[str, RemoteFile],
-    context: Context,
-) -> list[Finding]:
-    """Validity of a deployed certificate (with its deployed key) or kubeconfig."""
-    data = files[placement.path].content or b""
-    if placement.kind == "kubeconfig":
-        return _kubeconfig(cluster, store, specs, placement, data, context)
-    if placement.kind != "cert":
-        return []
-    spec = specs[placement.source]
-    key_path = next((p.path for p in wanted if p.kind == "key" and p.source == spec.name), None)
-    key_pem = files.get(key_path or "", RemoteFile(None)).content
-    return _material_findings(store, spec, data, key_pem, context, placement.path)
+    def file(self, placement: Placement) -> list[Finding]:
+        """Presence, mode, owner, and sameness with the state directory."""
+        path = placement.path
+        remote = self.files.get(path, RemoteFile(None))
+        if remote.content is None:
+            return [self._finding("pki.deployed", "CRITICAL", f"{path}: missing")]
+        found = []
+        wanted_mode = int(placement.mode, 8)
+        if remote.mode and (problem := mode_problem(int(remote.mode, 8), wanted_mode)):
+            found.append(self._finding("pki.key_mode", problem[0], f"{path}: {problem[1]}"))
+        if remote.owner and remote.owner != placement.owner:
+            detail = f"{path}: owned by {remote.owner}, not {placement.owner}"
+            found.append(self._finding("pki.deployed", "CRITICAL", detail))
+        try:
+            current = content(self.store, placement)
+        except PkiError:
+            current = None
+        if remote.content != current:
+            detail = f"{path}: differs from the state directory (distribute again)"
+            found.append(self._finding("pki.deployed", "WARNING", detail))
+        return found
 
+    def certificate(
+        self, name: str, cert_pem: bytes, key_pem: bytes | None, label: str
+    ) -> list[Finding]:
+        """The certificate checks, against the state's CA (the truth), with the deployed key."""
+        spec = self.specs[name]
+        try:
+            cert = x509.load_pem_x509_certificate(cert_pem)
+            key = keys.load_private(key_pem, validate=False) if key_pem is not None else None
+        except ValueError as error:
+            return [self._finding("pki.present", "CRITICAL", f"{label}: unreadable: {error}")]
+        checks = CA_CHECKS if spec.is_ca else None
+        ca = self._ca(spec)
+        return certificate_findings(spec, Material(cert, key), ca, self.context, label, checks)
 
-def _material_findings(
-    store: Store,
-    spec: CertSpec,
-    cert_pem: bytes,
-    key_pem: bytes | None,
-    context: Context,
-    label: str,
-) -> list[Finding]:
-    try:
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        key = keys.load_private(key_pem) if key_pem is not None else None
-    except ValueError as error:
-        return [Finding("pki.present", context.host, "CRITICAL", f"{label}: unreadable: {error}")]
-    ca = _local_ca(store, spec)
-    checks = CA_CHECKS if spec.is_ca else None
-    return certificate_findings(spec, Material(cert, key), ca, context, label, checks)
+    def _ca(self, spec: CertSpec) -> x509.Certificate | None:
+        try:
+            return self.store.load_cert(spec.signer or spec.name)
+        except PkiError:
+            return None
 
-
-def _local_ca(store: Store, spec: CertSpec) -> x509.Certificate | None:
-    # The state directory's CA is the truth: a host holding another CA fails the chain check.
-    try:
-        return store.load_cert(spec.signer or spec.name)
-    except PkiError:
-        return None
-
-
-def _kubeconfig(
-    cluster: Cluster,
-    store: Store,
-    specs: dict[str, CertSpec],
-    placement: Placement,
-    data: bytes,
-    context: Context,
-) -> list[Finding]:
-    label = placement.path
-    try:
-        credentials = parse(data)
-    except ValueError as error:
-        return [Finding("pki.kubeconfig", context.host, "CRITICAL", f"{label}: {error}")]
-    if credentials.server != cluster.apiserver.url:
-        detail = f"{label}: server {credentials.server}, the inventory says {cluster.apiserver.url}"
-        return [Finding("pki.kubeconfig", context.host, "CRITICAL", detail)]
-    if credentials.ca_pem != store.read(store.cert_path(CLUSTER_CA)):
-        detail = f"{label}: certificate-authority-data is not the cluster CA of the state"
-        return [Finding("pki.kubeconfig", context.host, "CRITICAL", detail)]
-    cert_name = next(k.cert for k in kubeconfigs(cluster) if k.name == placement.source)
-    spec = specs[cert_name]
-    return _material_findings(
-        store, spec, credentials.cert_pem, credentials.key_pem, context, label
-    )
+    def kubeconfig(self, placement: Placement, data: bytes) -> list[Finding]:
+        label, url = placement.path, self.cluster.apiserver.url
+        try:
+            credentials = parse(data)
+        except ValueError as error:
+            return [self._finding("pki.kubeconfig", "CRITICAL", f"{label}: {error}")]
+        if credentials.server != url:
+            detail = f"{label}: server {credentials.server}, the inventory says {url}"
+            return [self._finding("pki.kubeconfig", "CRITICAL", detail)]
+        if credentials.ca_pem != self.store.read(self.store.cert_path(CLUSTER_CA)):
+            detail = f"{label}: certificate-authority-data is not the cluster CA of the state"
+            return [self._finding("pki.kubeconfig", "CRITICAL", detail)]
+        cert = next(k.cert for k in kubeconfigs(self.cluster) if k.name == placement.source)
+        return self.certificate(cert, credentials.cert_pem, credentials.key_pem, label)

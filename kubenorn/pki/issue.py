@@ -20,7 +20,7 @@ from kubenorn.pki.kubeconfig import Credentials, render
 from kubenorn.pki.plan import CLUSTER_CA, SERVICE_ACCOUNT, CertSpec, certificates, kubeconfigs
 from kubenorn.pki.store import PUBLIC_MODE, SECRET_MODE, PkiError, Store, write_atomic
 
-Action = Literal["kept", "issued", "reissued", "renewed", "written"]
+Action = Literal["kept", "issued", "reissued", "written"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def _ensure_ca(
 def _ensure_leaf(
     store: Store, spec: CertSpec, ca: Authority, cluster: Cluster, algorithm: str, now: datetime
 ) -> Change:
-    key = store.load_key(spec.name)  # a key that cannot be read is an error, never replaced
+    # A key that cannot be read is an error, never replaced. Leaf keys never sign here.
+    key = store.load_key(spec.name, validate=False)
     try:
         cert = store.load_cert(spec.name)
     except PkiError as error:

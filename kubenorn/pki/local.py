@@ -9,7 +9,7 @@ from cryptography import x509
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
 from kubenorn.pki import keys
-from kubenorn.pki.check import Context, Material, certificate_findings, key_mode_problem
+from kubenorn.pki.check import Context, Material, certificate_findings, mode_problem
 from kubenorn.pki.issue import expected_kubeconfig
 from kubenorn.pki.plan import SERVICE_ACCOUNT, CertSpec, certificates, kubeconfigs
 from kubenorn.pki.store import DIR_MODE, PkiError, Store
@@ -64,7 +64,7 @@ def _certificate(
     try:
         material = Material(
             store.load_cert(spec.name),
-            store.load_key(spec.name),
+            store.load_key(spec.name, validate=False),  # compared with the certificate only
             store.mode(store.key_path(spec.name)),
         )
     except PkiError as error:
@@ -84,7 +84,7 @@ def _service_account(store: Store) -> list[Finding]:
         return finding("CRITICAL", "service account key missing")
     if store.read(store.public_path(SERVICE_ACCOUNT)) != keys.public_pem(key):
         return finding("CRITICAL", "sa.pub does not match sa.key: run init")
-    if problem := key_mode_problem(store.mode(store.key_path(SERVICE_ACCOUNT))):
+    if problem := mode_problem(store.mode(store.key_path(SERVICE_ACCOUNT))):
         return finding(*problem)
     return finding("OK", "key pair present and matching")
 
@@ -100,7 +100,7 @@ def _kubeconfigs(cluster: Cluster, store: Store, specs: dict[str, CertSpec]) -> 
             status, detail = "CRITICAL", "missing: run init"
         elif content != expected:
             status, detail = "CRITICAL", "stale (endpoint or credentials changed): run init"
-        elif problem := key_mode_problem(store.mode(path)):
+        elif problem := mode_problem(store.mode(path)):
             status, detail = problem
         else:
             status, detail = "OK", f"points at {cluster.apiserver.url}"

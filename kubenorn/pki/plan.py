@@ -1,7 +1,7 @@
-"""Which certificates, keys and kubeconfigs an inventory needs, and where each one goes.
+"""Which certificates and kubeconfigs an inventory needs: subject, SANs, usage, signer.
 
-Decided here, as data, so that issuing, checking and distributing read the same plan: each
-certificate's subject, SANs, extended key usage and signer; each file's path, mode and owner.
+Decided here, as data, so that issuing, checking and distributing all read the same plan
+(where each file goes on the hosts is placement.py's part).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Literal, TypeVar
 
-from kubenorn.cluster import Cluster, Host, IPAddress, is_ip
+from kubenorn.cluster import Cluster, Host, IPAddress
+from kubenorn.inventory_fields import is_ip
 
 Usage = Literal["ca", "server", "client", "peer"]  # peer: both serverAuth and clientAuth
 

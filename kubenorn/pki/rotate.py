@@ -84,7 +84,7 @@ def rotate(
 
 
 def _current(store: Store, spec: CertSpec) -> tuple[CertSpec, x509.Certificate, keys.PrivateKey]:
-    old, key = store.load_cert(spec.name), store.load_key(spec.name)
+    old, key = store.load_cert(spec.name), store.load_key(spec.name, validate=False)
     if old is None or key is None:
         raise PkiError(f"{spec.name} has not been issued yet: run init first")
     return spec, old, key

@@ -76,13 +76,13 @@ class Store:
         except ValueError as error:
             raise PkiError(f"{self.cert_path(name)}: not a PEM certificate: {error}") from None
 
-    def load_key(self, name: str) -> keys.PrivateKey | None:
+    def load_key(self, name: str, *, validate: bool = True) -> keys.PrivateKey | None:
         """The private key `name`, None when absent; PkiError when unreadable (never replaced)."""
         pem = self.read(self.key_path(name))
         if pem is None:
             return None
         try:
-            return keys.load_private(pem)
+            return keys.load_private(pem, validate=validate)
         except (ValueError, TypeError) as error:
             raise PkiError(f"{self.key_path(name)}: not a usable private key: {error}") from None
 

@@ -1,0 +1,215 @@
+"""The cluster model: built from the inventory files, with every problem named precisely."""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+import yaml
+from pki_support import INVENTORIES, inventory_copy
+
+from kubenorn.cluster import ClusterError, inspect, load_cluster
+from kubenorn.nornir_setup import REPO_ROOT
+
+
+def problem_texts(inventory: Path) -> list[str]:
+    _, problems = inspect(inventory)
+    return [str(p) for p in problems]
+
+
+def edit_yaml(path: Path, change) -> None:  # noqa: ANN001 - a callable on the document
+    document = yaml.safe_load(path.read_text())
+    change(document)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_the_good_inventory_makes_a_cluster_with_derived_etcd_urls() -> None:
+    cluster = load_cluster(INVENTORIES / "good")
+    members = cluster.etcd.members
+    assert [m.name for m in members] == [f"kube.controller0{i}" for i in (1, 2, 3)]
+    assert members[1].peer_url == "https://10.99.0.12:2380"
+    assert members[1].client_url == "https://10.99.0.12:2379"
+    assert cluster.etcd.initial_cluster == (
+        "kube.controller01=https://10.99.0.11:2380,"
+        "kube.controller02=https://10.99.0.12:2380,"
+        "kube.controller03=https://10.99.0.13:2380"
+    )
+    assert [h.name for h in cluster.nodes] == ["kube.node01", "kube.node02"]
+    assert cluster.apiserver.url == "https://kube.apiserver:6443"
+    assert cluster.first_service_ip == ip_address("10.32.0.1")
+    assert cluster.kubernetes.minor == "1.30"
+    assert cluster.pki.dir == (INVENTORIES / "good" / ".pki").resolve()
+
+
+def test_a_host_with_an_fqdn_answers_to_its_short_name_too() -> None:
+    host = load_cluster(INVENTORIES / "good").host("kube.controller01")
+    assert host.dns_names == ("kube.controller01", "controller01.example.test", "controller01")
+
+
+def test_hosts_file_entries_cover_every_host_and_the_apiserver_name() -> None:
+    entries = load_cluster(INVENTORIES / "good").host_entries()
+    assert ("10.99.0.21", ["kube.node01"]) in entries
+    assert entries[-1] == ("127.0.0.1", ["kube.apiserver"])
+
+
+@pytest.mark.parametrize("name", ["inventory", "lab/inventory"])
+def test_the_shipped_inventories_have_no_problem(name: str) -> None:
+    assert problem_texts(REPO_ROOT / name) == []
+
+
+def test_an_etcd_name_overrides_the_host_name_in_both_places(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    edit_yaml(
+        inventory / "hosts.yaml",
+        lambda d: d["kube.controller02"]["data"].update(etcd_name="etcd-b"),
+    )
+    etcd = load_cluster(inventory).etcd
+    assert etcd.members[1].name == "etcd-b"
+    assert "etcd-b=https://10.99.0.12:2380" in etcd.initial_cluster.split(",")
+
+
+def test_host_fields_resolve_like_simple_inventory(tmp_path: Path) -> None:
+    """Host data, then its groups (parents included) in order, then defaults data."""
+    inventory = inventory_copy("good", tmp_path)
+
+    def groups(document: dict) -> None:
+        document["rack1"] = {"data": {"fqdn": "from-rack.example.test"}}
+        document["nodes"]["groups"] = ["rack1"]
+
+    edit_yaml(inventory / "groups.yaml", groups)
+    edit_yaml(
+        inventory / "hosts.yaml",
+        lambda d: d["kube.node02"]["data"].update(fqdn="own.example.test"),
+    )
+    cluster = load_cluster(inventory)
+    assert cluster.host("kube.node01").fqdn == "from-rack.example.test"
+    assert cluster.host("kube.node02").fqdn == "own.example.test"
+    assert cluster.host("kube.node01").groups == ("nodes", "rack1")
+
+
+def test_every_problem_names_its_file_host_and_field() -> None:
+    texts = problem_texts(INVENTORIES / "missing-fields")
+    assert sorted(texts) == sorted(
+        [
+            "groups.yaml: group nodes: missing role group",
+            "hosts.yaml: kube.controller02: data.address: missing (expected an IP address)",
+            "hosts.yaml: kube.controller03: data.address: "
+            "'10.99.0.300' does not appear to be an IPv4 or IPv6 address",
+            "defaults.yaml: defaults: data.cluster.domain: missing (expected a DNS name)",
+            "defaults.yaml: defaults: data.cluster.kubernetes_version: "
+            "must be a quoted string: YAML reads 1.3 as a number",
+            "defaults.yaml: defaults: data.etcd.peer_port: missing (expected a port number)",
+        ]
+    )
+
+
+def test_load_cluster_raises_with_every_error() -> None:
+    with pytest.raises(ClusterError) as raised:
+        load_cluster(INVENTORIES / "missing-fields")
+    assert len(raised.value.problems) == 6
+    assert "hosts.yaml: kube.controller02: data.address" in str(raised.value)
+
+
+def test_duplicates_are_reported_not_silently_merged() -> None:
+    texts = problem_texts(INVENTORIES / "duplicates")
+    assert "hosts.yaml: kube.node01: line 22: duplicate key 'kube.node01'" in "\n".join(texts)
+    assert (
+        "hosts.yaml: kube.controller02: data.address: address 10.99.0.11 is also used by "
+        "kube.controller01" in texts
+    )
+    assert (
+        "hosts.yaml: kube.controller03: data.etcd_name: etcd member name kube.controller01 "
+        "is also used by kube.controller01" in texts
+    )
+    assert any(t.startswith("hosts.yaml: KUBE.NODE01: name (ignoring case)") for t in texts)
+
+
+def test_missing_files_and_broken_yaml_are_named(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    (inventory / "groups.yaml").unlink()
+    (inventory / "hosts.yaml").write_text("kube.node01: [unclosed\n")
+    texts = problem_texts(inventory)
+    assert any(t.startswith("groups.yaml: -: file is missing") for t in texts)
+    assert any(t.startswith("hosts.yaml: -: not valid YAML") for t in texts)
+    assert inspect(inventory)[0] is None
+
+
+def test_cluster_wide_settings_in_host_data_are_refused(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    edit_yaml(
+        inventory / "hosts.yaml",
+        lambda d: d["kube.node01"]["data"].update(etcd={"peer_port": 2390}),
+    )
+    assert (
+        "hosts.yaml: kube.node01: data.etcd: a cluster-wide setting: set it in defaults.yaml only"
+        in problem_texts(inventory)
+    )
+
+
+def test_wrong_types_and_values_are_problems(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+
+    def break_defaults(document: dict) -> None:
+        data = document["data"]
+        data["cluster"]["apiserver"]["port"] = "6443"
+        data["cluster"]["service_cidr"] = "10.32.0.1/24"
+        data["pki"]["key_algorithm"] = "dsa-1024"
+        data["etcd"]["cert_dir"] = "etc/etcd/ssl"
+        data["etcd"]["initial_cluster"] = "a=https://10.99.0.11:2380,b"
+
+    edit_yaml(inventory / "defaults.yaml", break_defaults)
+    fields = {t.split(": ")[2] for t in problem_texts(inventory)}
+    assert fields == {
+        "data.cluster.apiserver.port",
+        "data.cluster.service_cidr",
+        "data.pki.key_algorithm",
+        "data.etcd.cert_dir",
+        "data.etcd.initial_cluster",
+    }
+
+
+def test_a_host_in_an_unknown_group_or_with_a_bad_name(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+
+    def hosts(document: dict) -> None:
+        document["kube.node01"]["groups"] = ["nodes", "workers"]
+        document["bad_name!"] = {"groups": ["nodes"], "data": {"address": "10.99.0.40"}}
+
+    edit_yaml(inventory / "hosts.yaml", hosts)
+    texts = problem_texts(inventory)
+    assert "hosts.yaml: kube.node01: groups: no such group in groups.yaml: workers" in texts
+    edit_yaml(inventory / "hosts.yaml", lambda d: d["kube.node01"].update(groups=["nodes"]))
+    assert any(
+        t.startswith("hosts.yaml: bad_name!: not a valid DNS name")
+        for t in problem_texts(inventory)
+    )
+
+
+def test_a_role_group_without_hosts(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    edit_yaml(
+        inventory / "hosts.yaml",
+        lambda d: [d.pop(n) for n in ("kube.node01", "kube.node02")],
+    )
+    assert problem_texts(inventory) == ["groups.yaml: group nodes: has no hosts"]
+
+
+@pytest.mark.parametrize(
+    ("file", "change"),
+    [
+        ("defaults.yaml", lambda d: d["data"]["pki"].update(dir=5)),
+        ("defaults.yaml", lambda d: d["data"].update(cluster=["not", "a", "mapping"])),
+        ("defaults.yaml", lambda d: d.update(data=None)),
+        ("hosts.yaml", lambda d: d.update({"kube.node01": ["a", "list"]})),
+        ("hosts.yaml", lambda d: d["kube.node01"].update(data=["a", "list"])),
+        ("hosts.yaml", lambda d: d["kube.node01"].update(groups="nodes")),
+        ("groups.yaml", lambda d: d.update(nodes="a string")),
+    ],
+)
+def test_wrong_shapes_are_problems_never_exceptions(tmp_path: Path, file: str, change) -> None:  # noqa: ANN001
+    inventory = inventory_copy("good", tmp_path)
+    edit_yaml(inventory / file, change)
+    cluster, problems = inspect(inventory)
+    assert cluster is None
+    assert problems and all(p.status == "CRITICAL" for p in problems)

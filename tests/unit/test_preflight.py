@@ -1,0 +1,160 @@
+"""Preflight: good and bad inventories, every problem with its file, host and field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pki_support import INVENTORIES, inventory_copy
+
+from kubenorn.cluster import load_cluster
+from kubenorn.findings import Finding
+from kubenorn.nornir_setup import REPO_ROOT
+from kubenorn.pki.issue import init
+from kubenorn.preflight import preflight
+from runbooks.preflight import main
+
+
+def problems(findings: list[Finding]) -> list[tuple[str, str, str]]:
+    return [(f.status, f.host, f.detail) for f in findings if not f.ok]
+
+
+def test_a_good_inventory_with_its_pki_passes(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    init(load_cluster(inventory))
+    out = tmp_path / "preflight.json"
+    assert main(["-i", str(inventory), "--json", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["status"] == "OK"
+    assert len(document["findings"]) == 1 + 27  # the inventory, then every PKI item
+
+
+def test_the_lab_inventory_passes_once_its_pki_is_issued(tmp_path: Path) -> None:
+    inventory = tmp_path / "lab"
+    shutil.copytree(
+        REPO_ROOT / "lab" / "inventory", inventory, ignore=shutil.ignore_patterns(".pki")
+    )
+    assert main(["-i", str(inventory)]) == 2  # no PKI yet: the deploy would have nothing
+    init(load_cluster(inventory))
+    assert main(["-i", str(inventory)]) == 0
+
+
+def test_a_missing_pki_is_an_error_before_a_deploy(tmp_path: Path) -> None:
+    findings = preflight(inventory_copy("good", tmp_path))
+    assert [(f.check, f.status) for f in findings if not f.ok] == [("pki.state", "CRITICAL")]
+
+
+def test_the_reference_designs_etcd_naming_mistake_is_caught(capsys) -> None:  # noqa: ANN001
+    """ETCD_NAME=kube.controller01 but ETCD_INITIAL_CLUSTER="app02=http://kube.controller01:2380,..."."""
+    assert main(["-i", str(INVENTORIES / "reference-naming-mistake"), "--no-pki"]) == 2
+    out = capsys.readouterr().out
+    found = problems(preflight(INVENTORIES / "reference-naming-mistake", pki=False))
+    assert (
+        "CRITICAL",
+        "kube.controller01",
+        "hosts.yaml: data.etcd_name: ETCD_NAME 'kube.controller01' is not in "
+        "etcd.initial_cluster (app02, app03, app04)",
+    ) in found
+    mismatch = [d for _, _, d in found if "names member kube.controller01 'app02'" in d]
+    assert mismatch and mismatch[0].startswith("defaults.yaml: data.etcd.initial_cluster: ")
+    assert sum("peers must use https" in d for _, _, d in found) == 3
+    assert len(found) == 9
+    assert "ETCD_NAME 'kube.controller02' is not in etcd.initial_cluster" in out
+
+
+def test_an_imported_initial_cluster_that_agrees_passes(tmp_path: Path) -> None:
+    inventory = inventory_copy("reference-naming-mistake", tmp_path)
+    defaults = inventory / "defaults.yaml"
+    fixed = ",".join(f"kube.controller0{i}=https://kube.controller0{i}:2380" for i in (1, 2, 3))
+    text = defaults.read_text()
+    start = text.index('initial_cluster: "') + len('initial_cluster: "')
+    defaults.write_text(text[:start] + fixed + text[text.index('"', start) :])
+    assert problems(preflight(inventory, pki=False)) == []
+
+
+def test_duplicates_are_errors(capsys) -> None:  # noqa: ANN001
+    assert main(["-i", str(INVENTORIES / "duplicates"), "--no-pki"]) == 2
+    hosts = {h for _, h, _ in problems(preflight(INVENTORIES / "duplicates", pki=False))}
+    assert hosts == {"kube.node01", "KUBE.NODE01", "kube.controller02", "kube.controller03"}
+
+
+def test_an_even_number_of_etcd_members_is_a_warning() -> None:
+    assert main(["-i", str(INVENTORIES / "even-members"), "--no-pki"]) == 1
+    assert problems(preflight(INVENTORIES / "even-members", pki=False)) == [
+        (
+            "WARNING",
+            "group etcd",
+            "hosts.yaml: groups: 2 etcd members: no member may fail; use 3 or 5",
+        )
+    ]
+
+
+@pytest.mark.parametrize(("members", "expected"), [(1, "WARNING"), (4, "WARNING"), (5, None)])
+def test_etcd_quorum_sizes(tmp_path: Path, members: int, expected: str | None) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    hosts = "".join(
+        f"etcd{i}:\n  groups: [etcd]\n  data:\n    address: 10.99.1.{i}\n" for i in range(members)
+    )
+    (inventory / "hosts.yaml").write_text(
+        hosts + "cp:\n  groups: [controllers]\n  data:\n    address: 10.99.2.1\n"
+        "wk:\n  groups: [nodes]\n  data:\n    address: 10.99.2.2\n"
+    )
+    statuses = [s for s, _, _ in problems(preflight(inventory, pki=False))]
+    assert statuses == ([expected] if expected else [])
+
+
+def test_an_apiserver_name_nodes_cannot_resolve() -> None:
+    assert main(["-i", str(INVENTORIES / "unresolvable-endpoint"), "--no-pki"]) == 2
+    [(status, host, detail)] = problems(preflight(INVENTORIES / "unresolvable-endpoint", pki=False))
+    assert (status, host) == ("CRITICAL", "defaults")
+    assert detail.startswith(
+        "defaults.yaml: data.cluster.apiserver.address: nodes cannot resolve 'kube-apiserver'"
+    )
+
+
+def test_an_apiserver_name_that_is_an_inventory_host_resolves(tmp_path: Path) -> None:
+    inventory = inventory_copy("unresolvable-endpoint", tmp_path)
+    defaults = inventory / "defaults.yaml"
+    defaults.write_text(
+        defaults.read_text().replace("name: kube-apiserver", "name: kube.controller01")
+    )
+    assert problems(preflight(inventory, pki=False)) == []
+
+
+def test_unsupported_versions() -> None:
+    found = problems(preflight(INVENTORIES / "bad-version", pki=False))
+    assert [d.split(": ")[1] for _, _, d in found] == [
+        "data.cluster.kubernetes_version",
+        "data.etcd.version",
+    ]
+    assert "1.12.0 is not supported (supported: 1.6, 1.30)" in found[0][2]
+
+
+def test_missing_groups_and_fields_are_all_listed(capsys) -> None:  # noqa: ANN001
+    assert main(["-i", str(INVENTORIES / "missing-fields")]) == 2
+    out = capsys.readouterr().out
+    for expected in (
+        "group nodes",
+        "groups.yaml: missing role group",
+        "hosts.yaml: data.address: missing (expected an IP address)",
+        "defaults.yaml: data.cluster.domain: missing",
+        "defaults.yaml: data.etcd.peer_port: missing",
+    ):
+        assert expected in out
+    assert "CRITICAL (6 CRITICAL)" in out
+
+
+def test_a_host_inside_the_service_range(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    hosts = inventory / "hosts.yaml"
+    hosts.write_text(hosts.read_text().replace("address: 10.99.0.22", "address: 10.32.0.22"))
+    [(status, host, detail)] = problems(preflight(inventory, pki=False))
+    assert (status, host) == ("CRITICAL", "kube.node02")
+    assert "10.32.0.22 is inside cluster.service_cidr 10.32.0.0/24" in detail
+
+
+def test_a_missing_inventory_directory_could_not_be_checked(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    assert main(["-i", str(tmp_path / "nowhere")]) == 3
+    assert "no such inventory directory" in capsys.readouterr().err
