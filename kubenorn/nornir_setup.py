@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ CONFIG_FILE = REPO_ROOT / "config.yaml"
 INVENTORY_FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
 # Secrets come from the environment, never from inventory files or task arguments.
 KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
+
+
+# Nornir logs each failed task's traceback through `logging`; with no handler configured,
+# Python prints it to stderr. Failures reach people through run records instead.
+logging.getLogger("nornir").addHandler(logging.NullHandler())
 
 
 class InventoryError(Exception):

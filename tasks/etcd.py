@@ -26,7 +26,7 @@ from tasks.systemd import (
 )
 from tasks.templates import ensure_rendered, render
 
-UNIT = "etcd"
+UNIT = "etcd.service"
 HEALTH_WAIT = 90.0
 
 
@@ -57,7 +57,7 @@ def ensure_etcd_config(
                  dry_run=dry_run),
         task.run(task=ensure_rendered, template="etcd/etcd.conf.j2", path=config_file,
                  data={"etcd": config}, mode="0644", dry_run=dry_run),
-        task.run(task=ensure_dropin, unit=UNIT, name="kubenorn", dry_run=dry_run,
+        task.run(task=ensure_dropin, unit=UNIT, dropin="kubenorn", dry_run=dry_run,
                  content=render(task, "systemd/env-dropin.conf.j2", environment_file=config_file)),
     ]  # fmt: skip
     # Collect every step's outcome (a generator with any() would stop early).

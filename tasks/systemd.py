@@ -16,15 +16,15 @@ from tasks.ssh import run
 RESTART_OWED_DIR = "/var/lib/kubenorn/restart-owed"
 
 
-def dropin_path(unit: str, name: str) -> str:
-    return f"/etc/systemd/system/{unit}.d/{name}.conf"
+def dropin_path(unit: str, dropin: str) -> str:
+    return f"/etc/systemd/system/{unit}.d/{dropin}.conf"
 
 
 def ensure_dropin(
-    task: Task, *, unit: str, name: str, content: str, dry_run: bool | None = None
+    task: Task, *, unit: str, dropin: str, content: str, dry_run: bool | None = None
 ) -> Result:
-    """Ensure drop-in `name` of `unit` holds `content`; daemon-reload when it changed."""
-    path = dropin_path(unit, name)
+    """Ensure drop-in `dropin` of `unit` holds `content`; daemon-reload when it changed."""
+    path = dropin_path(unit, dropin)
     directory = task.run(task=ensure_directory, path=posixpath.dirname(path), dry_run=dry_run)
     written = task.run(task=ensure_file, path=path, content=content, dry_run=dry_run)
     changed = directory.changed or written.changed
