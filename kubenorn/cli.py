@@ -128,10 +128,12 @@ def limit(nr: Nornir, patterns: list[str]) -> Nornir:
     return nr.filter(filter_func=lambda host: host.name in selected)
 
 
-def finish(run: Run, args: argparse.Namespace, exit_code: int, console: Console) -> int:
+def finish(
+    run: Run, args: argparse.Namespace, exit_code: int, console: Console, *, summary: bool = True
+) -> int:
     """Close the run, print its summary (unless quiet and fine) and write the reports asked for."""
     info = run.close(exit_code)
-    if not (args.quiet and exit_code == EXIT_OK):
+    if summary and not (args.quiet and exit_code == EXIT_OK):
         print_summary(info, run.records, run.steps, console)
     if args.json:
         run.write_json(args.json)

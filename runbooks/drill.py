@@ -21,8 +21,7 @@ from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elect
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.run import Run
-from tasks.etcd import UNIT
-from tasks.ssh import run_command
+from tasks.etcd import kill_member, revive_member
 
 ELECTION_TIMEOUT = 30.0
 RECOVERY_TIMEOUT = 90.0
@@ -44,18 +43,15 @@ def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
     console.print(f"leader: {victim} ({victim_url}); writing under {prefix}")
     writer.start()
     time.sleep(1.0)
-    killed_at = time.monotonic()
-    kill = ["systemctl", "kill", "--signal=SIGKILL", "--kill-who=main", UNIT]
-    run.step("kill-leader", run_command, only=lambda h: h.name == victim, argv=kill)
+    run.step("kill-leader", kill_member, only=lambda h: h.name == victim)
+    killed_at = time.monotonic()  # the kill has been delivered when the step returns
+    if run.failed:
+        writer.stop()
+        return cli.finish(run, args, cli.EXIT_FAILED, console)
     election = wait_for(new_leader_elected(survivors, old_leader), ELECTION_TIMEOUT)
     time.sleep(1.0)
     writer.stop()
-    run.step(
-        "restart-member",
-        run_command,
-        only=lambda h: h.name == victim,
-        argv=["systemctl", "start", UNIT],
-    )
+    run.step("restart-member", revive_member, only=lambda h: h.name == victim)
     recovered = wait_for(lambda: healthy(members), RECOVERY_TIMEOUT, interval=0.5)
     stored = members[0].range_prefix(prefix) if recovered is not None else {}
     lost = lost_writes(writer.acked, stored, prefix) if recovered is not None else []

@@ -71,9 +71,8 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     console = make_console()
     if not (args.quiet and code == 0):
         print_findings(findings, console, title="verify", verbose=args.verbose)
-    # The step table adds nothing to findings under --quiet; finish() prints it otherwise.
-    args.quiet = True
-    return cli.finish(run, args, code, console)
+    # Findings say it all; the hosts x steps table only when asked to be verbose.
+    return cli.finish(run, args, code, console, summary=args.verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import time
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -14,7 +15,7 @@ from kubenorn.pki.placement import placements
 from kubenorn.pki.plan import ETCD_CA
 from tasks import etcdctl
 from tasks.etcdctl import ClientTls
-from tasks.files import ensure_directory
+from tasks.files import ensure_directory, ensure_file
 from tasks.ssh import RemoteError, run
 from tasks.systemd import (
     ensure_dropin,
@@ -202,3 +203,24 @@ def etcd_config(cluster: Cluster, member: EtcdMember, settings: dict[str, Any]) 
         # etcd 3.4 brought the zap logger; 3.1-3.3 take per-package log levels.
         "has_structured_logger": version_tuple(etcd.version) >= (3, 4),
     }
+
+
+DRILL_DROPIN = "/run/systemd/system/etcd.service.d/kubenorn-drill.conf"
+
+
+def kill_member(task: Task) -> Result:
+    """SIGKILL this member's etcd and keep systemd from restarting it until revived."""
+    # A runtime drop-in (gone at reboot): without it Restart=on-abnormal revives etcd at once.
+    task.run(task=ensure_directory, path=posixpath.dirname(DRILL_DROPIN))
+    task.run(task=ensure_file, path=DRILL_DROPIN, content="[Service]\nRestart=no\n")
+    run(task, ["systemctl", "daemon-reload"], sudo=True)
+    run(task, ["systemctl", "kill", "--signal=SIGKILL", "--kill-who=main", UNIT], sudo=True)
+    return Result(host=task.host, changed=True, diff=f"killed {UNIT} (SIGKILL)\n")
+
+
+def revive_member(task: Task) -> Result:
+    """Undo kill_member: drop the runtime drop-in and start etcd again."""
+    run(task, ["rm", "-f", DRILL_DROPIN], sudo=True)
+    run(task, ["systemctl", "daemon-reload"], sudo=True)
+    run(task, ["systemctl", "start", "--no-block", UNIT], sudo=True)
+    return Result(host=task.host, changed=True, diff=f"started {UNIT}\n")
