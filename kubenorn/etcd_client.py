@@ -49,17 +49,24 @@ class Endpoint:
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST `body` to the gateway's `path`; EtcdUnavailable on any failure."""
+        reused = self._connection is not None
         try:
-            connection = self._connect()
-            connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            payload = response.read()
+            status, payload = self._post(path, body)
         except (OSError, http.client.HTTPException) as error:
             self.close()
-            raise EtcdUnavailable(f"{self.url}: {error}") from error
-        if response.status != 200:
-            raise EtcdUnavailable(f"{self.url}{path}: HTTP {response.status} {payload[:200]!r}")
+            if not reused:
+                raise EtcdUnavailable(f"{self.url}: {error}") from error
+            # A kept-alive connection the member has since closed: one fresh attempt.
+            return self.call(path, body)
+        if status != 200:
+            raise EtcdUnavailable(f"{self.url}{path}: HTTP {status} {payload[:200]!r}")
         return json.loads(payload or b"{}")
+
+    def _post(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        connection = self._connect()
+        connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
 
     def put(self, key: str, value: str) -> None:
         self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)})

@@ -22,7 +22,7 @@ def lab():  # noqa: ANN201 - lab.machine is test equipment, imported only here
     return machine
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def lab_inventory(lab) -> Path:  # noqa: ANN001
     return LAB_INVENTORY
 

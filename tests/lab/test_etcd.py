@@ -1,0 +1,207 @@
+"""etcd on the lab: deploy, idempotence, quorum-safe restarts, verify severities, drill, backup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubenorn.cluster import load_cluster
+from kubenorn.etcd_client import endpoints
+from kubenorn.etcd_drill import leader_of
+from kubenorn.nornir_setup import init_nornir
+from runbooks import deploy, drill, etcd_backup, etcd_restore, verify
+from tasks.etcd import UNIT
+
+MEMBERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
+
+
+@pytest.fixture(scope="module")
+def etcd_lab(lab, lab_inventory: Path) -> Path:  # noqa: ANN001
+    """Fresh hosts (no earlier deploy), then etcd deployed from scratch, once per module."""
+    lab.down(purge=True)
+    lab.up()
+    assert deploy.main(["-i", str(lab_inventory), "--limit", "etcd"]) == 0
+    return lab_inventory
+
+
+def main_pids(lab) -> dict[str, str]:  # noqa: ANN001
+    return {
+        host: lab.ssh(host, ["systemctl", "show", "--property=MainPID", "--value", UNIT]).stdout
+        for host in MEMBERS
+    }
+
+
+def starts_since(lab, host: str, since: float) -> int:  # noqa: ANN001
+    journal = lab.ssh(host, ["journalctl", "-u", UNIT, "--since", f"@{int(since)}", "-o", "cat"])
+    return journal.stdout.count("Started etcd.service")
+
+
+def inventory_with(source: Path, destination: Path, **etcd_settings: object) -> Path:
+    """A copy of the inventory (sharing its PKI and keys) with etcd settings changed."""
+    for name in ("hosts.yaml", "groups.yaml", "id_ed25519", "known_hosts"):
+        shutil.copy2(source / name, destination / name)
+    defaults = yaml.safe_load((source / "defaults.yaml").read_text())
+    defaults["data"]["etcd"].update(etcd_settings)
+    defaults["data"]["pki"]["dir"] = str(source / defaults["data"]["pki"]["dir"])
+    (destination / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    return destination
+
+
+class QuorumWatcher:
+    """Samples every member's status; remembers the fewest members that answered."""
+
+    def __init__(self, inventory: Path) -> None:
+        self.members = endpoints(load_cluster(inventory), timeout=0.5)
+        self.fewest = len(self.members)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> QuorumWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            leader, answering = leader_of(self.members)
+            self.fewest = min(self.fewest, len(answering) if leader else 0)
+            self.samples += 1
+            self._stop.wait(0.1)
+
+
+def test_deploy_from_scratch_then_verify_is_ok(etcd_lab: Path) -> None:
+    assert verify.main(["-i", str(etcd_lab), "--limit", "etcd"]) == 0
+
+
+def test_a_second_deploy_changes_nothing_and_restarts_nothing(
+    etcd_lab: Path,
+    lab,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    before = main_pids(lab)
+    report = tmp_path / "deploy.json"
+    assert deploy.main(["-i", str(etcd_lab), "--limit", "etcd", "--json", str(report)]) == 0
+    records = json.loads(report.read_text())["records"]
+    assert [r for r in records if r["changed"]] == []
+    assert main_pids(lab) == before
+
+
+def test_dry_run_shows_the_diff_and_the_restart_and_changes_nothing(
+    etcd_lab: Path,
+    lab,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    changed = inventory_with(etcd_lab, tmp_path, heartbeat_interval_ms=150)
+    before = main_pids(lab)
+    config_before = lab.ssh("kube.controller01", ["cat", "/etc/etcd/etcd.conf"]).stdout
+    assert deploy.main(["-i", str(changed), "--limit", "etcd", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert '-ETCD_HEARTBEAT_INTERVAL="100"' in out and '+ETCD_HEARTBEAT_INTERVAL="150"' in out
+    assert out.count(f"would restart {UNIT}") == 3
+    assert lab.ssh("kube.controller01", ["cat", "/etc/etcd/etcd.conf"]).stdout == config_before
+    assert main_pids(lab) == before
+
+
+def test_a_changed_setting_restarts_each_member_once_while_quorum_holds(
+    etcd_lab: Path,
+    lab,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    changed = inventory_with(etcd_lab, tmp_path, election_timeout_ms=1200)
+    before, since = main_pids(lab), time.time() - 1
+    with QuorumWatcher(etcd_lab) as watcher:
+        assert deploy.main(["-i", str(changed), "--limit", "etcd"]) == 0
+    after = main_pids(lab)
+    assert all(after[host] != before[host] for host in MEMBERS)
+    assert [starts_since(lab, host, since) for host in MEMBERS] == [1, 1, 1]
+    assert watcher.samples > 10
+    assert watcher.fewest >= 2, "a restart took the cluster below quorum"
+    # Back to the inventory's own settings (another rolling restart) for the next tests.
+    assert deploy.main(["-i", str(etcd_lab), "--limit", "etcd"]) == 0
+
+
+def test_a_deploy_killed_after_writing_restarts_on_the_next_run(
+    etcd_lab: Path,
+    lab,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    changed = inventory_with(etcd_lab, tmp_path, log_level="warn")
+    cluster = load_cluster(changed)
+    before = main_pids(lab)
+    # The first half of a deploy, as a run killed before its restart step leaves it.
+    nr = init_nornir(changed).filter(filter_func=lambda h: h.name in MEMBERS)
+    written = nr.run(
+        task=deploy.ensure_etcd_member,
+        cluster=cluster,
+        certificates_changed=frozenset(),
+        dry_run=False,
+    )
+    nr.close_connections()
+    assert not written.failed and all(r.changed for r in written.values())
+    assert main_pids(lab) == before
+    assert deploy.main(["-i", str(changed), "--limit", "etcd"]) == 0
+    assert all(main_pids(lab)[host] != before[host] for host in MEMBERS)
+    assert deploy.main(["-i", str(etcd_lab), "--limit", "etcd"]) == 0
+
+
+def test_verify_warns_with_one_member_down_and_is_critical_with_two(
+    etcd_lab: Path,
+    lab,  # noqa: ANN001
+) -> None:
+    try:
+        lab.ssh("kube.controller03", ["systemctl", "stop", UNIT])
+        assert verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) == 1
+        lab.ssh("kube.controller02", ["systemctl", "stop", UNIT])
+        assert verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) == 2
+    finally:
+        for host in ("kube.controller02", "kube.controller03"):
+            lab.ssh(host, ["systemctl", "start", "--no-block", UNIT])
+    deadline = time.monotonic() + 60
+    while verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) != 0:
+        assert time.monotonic() < deadline, "etcd did not recover"
+        time.sleep(1)
+
+
+def test_the_leader_drill_passes(etcd_lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert drill.main(["-i", str(etcd_lab), "etcd-leader"]) == 0
+    out = capsys.readouterr().out
+    assert "time to a new leader after the kill:" in out and "never" not in out
+    assert "none lost" in out
+
+
+@pytest.fixture
+def keys(etcd_lab: Path) -> Iterator[list]:  # type: ignore[type-arg]
+    members = endpoints(load_cluster(etcd_lab))
+    yield members
+    members[0].delete_prefix("/kubenorn-test/")
+
+
+def test_backup_then_restore_brings_deleted_keys_back(
+    etcd_lab: Path,
+    keys: list,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    for number in range(20):
+        keys[0].put(f"/kubenorn-test/{number:02d}", f"value {number}")
+    backups = tmp_path / "backups"
+    assert etcd_backup.main(["-i", str(etcd_lab), "--dest", str(backups), "--quiet"]) == 0
+    [snapshot] = list(backups.glob("etcd-*.db"))
+    keys[0].delete_prefix("/kubenorn-test/")
+    assert keys[0].range_prefix("/kubenorn-test/") == {}
+    assert etcd_restore.main(["-i", str(etcd_lab), str(snapshot)]) == 3  # no --yes: refused
+    assert etcd_restore.main(["-i", str(etcd_lab), str(snapshot), "--yes"]) == 0
+    restored = endpoints(load_cluster(etcd_lab))[1].range_prefix("/kubenorn-test/")
+    assert len(restored) == 20 and restored["/kubenorn-test/07"] == "value 7"
+    assert verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) == 0
