@@ -8,9 +8,10 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: lab test unit lint format deps venv lab-up lab-down lab-status bench clean
 
-# The main job: the lab up, then the cluster gathered and reported.
+# The main job: the lab up, the cluster deployed onto it, verified, and the report printed.
 lab: deps venv lab-up
-	$(PY) -m runbooks.facts -i lab/inventory
+	$(PY) -m runbooks.deploy -i lab/inventory
+	$(PY) -m runbooks.verify -i lab/inventory --verbose
 
 # The whole suite: unit tests and lab end-to-end tests (one lab per session, shared).
 test: deps venv

@@ -73,12 +73,20 @@ def write_identity(settings: LabSettings, host: LabHost, root: Path, public_key:
     (etc / "resolv.conf").unlink(missing_ok=True)
     (etc / "resolv.conf").write_text("")
     (etc / "apt" / "sources.list").write_text(f"deb [trusted=yes] {settings.repo_url} ./\n")
-    ssh_dir = root / "root" / ".ssh"
-    ssh_dir.mkdir(mode=0o700, exist_ok=True)
-    (ssh_dir / "authorized_keys").write_text(public_key)
-    (ssh_dir / "authorized_keys").chmod(0o600)
+    authorize(root, public_key)
     if not (etc / "ssh" / "ssh_host_ed25519_key").exists():
         sh(["ssh-keygen", "-A", "-f", str(root)])
+
+
+def authorize(root: Path, public_key: str) -> None:
+    """Let `public_key` log in as root (kept beside the keys of other checkouts' labs)."""
+    ssh_dir = root / "root" / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    present = keys.read_text().splitlines() if keys.exists() else []
+    if public_key.strip() not in present:
+        keys.write_text("".join(f"{line}\n" for line in [*present, public_key.strip()]))
+    keys.chmod(0o600)
 
 
 def host_public_key(root: Path) -> str:

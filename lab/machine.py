@@ -62,7 +62,9 @@ class Lab:
             if not running:
                 network.remove_stale_veths(self.settings)
             for host in self.settings.hosts:
-                if host.name not in running:
+                if host.name in running:
+                    hosts.authorize(hosts.paths(self.settings, host).root, public_key)
+                else:
                     self._boot(host, base, public_key)
             self._write_known_hosts()
             self._wait_for_ssh(self.settings.hosts)
