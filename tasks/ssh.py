@@ -64,7 +64,7 @@ def connection(task: Task) -> BaseConnection:
         if hostkeys.is_host_key_failure(str(error)):
             raise RemoteError(hostkeys.explain(host)) from None
         raise RemoteError(
-            f"{host.name} ({host.hostname}:{host.port}): cannot connect: {_first_line(error)}"
+            f"{host.name} ({host.hostname}:{host.port or 22}): cannot connect: {_first_line(error)}"
         ) from None
     except NetmikoAuthenticationException as error:
         raise RemoteError(
