@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from nornir.core.inventory import Host
-from nornir.core.task import Result, Task
 from rich.console import Console
 
 from kubenorn import cli
@@ -22,75 +20,16 @@ from kubenorn.pki.issue import init as pki_init
 from kubenorn.preflight import preflight
 from kubenorn.report import make_console
 from kubenorn.run import Run
-from tasks import etcd
+from tasks.components import (
+    ensure_etcd_member,
+    ensure_role_packages,
+    restart_etcd,
+    start_etcd,
+    wait_etcd,
+)
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
-from tasks.packages import ensure_packages
 from tasks.pki import ensure_certificates
-from tasks.systemd import owe_restart
-
-
-def role_packages(host: Host) -> list[str]:
-    """The packages a host's roles need, from inventory data, each once, in order."""
-    wanted: list[str] = []
-    roles = {group.name for group in host.groups}
-    if "etcd" in roles:
-        wanted += host["etcd"]["packages"]
-    return list(dict.fromkeys(wanted))
-
-
-def ensure_role_packages(task: Task, *, dry_run: bool | None = None) -> Result:
-    """Ensure the packages of this host's roles are installed."""
-    result = task.run(task=ensure_packages, packages=role_packages(task.host), dry_run=dry_run)
-    return Result(host=task.host, changed=result.changed, diff=result[0].diff)
-
-
-def ensure_etcd_member(
-    task: Task, *, cluster: Cluster, certificates_changed: frozenset[str], dry_run: bool | None
-) -> Result:
-    """Ensure this member's etcd configuration; owe a restart if it or its certificates changed."""
-    member = etcd.member_of(cluster, task.host.name)
-    settings = task.host["etcd"]
-    config = etcd.etcd_config(cluster, member, settings)
-    result = task.run(
-        task=etcd.ensure_etcd_config,
-        config=config,
-        config_file=settings["config_file"],
-        dry_run=dry_run,
-    )
-    if task.host.name in certificates_changed:
-        task.run(task=owe_restart, unit=etcd.UNIT, dry_run=dry_run)
-    return Result(host=task.host, changed=result.changed, diff=result[0].diff)
-
-
-def rollout_of(cluster: Cluster, host: Host, *, force: bool) -> etcd.EtcdRollout:
-    return etcd.EtcdRollout(
-        tls=etcd.client_tls(cluster, cluster.host(host.name)),
-        endpoints=cluster.etcd.client_urls,
-        snapshot_dir=host["etcd"]["snapshot_dir"],
-        force=force,
-    )
-
-
-def start_etcd(task: Task, *, cluster: Cluster, force: bool, dry_run: bool | None) -> Result:
-    """Start etcd in parallel when no member answers yet; otherwise hand over to the rollout."""
-    rollout = rollout_of(cluster, task.host, force=force)
-    if etcd.cluster_is_formed(task, rollout):
-        return Result(host=task.host, changed=False, result="formed")
-    return task.run(task=etcd.start_unformed, dry_run=dry_run)[0]
-
-
-def restart_etcd(task: Task, *, cluster: Cluster, force: bool, dry_run: bool | None) -> Result:
-    """Restart this member if it owes one, health-gated (run one member at a time)."""
-    rollout = rollout_of(cluster, task.host, force=force)
-    return task.run(task=etcd.restart_member, rollout=rollout, dry_run=dry_run)[0]
-
-
-def wait_etcd(task: Task, *, cluster: Cluster, dry_run: bool | None) -> Result:
-    """Wait for this member to be healthy with one agreed leader."""
-    if not task.is_dry_run(dry_run):
-        etcd.wait_healthy(task, rollout_of(cluster, task.host, force=False))
-    return Result(host=task.host, changed=False)
 
 
 def check_inputs(args: Any, console: Console) -> Cluster | None:

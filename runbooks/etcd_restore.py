@@ -16,7 +16,7 @@ from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.snapshots import SnapshotInvalid, verify_snapshot
-from runbooks.deploy import wait_etcd
+from tasks.components import wait_etcd
 from tasks.etcd_backup import restore_member, start_etcd, stop_etcd, upload_snapshot
 
 

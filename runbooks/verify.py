@@ -18,6 +18,7 @@ from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.run import Run
+from tasks.components import check_drift
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
 from tasks.pki import check_deployed_certificates
 
@@ -34,12 +35,13 @@ def etcd_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
     return judge_etcd(cluster, {h: v for h, v in views.items() if h in members})
 
 
-def certificate_findings(results: AggregatedResult) -> list[Finding]:
+def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
+    """The findings each host's task returned; UNKNOWN for a host where it could not run."""
     findings: list[Finding] = []
     for host, result in results.items():
         if result.failed:
-            detail = f"could not read certificates: {str(result[0].exception).splitlines()[0]}"
-            findings.append(Finding("certificates", host, "UNKNOWN", detail))
+            detail = f"could not check: {str(result[0].exception).splitlines()[0]}"
+            findings.append(Finding(check, host, "UNKNOWN", detail))
         else:
             findings += result[0].result
     return findings
@@ -65,7 +67,9 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     run = Run(cli.load(args), "verify", argv=argv)
     etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     certs = run.step("certificates", check_deployed_certificates)
-    findings = etcd_findings(cluster, etcd) + certificate_findings(certs)
+    drift = run.step("drift", check_drift, cluster=cluster)
+    findings = etcd_findings(cluster, etcd) + step_findings(certs, "certificates")
+    findings += step_findings(drift, "drift")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]
     console = make_console()

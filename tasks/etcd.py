@@ -148,6 +148,10 @@ def wait_healthy(task: Task, rollout: EtcdRollout, timeout: float = HEALTH_WAIT)
     raise RemoteError(f"{task.host.name}: etcd not healthy {timeout:.0f}s after restart ({last})")
 
 
+def is_member(cluster: Cluster, host: str) -> bool:
+    return any(member.host.name == host for member in cluster.etcd.members)
+
+
 def member_of(cluster: Cluster, host: str) -> EtcdMember:
     """The etcd member on inventory host `host`."""
     for member in cluster.etcd.members:

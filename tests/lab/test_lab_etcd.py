@@ -17,6 +17,7 @@ from kubenorn.etcd_client import endpoints
 from kubenorn.etcd_drill import leader_of
 from kubenorn.nornir_setup import init_nornir
 from runbooks import deploy, drill, etcd_backup, etcd_restore, verify
+from tasks.components import ensure_etcd_member
 from tasks.etcd import UNIT
 
 MEMBERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
@@ -143,7 +144,7 @@ def test_a_deploy_killed_after_writing_restarts_on_the_next_run(
     # The first half of a deploy, as a run killed before its restart step leaves it.
     nr = init_nornir(changed).filter(filter_func=lambda h: h.name in MEMBERS)
     written = nr.run(
-        task=deploy.ensure_etcd_member,
+        task=ensure_etcd_member,
         cluster=cluster,
         certificates_changed=frozenset(),
         dry_run=False,

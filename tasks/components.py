@@ -1,0 +1,109 @@
+"""Component tasks: each host's part of a deploy, composed from the resource tasks."""
+
+from __future__ import annotations
+
+from nornir.core.inventory import Host
+from nornir.core.task import Result, Task
+
+from kubenorn.cluster import Cluster
+from kubenorn.findings import Finding
+from tasks import etcd
+from tasks.hosts_file import ensure_hosts_file
+from tasks.packages import ensure_packages
+from tasks.systemd import owe_restart
+
+
+def role_packages(host: Host) -> list[str]:
+    """The packages a host's roles need, from inventory data, each once, in order."""
+    wanted: list[str] = []
+    roles = {group.name for group in host.groups}
+    if "etcd" in roles:
+        wanted += host["etcd"]["packages"]
+    return list(dict.fromkeys(wanted))
+
+
+def ensure_role_packages(task: Task, *, dry_run: bool | None = None) -> Result:
+    """Ensure the packages of this host's roles are installed."""
+    result = task.run(task=ensure_packages, packages=role_packages(task.host), dry_run=dry_run)
+    return Result(host=task.host, changed=result.changed, diff=result[0].diff)
+
+
+def ensure_etcd_member(
+    task: Task, *, cluster: Cluster, certificates_changed: frozenset[str], dry_run: bool | None
+) -> Result:
+    """Ensure this member's etcd configuration; owe a restart if it or its certificates changed."""
+    member = etcd.member_of(cluster, task.host.name)
+    settings = task.host["etcd"]
+    config = etcd.etcd_config(cluster, member, settings)
+    result = task.run(
+        task=etcd.ensure_etcd_config,
+        config=config,
+        config_file=settings["config_file"],
+        dry_run=dry_run,
+    )
+    if task.host.name in certificates_changed:
+        task.run(task=owe_restart, unit=etcd.UNIT, dry_run=dry_run)
+    return Result(host=task.host, changed=result.changed, diff=result[0].diff)
+
+
+def rollout_of(cluster: Cluster, host: Host, *, force: bool) -> etcd.EtcdRollout:
+    return etcd.EtcdRollout(
+        tls=etcd.client_tls(cluster, cluster.host(host.name)),
+        endpoints=cluster.etcd.client_urls,
+        snapshot_dir=host["etcd"]["snapshot_dir"],
+        force=force,
+    )
+
+
+def start_etcd(task: Task, *, cluster: Cluster, force: bool, dry_run: bool | None) -> Result:
+    """Start etcd in parallel when no member answers yet; otherwise hand over to the rollout."""
+    rollout = rollout_of(cluster, task.host, force=force)
+    if etcd.cluster_is_formed(task, rollout):
+        return Result(host=task.host, changed=False, result="formed")
+    return task.run(task=etcd.start_unformed, dry_run=dry_run)[0]
+
+
+def restart_etcd(task: Task, *, cluster: Cluster, force: bool, dry_run: bool | None) -> Result:
+    """Restart this member if it owes one, health-gated (run one member at a time)."""
+    rollout = rollout_of(cluster, task.host, force=force)
+    return task.run(task=etcd.restart_member, rollout=rollout, dry_run=dry_run)[0]
+
+
+def wait_etcd(task: Task, *, cluster: Cluster, dry_run: bool | None) -> Result:
+    """Wait for this member to be healthy with one agreed leader."""
+    if not task.is_dry_run(dry_run):
+        etcd.wait_healthy(task, rollout_of(cluster, task.host, force=False))
+    return Result(host=task.host, changed=False)
+
+
+def drifted_paths(diff: str) -> list[str]:
+    """The files a diff touches: `+++ path` headers, or `path: mode ...` attribute lines."""
+    paths = [line[4:].strip() for line in diff.splitlines() if line.startswith("+++ ")]
+    paths += [
+        line.split(":", 1)[0]
+        for line in diff.splitlines()
+        if ": mode " in line or ": owner " in line or ": group " in line
+    ]
+    return list(dict.fromkeys(paths))
+
+
+def check_drift(task: Task, *, cluster: Cluster) -> Result:
+    """Compare what a deploy would write with what the host holds; write nothing."""
+    diffs = [task.run(task=ensure_hosts_file, entries=cluster.host_entries(), dry_run=True)]
+    if etcd.is_member(cluster, task.host.name):
+        diffs.append(
+            task.run(
+                task=ensure_etcd_member,
+                cluster=cluster,
+                certificates_changed=frozenset(),
+                dry_run=True,
+            )
+        )
+    paths = [p for result in diffs for p in drifted_paths(result[0].diff or "")]
+    findings = [
+        Finding("drift", task.host.name, "WARNING", f"{path} differs from what deploy would write")
+        for path in paths
+    ] or [Finding("drift", task.host.name, "OK", "configuration as deploy would write it")]
+    return Result(
+        host=task.host, changed=False, result=findings, record_data=[f.as_dict() for f in findings]
+    )

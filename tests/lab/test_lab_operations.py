@@ -1,0 +1,105 @@
+"""Operating kubenorn on the lab: cron's bare environment, the lock, secrets, the notebook."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import nbclient
+import nbformat
+import pytest
+
+from kubenorn.lock import exclusive
+from kubenorn.nornir_setup import REPO_ROOT
+from runbooks import deploy, facts, verify
+
+MARKER = "kubenorn-secret-marker-3b9f"
+
+
+@pytest.fixture(scope="module")
+def deployed(lab, lab_inventory: Path) -> Path:  # noqa: ANN001
+    """The whole inventory deployed (etcd, and every host's certificates)."""
+    assert deploy.main(["-i", str(lab_inventory), "--quiet"]) == 0
+    return lab_inventory
+
+
+def test_verify_under_crons_bare_environment_is_silent_and_ok(
+    deployed: Path, private_history: Path
+) -> None:
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    done = subprocess.run(
+        [
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            f"KUBENORN_HISTORY_DB={private_history}",
+            str(python),
+            "-m",
+            "runbooks.verify",
+            "-i",
+            str(deployed),
+            "--quiet",
+        ],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_a_second_concurrent_verify_exits_3_and_says_why(
+    deployed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with exclusive("verify", deployed):
+        assert verify.main(["-i", str(deployed), "--quiet"]) == 3
+    assert "already running" in capsys.readouterr().err
+    assert verify.main(["-i", str(deployed), "--quiet"]) == 0
+
+
+def test_secrets_never_reach_any_output(
+    deployed: Path,
+    tmp_path: Path,
+    private_history: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KUBENORN_SUDO_PASSWORD", MARKER)
+    monkeypatch.setenv("KUBENORN_SSH_KEY_PASSPHRASE", MARKER)
+    outputs = [tmp_path / "facts.json", tmp_path / "facts.xml"]
+    assert (
+        facts.main(["-i", str(deployed), "--json", str(outputs[0]), "--junit", str(outputs[1])])
+        == 0
+    )
+    assert verify.main(["-i", str(deployed), "--verbose", "--json", str(tmp_path / "v.json")]) == 0
+    captured = capfd.readouterr()
+    texts = [captured.out, captured.err, *(p.read_text() for p in tmp_path.glob("*.*"))]
+    texts.append(private_history.read_bytes().decode(errors="replace"))
+    assert all(MARKER not in text for text in texts)
+    assert "<testcase" in outputs[1].read_text()
+
+
+def test_the_notebook_runs_top_to_bottom_on_real_history(
+    deployed: Path, private_history: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert facts.main(["-i", str(deployed), "--quiet"]) == 0
+    assert verify.main(["-i", str(deployed), "--quiet"]) == 0
+    with sqlite3.connect(private_history) as db:
+        assert db.execute("SELECT count(*) FROM findings").fetchone()[0] > 0
+    notebook = nbformat.read(REPO_ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    assert all(cell.get("outputs", []) == [] for cell in notebook.cells if cell.cell_type == "code")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+    nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(REPO_ROOT)}},
+    ).execute()
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for o in outputs)
+    assert "kube.node01" in text and "etcd.quorum" in text
