@@ -19,6 +19,7 @@ from kubenorn.cluster import ClusterError
 from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
+from kubenorn.progress import StepProgress
 from kubenorn.report import make_console, print_summary
 from kubenorn.run import Run, RunInterrupted
 
@@ -100,6 +101,14 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
         if not skipping:
             kept.append(arg)
     return kept
+
+
+def new_run(args: argparse.Namespace, runbook: str, argv: list[str]) -> Run:
+    """A Run on the hosts the options select, with a progress display unless --quiet."""
+    progress = None if args.quiet else StepProgress(make_console())
+    return Run(
+        load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=progress
+    )
 
 
 def load(args: argparse.Namespace) -> Nornir:

@@ -9,6 +9,7 @@ from typing import Any
 
 from nornir.core import Nornir
 from nornir.core.inventory import Host
+from nornir.core.processor import Processor
 from nornir.core.task import AggregatedResult
 
 from kubenorn import history
@@ -27,7 +28,15 @@ class RunInterrupted(Exception):
 class Run:
     """Runs steps on the hosts of a Nornir object and keeps a record of every outcome."""
 
-    def __init__(self, nr: Nornir, runbook: str, *, argv: list[str], dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        nr: Nornir,
+        runbook: str,
+        *,
+        argv: list[str],
+        dry_run: bool = False,
+        progress: Processor | None = None,
+    ) -> None:
         self.nr = nr
         self.info = RunInfo(
             run_id=new_run_id(),
@@ -38,6 +47,7 @@ class Run:
             started_at=now_iso(),
         )
         self.collector = RecordCollector(self.info.run_id, runbook)
+        self.processors: list[Processor] = [self.collector, *([progress] if progress else [])]
         self.failed: set[str] = set()
         self.steps: list[str] = []
         self.findings: list[dict[str, Any]] = []
@@ -91,7 +101,7 @@ class Run:
         selected = set(hosts)
         batch = self.nr.filter(filter_func=lambda host: host.name in selected)
         # on_failed=True: Nornir would otherwise skip hosts silently; we decide who goes on.
-        return batch.with_processors([self.collector]).run(
+        return batch.with_processors(self.processors).run(
             task=task, name=name, on_failed=True, **kwargs
         )
 

@@ -86,7 +86,7 @@ def deploy(argv: list[str]) -> int:
     cluster = check_inputs(args, console)
     if cluster is None:
         return cli.EXIT_UNKNOWN
-    run = Run(cli.load(args), "deploy", argv=argv, dry_run=args.dry_run)
+    run = cli.new_run(args, "deploy", argv)
     run.step("facts", gather_facts)
     run.step("hosts", ensure_hosts_file, entries=cluster.host_entries(), dry_run=args.dry_run)
     run.step("packages", ensure_role_packages, dry_run=args.dry_run)

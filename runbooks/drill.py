@@ -20,7 +20,6 @@ from kubenorn.etcd_client import Endpoint, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elected, wait_for
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
-from kubenorn.run import Run
 from tasks.etcd import kill_member, revive_member
 
 ELECTION_TIMEOUT = 30.0
@@ -39,7 +38,7 @@ def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
     survivors = [e for e in members if e.url != victim_url]
     prefix = f"/kubenorn-drill/{int(time.time())}/"
     writer = Writer(survivors + [by_member[old_leader]], prefix)
-    run = Run(cli.load(args), "drill", argv=argv)
+    run = cli.new_run(args, "drill", argv)
     console.print(f"leader: {victim} ({victim_url}); writing under {prefix}")
     writer.start()
     time.sleep(1.0)

@@ -15,7 +15,6 @@ from kubenorn.cluster import load_cluster
 from kubenorn.findings import EXIT_CODES
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
-from kubenorn.run import Run
 from kubenorn.snapshots import SnapshotInvalid, prune, snapshot_name, verify_snapshot
 from tasks.etcd_backup import fetch_snapshot
 from tasks.etcd_verify import observe_etcd_member
@@ -33,7 +32,7 @@ def backup(argv: list[str]) -> int:
     destination = (args.dest or inventory / ".backups").resolve()
     destination.mkdir(mode=0o700, parents=True, exist_ok=True)
     console = make_console()
-    run = Run(cli.load(args), "etcd_backup", argv=argv)
+    run = cli.new_run(args, "etcd_backup", argv)
     views = run.step("observe", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     healthy = [h for h, r in sorted(views.items()) if not r.failed and r[0].result.healthy]
     if not healthy:

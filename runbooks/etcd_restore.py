@@ -14,7 +14,6 @@ from kubenorn import cli
 from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
-from kubenorn.run import Run
 from kubenorn.snapshots import SnapshotInvalid, verify_snapshot
 from tasks.components import wait_etcd
 from tasks.etcd_backup import restore_member, start_etcd, stop_etcd, upload_snapshot
@@ -32,7 +31,7 @@ def restore(argv: list[str]) -> int:
     except SnapshotInvalid as error:
         raise cli.UsageError(str(error)) from None
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
-    run = Run(cli.load(args), "etcd_restore", argv=argv)
+    run = cli.new_run(args, "etcd_restore", argv)
     members = cli.in_group("etcd")
     for name, task, extra in (
         ("upload", upload_snapshot, {"snapshot": args.snapshot.resolve()}),

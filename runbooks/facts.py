@@ -9,7 +9,6 @@ from rich.table import Table
 from kubenorn import cli
 from kubenorn.records import Record
 from kubenorn.report import make_console
-from kubenorn.run import Run
 from tasks.facts import gather_facts
 
 COLUMNS = ("os_id", "os_version", "package_manager", "init_system", "kernel", "hostname")
@@ -33,8 +32,7 @@ def run(argv: list[str]) -> int:
     args = cli.parser(__doc__ or "").parse_args(argv)
     if args.retry_failed:
         return cli.retry_failed("facts", args.retry_failed)
-    nr = cli.load(args)
-    run = Run(nr, "facts", argv=argv)
+    run = cli.new_run(args, "facts", argv)
     run.step("facts", gather_facts)
     console = make_console()
     if not args.quiet:

@@ -17,7 +17,6 @@ from kubenorn.findings import EXIT_CODES, Finding, print_findings, worst
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
-from kubenorn.run import Run
 from tasks.components import check_drift
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
 from tasks.pki import check_deployed_certificates
@@ -49,7 +48,6 @@ def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
 
 def verify(argv: list[str]) -> int:
     parser = cli.parser(__doc__ or "")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show OK findings too")
     args = parser.parse_args(argv)
     if args.retry_failed:
         return cli.retry_failed("verify", args.retry_failed)
@@ -64,7 +62,7 @@ def verify(argv: list[str]) -> int:
 
 
 def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
-    run = Run(cli.load(args), "verify", argv=argv)
+    run = cli.new_run(args, "verify", argv)
     etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     certs = run.step("certificates", check_deployed_certificates)
     drift = run.step("drift", check_drift, cluster=cluster)
