@@ -50,6 +50,9 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
     result.add_argument("--json", type=Path, metavar="FILE", help="write the run's records here")
     result.add_argument("--junit", type=Path, metavar="FILE", help="write the run as JUnit XML")
     result.add_argument(
+        "-v", "--verbose", action="store_true", help="more detail: OK findings, the step table"
+    )
+    result.add_argument(
         "-q",
         "--quiet",
         action="store_true",

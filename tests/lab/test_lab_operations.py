@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -103,3 +104,21 @@ def test_the_notebook_runs_top_to_bottom_on_real_history(
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for o in outputs)
     assert "kube.node01" in text and "etcd.quorum" in text
+
+
+def test_drift_from_the_rendered_configuration_is_a_warning_naming_the_file(
+    deployed: Path,
+    lab,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    conf = "/etc/etcd/etcd.conf"
+    original = lab.ssh("kube.controller02", ["cat", conf]).stdout
+    lab.ssh("kube.controller02", ["sh", "-c", f"echo '# edited by hand' >> {conf}"])
+    try:
+        assert verify.main(["-i", str(deployed), "--quiet"]) == 1
+        out = capsys.readouterr().out
+        assert "kube.controller02  drift" in out and conf in out
+        assert lab.ssh("kube.controller02", ["tail", "-1", conf]).stdout == "# edited by hand\n"
+    finally:
+        lab.ssh("kube.controller02", ["sh", "-c", f"printf %s {shlex.quote(original)} > {conf}"])
+    assert verify.main(["-i", str(deployed), "--quiet"]) == 0
