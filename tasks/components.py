@@ -51,6 +51,7 @@ def rollout_of(cluster: Cluster, host: Host, *, force: bool) -> etcd.EtcdRollout
         tls=etcd.client_tls(cluster, cluster.host(host.name)),
         endpoints=cluster.etcd.client_urls,
         snapshot_dir=host["etcd"]["snapshot_dir"],
+        version=cluster.etcd.version,
         force=force,
     )
 

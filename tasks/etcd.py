@@ -42,6 +42,7 @@ class EtcdRollout:
     tls: ClientTls
     endpoints: tuple[str, ...]
     snapshot_dir: str
+    version: str
     force: bool = False
 
 
@@ -54,13 +55,25 @@ def ensure_etcd_config(
     task.run(task=owe_restart, unit=UNIT, dry_run=dry_run)
     user = config["user"]
     steps = [
-        task.run(task=ensure_directory, path=config["data_dir"], mode="0700", owner=user,
-                 dry_run=dry_run),
-        task.run(task=ensure_rendered, template="etcd/etcd.conf.j2", path=config_file,
-                 data={"etcd": config}, mode="0644", dry_run=dry_run),
-        task.run(task=ensure_dropin, unit=UNIT, dropin="kubenorn", dry_run=dry_run,
-                 content=render(task, "systemd/env-dropin.conf.j2", environment_file=config_file)),
-    ]  # fmt: skip
+        task.run(
+            task=ensure_directory, path=config["data_dir"], mode="0700", owner=user, dry_run=dry_run
+        ),
+        task.run(
+            task=ensure_rendered,
+            template="etcd/etcd.conf.j2",
+            path=config_file,
+            data={"etcd": config},
+            mode="0644",
+            dry_run=dry_run,
+        ),
+        task.run(
+            task=ensure_dropin,
+            unit=UNIT,
+            dropin="kubenorn",
+            dry_run=dry_run,
+            content=render(task, "systemd/env-dropin.conf.j2", environment_file=config_file),
+        ),
+    ]
     # Collect every step's outcome (a generator with any() would stop early).
     changed = [step.changed for step in steps]
     if not any(changed[1:]) and not owed_before:
@@ -101,13 +114,44 @@ def restart_member(task: Task, *, rollout: EtcdRollout, dry_run: bool | None = N
             f"unhealthy: {names}; use --force to override"
         )
     snapshot = take_snapshot(task, rollout)
+    handed_over = hand_over_leadership(task, rollout)
     task.run(task=ensure_service, unit=UNIT, restart=True)
     wait_healthy(task, rollout)
+    note = f"; leadership moved to {handed_over}" if handed_over else ""
     return Result(
         host=task.host,
         changed=True,
-        diff=f"restart {UNIT} (snapshot {snapshot or 'skipped: forced'})\n",
+        diff=f"restart {UNIT} (snapshot {snapshot or 'skipped: forced'}{note})\n",
     )
+
+
+def hand_over_leadership(task: Task, rollout: EtcdRollout) -> str:
+    """If this member leads, move leadership to a healthy peer first (etcd 3.3+); its name.
+
+    Restarting a leader makes the others wait an election timeout with no leader; a
+    transfer first keeps the cluster serving writes throughout the rolling restart.
+    """
+    own = own_endpoint(task, rollout)
+    mine = etcdctl.status(task, rollout.tls, [own])
+    if not mine or mine[0].leader_id != mine[0].member_id:
+        return ""
+    healthy = {
+        e.endpoint
+        for e in etcdctl.health(task, rollout.tls, rollout.endpoints)
+        if e.healthy and e.endpoint != own
+    }
+    peers = [
+        m
+        for m in etcdctl.members(task, rollout.tls, [own])
+        if m.member_id != mine[0].member_id and healthy & set(m.client_urls)
+    ]
+    if not peers or version_tuple(rollout.version) < (3, 3):
+        return ""
+    command = etcdctl.etcdctl_command(
+        rollout.tls, [own], "move-leader", f"{peers[0].member_id:x}", json_output=False
+    )
+    run(task, command, sudo=True)
+    return peers[0].name
 
 
 def take_snapshot(task: Task, rollout: EtcdRollout) -> str:

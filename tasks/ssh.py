@@ -201,7 +201,10 @@ def _with_sudo_password(stdin: bytes | None, line: str) -> bytes | None:
 
 
 def _first_line(error: Exception) -> str:
-    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    """The first line that says something; netmiko heads a paramiko error with "...:" lines."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    fallback = lines[0] if lines else type(error).__name__
+    return next((line for line in lines if not line.endswith(":")), fallback)
 
 
 def _last_line(error: Exception) -> str:

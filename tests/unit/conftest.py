@@ -1,59 +1,70 @@
-"""Unit-test fixtures: Nornir on a fake SSH connection, over an inventory in a temp dir."""
+"""Unit-test fixtures: Nornir over an inventory in a temp dir, on fake SSH connections.
+
+`fleet` registers a fake connection plugin as "netmiko" (the real one comes back afterwards)
+and fails the test if the code ran an unscripted command or left an exec channel open.
+"""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fakes import ADDRESSES, FakeHost, Fleet, write_inventory
 from nornir.core import Nornir
 from nornir.core.plugins.connections import ConnectionPluginRegister
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import fake_ssh  # noqa: E402
-
-from kubenorn.nornir_setup import init_nornir  # noqa: E402
-
-HOSTS = {"h1": "192.0.2.1", "h2": "192.0.2.2", "deployer": "192.0.2.3"}
-INVENTORY = {
-    "hosts.yaml": "".join(
-        f"{name}:\n  hostname: {address}\n  groups: [nodes]\n"
-        + ("  username: deploy\n" if name == "deployer" else "")
-        for name, address in HOSTS.items()
-    ),
-    "groups.yaml": "nodes: {}\n",
-    "defaults.yaml": "username: root\nplatform: linux\ndata:\n  ssh:\n    command_timeout: 5\n",
-}
+from kubenorn.nornir_setup import init_nornir
 
 
 @pytest.fixture
-def fake_hosts(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, fake_ssh.FakeHost]]:
-    """A FakeHost per inventory host, by host name; the fake plugin serves them as netmiko."""
-    ConnectionPluginRegister.auto_register()
-    # InitNornir registers entry points again, which would clash with the fake: not now.
+def fleet(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
+    """A FakeHost per inventory host, served as the "netmiko" connection."""
+    ConnectionPluginRegister.auto_register()  # the real plugins, so they can be put back
+    fake = Fleet(
+        hosts={name: FakeHost(name=name) for name in ADDRESSES},
+        addresses={address: name for name, address in ADDRESSES.items()},
+    )
+    monkeypatch.setitem(ConnectionPluginRegister.available, "netmiko", fake.plugin())
+    # InitNornir registers the entry points again, which would clash with the fake.
     monkeypatch.setattr(ConnectionPluginRegister, "auto_register", lambda: None)
-    real = ConnectionPluginRegister.available.get("netmiko")
-    ConnectionPluginRegister.available["netmiko"] = fake_ssh.FakeConnectionPlugin  # type: ignore[assignment]
-    hosts = {name: fake_ssh.FakeHost() for name in HOSTS}
-    fake_ssh.FAKE_HOSTS.update({HOSTS[name]: host for name, host in hosts.items()})
-    yield hosts
-    fake_ssh.FAKE_HOSTS.clear()
-    fake_ssh.CONNECT_ERRORS.clear()
-    if real is not None:
-        ConnectionPluginRegister.available["netmiko"] = real
+    yield fake
+    if problems := fake.problems():
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture
 def inventory_dir(tmp_path: Path) -> Path:
-    for name, text in INVENTORY.items():
-        (tmp_path / name).write_text(text)
-    return tmp_path
+    return write_inventory(tmp_path / "inventory")
 
 
 @pytest.fixture
-def nr(fake_hosts: dict[str, fake_ssh.FakeHost], inventory_dir: Path) -> Iterator[Nornir]:
-    nornir = init_nornir(inventory_dir)
-    yield nornir
-    nornir.close_connections(on_good=True, on_failed=True)
+def make_nr(fleet: Fleet, inventory_dir: Path) -> Iterator[Callable[..., Nornir]]:
+    """Build Nornir objects on the fleet (`make_nr(dry_run=True)`); their connections closed."""
+    made: list[Nornir] = []
+
+    def make(inventory: Path | None = None, *, dry_run: bool = False) -> Nornir:
+        made.append(init_nornir(inventory or inventory_dir, dry_run=dry_run))
+        return made[-1]
+
+    yield make
+    for nornir in made:
+        nornir.close_connections(on_good=True, on_failed=True)
+
+
+@pytest.fixture
+def nr(make_nr: Callable[..., Nornir]) -> Nornir:
+    return make_nr()
+
+
+@pytest.fixture
+def fake_hosts(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeHost]:
+    """Legacy name used by test_primitives.py (and its fake_ssh.CONNECT_ERRORS); delete with it."""
+    import fake_ssh
+
+    class ConnectErrors(dict[str, Exception]):
+        def __setitem__(self, address: str, error: Exception) -> None:
+            fleet.at(address).connect_error = error
+
+    monkeypatch.setattr(fake_ssh, "CONNECT_ERRORS", ConnectErrors())
+    return fleet.hosts
