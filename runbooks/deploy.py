@@ -29,7 +29,9 @@ from tasks.components import (
 )
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
+from tasks.load_balancer import ensure_load_balancer, load_balanced
 from tasks.pki import ensure_certificates
+from tasks.runtime import ensure_runtime
 
 
 def check_inputs(args: Any, console: Console) -> Cluster | None:
@@ -44,7 +46,8 @@ def check_inputs(args: Any, console: Console) -> Cluster | None:
     if issued:
         console.print(f"PKI: {len(issued)} items issued or renewed in {cluster.pki.dir}")
     findings = preflight(inventory)
-    print_findings(findings, console, title="preflight")
+    if not (args.quiet and worst(findings) == "OK"):
+        print_findings(findings, console, title="preflight")
     return None if worst(findings) in ("CRITICAL", "UNKNOWN") else cluster
 
 
@@ -92,6 +95,14 @@ def deploy(argv: list[str]) -> int:
     run.step("packages", ensure_role_packages, dry_run=args.dry_run)
     certs = run.step("certificates", ensure_certificates, dry_run=args.dry_run)
     deploy_etcd(run, cluster, certs, force=args.force, dry_run=args.dry_run)
+    run.step("runtime", ensure_runtime, only=cli.in_group("nodes"), dry_run=args.dry_run)
+    run.step(
+        "load-balancer",
+        ensure_load_balancer,
+        only=load_balanced,
+        cluster=cluster,
+        dry_run=args.dry_run,
+    )
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)

@@ -19,7 +19,9 @@ from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from tasks.components import check_drift
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
+from tasks.load_balancer import check_load_balancer, load_balanced
 from tasks.pki import check_deployed_certificates
+from tasks.runtime import check_runtime
 
 
 def etcd_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
@@ -65,8 +67,11 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     run = cli.new_run(args, "verify", argv)
     etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     certs = run.step("certificates", check_deployed_certificates)
+    runtime = run.step("runtime", check_runtime, only=cli.in_group("nodes"))
+    balancer = run.step("load-balancer", check_load_balancer, only=load_balanced)
     drift = run.step("drift", check_drift, cluster=cluster)
     findings = etcd_findings(cluster, etcd) + step_findings(certs, "certificates")
+    findings += step_findings(runtime, "runtime") + step_findings(balancer, "load-balancer")
     findings += step_findings(drift, "drift")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]

@@ -9,8 +9,12 @@ from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding
 from tasks import etcd
 from tasks.hosts_file import ensure_hosts_file
+from tasks.load_balancer import UNIT as HAPROXY_UNIT
+from tasks.load_balancer import haproxy_config, load_balanced
 from tasks.packages import ensure_packages
-from tasks.systemd import owe_restart
+from tasks.runtime import UNITS as RUNTIME_UNITS
+from tasks.runtime import runtime_config, runtime_settings
+from tasks.systemd import ensure_unit_config, owe_restart
 
 
 def role_packages(host: Host) -> list[str]:
@@ -97,6 +101,25 @@ def check_drift(task: Task, *, cluster: Cluster) -> Result:
                 task=ensure_etcd_member,
                 cluster=cluster,
                 certificates_changed=frozenset(),
+                dry_run=True,
+            )
+        )
+    if "nodes" in {group.name for group in task.host.groups}:
+        kind, settings = runtime_settings(task)
+        diffs.append(
+            task.run(
+                task=ensure_unit_config,
+                unit=RUNTIME_UNITS[kind],
+                files=[runtime_config(task, kind, settings)],
+                dry_run=True,
+            )
+        )
+    if load_balanced(task.host):
+        diffs.append(
+            task.run(
+                task=ensure_unit_config,
+                unit=HAPROXY_UNIT,
+                files=[haproxy_config(task, cluster)],
                 dry_run=True,
             )
         )

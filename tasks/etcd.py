@@ -18,14 +18,13 @@ from tasks.etcdctl import ClientTls
 from tasks.files import ensure_directory, ensure_file
 from tasks.ssh import RemoteError, run
 from tasks.systemd import (
-    ensure_dropin,
+    ConfigFile,
     ensure_service,
-    forgive_restart,
-    owe_restart,
+    ensure_unit_config,
     owed_marker,
     restart_owed,
 )
-from tasks.templates import ensure_rendered, render
+from tasks.templates import render
 
 UNIT = "etcd.service"
 HEALTH_WAIT = 90.0
@@ -50,38 +49,21 @@ def ensure_etcd_config(
     task: Task, *, config: dict[str, Any], config_file: str, dry_run: bool | None = None
 ) -> Result:
     """Ensure etcd's data directory, environment file and drop-in; owe a restart on change."""
-    owed_before = restart_owed(task, UNIT)
-    # Owe first: a run killed after writing and before restarting still restarts next time.
-    task.run(task=owe_restart, unit=UNIT, dry_run=dry_run)
-    user = config["user"]
-    steps = [
-        task.run(
-            task=ensure_directory, path=config["data_dir"], mode="0700", owner=user, dry_run=dry_run
-        ),
-        task.run(
-            task=ensure_rendered,
-            template="etcd/etcd.conf.j2",
-            path=config_file,
-            data={"etcd": config},
-            mode="0644",
-            dry_run=dry_run,
-        ),
-        task.run(
-            task=ensure_dropin,
-            unit=UNIT,
-            dropin="kubenorn",
-            dry_run=dry_run,
-            content=render(task, "systemd/env-dropin.conf.j2", environment_file=config_file),
-        ),
-    ]
-    # Collect every step's outcome (a generator with any() would stop early).
-    changed = [step.changed for step in steps]
-    if not any(changed[1:]) and not owed_before:
-        task.run(task=forgive_restart, unit=UNIT, dry_run=dry_run)
-    diff = "".join(step[0].diff or "" for step in steps)
-    if task.is_dry_run(dry_run) and (any(changed[1:]) or owed_before):
-        diff += f"would restart {UNIT}\n"
-    return Result(host=task.host, changed=any(changed), diff=diff)
+    data_dir = task.run(
+        task=ensure_directory,
+        path=config["data_dir"],
+        mode="0700",
+        owner=config["user"],
+        dry_run=dry_run,
+    )
+    files = [ConfigFile(config_file, render(task, "etcd/etcd.conf.j2", etcd=config))]
+    dropin = render(task, "systemd/env-dropin.conf.j2", environment_file=config_file)
+    unit = task.run(task=ensure_unit_config, unit=UNIT, files=files, dropin=dropin, dry_run=dry_run)
+    return Result(
+        host=task.host,
+        changed=data_dir.changed or unit.changed,
+        diff=(data_dir[0].diff or "") + (unit[0].diff or ""),
+    )
 
 
 def cluster_is_formed(task: Task, rollout: EtcdRollout) -> bool:

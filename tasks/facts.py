@@ -19,6 +19,7 @@ echo '== hostname'; cat /proc/sys/kernel/hostname
 echo '== init'; cat /proc/1/comm
 echo '== managers'; for m in apt-get dnf yum; do command -v "$m"; done
 echo '== addresses'; ip -o -4 addr show scope global 2>/dev/null
+echo '== cgroup'; stat -fc %T /sys/fs/cgroup 2>/dev/null
 """
 
 
@@ -34,6 +35,8 @@ class Facts:
     kernel: str
     hostname: str
     addresses: tuple[str, ...]
+    # 2 on the unified hierarchy (systemd cgroup driver), 1 on legacy or hybrid (cgroupfs).
+    cgroup_version: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -89,6 +92,7 @@ def parse_facts(text: str) -> Facts:
         kernel=next(iter(sections.get("kernel", [])), ""),
         hostname=next(iter(sections.get("hostname", [])), ""),
         addresses=parse_addresses(sections.get("addresses", [])),
+        cgroup_version=2 if sections.get("cgroup") == ["cgroup2fs"] else 1,
     )
 
 

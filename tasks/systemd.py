@@ -7,6 +7,8 @@ run moves on, so a run that dies between writing a file and restarting still pay
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from nornir.core.task import Result, Task
 
@@ -95,3 +97,54 @@ def ensure_service(
         run(task, ["systemctl", action, unit], sudo=True, timeout=180)
     run(task, ["rm", "-f", owed_marker(unit)], sudo=True)
     return Result(host=task.host, changed=True, diff=diff)
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """One file a service reads, rendered already."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+    owner: str = "root"
+    group: str | None = None
+
+
+def ensure_unit_config(
+    task: Task,
+    *,
+    unit: str,
+    files: Sequence[ConfigFile],
+    dropin: str | None = None,
+    dry_run: bool | None = None,
+) -> Result:
+    """Ensure `unit`'s files (and kubenorn drop-in); any change owes the unit a restart."""
+    owed_before = restart_owed(task, unit)
+    # Owe first: a run killed after writing and before restarting still restarts next time.
+    task.run(task=owe_restart, unit=unit, dry_run=dry_run)
+    results = [
+        task.run(
+            task=ensure_file,
+            path=f.path,
+            content=f.content,
+            mode=f.mode,
+            owner=f.owner,
+            group=f.group,
+            dry_run=dry_run,
+        )
+        for f in files
+    ]
+    if dropin is not None:
+        results.append(
+            task.run(
+                task=ensure_dropin, unit=unit, dropin="kubenorn", content=dropin, dry_run=dry_run
+            )
+        )
+    # Every outcome collected first (any() over a generator would stop early).
+    changed = any([result.changed for result in results])
+    if not changed and not owed_before:
+        task.run(task=forgive_restart, unit=unit, dry_run=dry_run)
+    diff = "".join(result[0].diff or "" for result in results)
+    if task.is_dry_run(dry_run) and (changed or owed_before):
+        diff += f"would restart {unit}\n"
+    return Result(host=task.host, changed=changed, diff=diff)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import jinja2
-from nornir.core.task import Result, Task
+from nornir.core.task import Task
 from nornir_jinja2.plugins.tasks import template_file
 
 from kubenorn.nornir_setup import REPO_ROOT
-from tasks.files import ensure_file
 
 TEMPLATES_DIR = REPO_ROOT / "templates"
 
@@ -44,28 +43,3 @@ def _cause(multi: Any) -> str:
         return ""
     exception = multi[0].exception
     return f"{type(exception).__name__}: {exception}" if exception else ""
-
-
-def ensure_rendered(
-    task: Task,
-    *,
-    template: str,
-    path: str,
-    data: dict[str, Any],
-    mode: str = "0644",
-    owner: str = "root",
-    group: str | None = None,
-    dry_run: bool | None = None,
-) -> Result:
-    """Ensure `path` holds `template` rendered with `data`; the diff in Result.diff."""
-    content = render(task, template, **data)
-    written = task.run(
-        task=ensure_file,
-        path=path,
-        content=content,
-        mode=mode,
-        owner=owner,
-        group=group,
-        dry_run=dry_run,
-    )
-    return Result(host=task.host, changed=written.changed, diff=written[0].diff)

@@ -1,0 +1,77 @@
+"""The load balancer in front of the apiservers: haproxy, health-checking every controller."""
+
+from __future__ import annotations
+
+from nornir.core.inventory import Host
+from nornir.core.task import Result, Task
+
+from kubenorn.cluster import Cluster
+from kubenorn.findings import Finding
+from tasks.packages import ensure_packages
+from tasks.ssh import run
+from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config
+from tasks.templates import render
+
+UNIT = "haproxy.service"
+
+
+def load_balanced(host: Host) -> bool:
+    """Nodes run the load balancer; controllers too where the inventory asks."""
+    groups = {group.name for group in host.groups}
+    on_controllers = "controllers" in groups and host["load_balancer"]["on_controllers"]
+    return "nodes" in groups or on_controllers
+
+
+def haproxy_config(task: Task, cluster: Cluster) -> ConfigFile:
+    """haproxy.cfg: the apiserver endpoint's address and port, every controller behind it."""
+    settings = task.host["load_balancer"]
+    servers = [
+        {"name": c.name, "address": str(c.address), "port": cluster.apiserver.port}
+        for c in cluster.controllers
+    ]
+    content = render(
+        task,
+        "haproxy/haproxy.cfg.j2",
+        servers=servers,
+        bind_address=str(cluster.apiserver.address or "127.0.0.1"),
+        port=cluster.apiserver.port,
+        health_check=settings["health_check"],
+    )
+    return ConfigFile(settings["config_file"], content)
+
+
+def ensure_load_balancer(task: Task, *, cluster: Cluster, dry_run: bool | None = None) -> Result:
+    """Ensure haproxy sends the apiserver endpoint to every healthy apiserver."""
+    settings = task.host["load_balancer"]
+    steps = [
+        task.run(task=ensure_packages, packages=settings["packages"], dry_run=dry_run),
+        task.run(
+            task=ensure_unit_config,
+            unit=UNIT,
+            files=[haproxy_config(task, cluster)],
+            dry_run=dry_run,
+        ),
+        task.run(task=ensure_service, unit=UNIT, dry_run=dry_run),
+    ]
+    return Result(
+        host=task.host,
+        changed=any([step.changed for step in steps]),
+        diff="".join(step[0].diff or "" for step in steps),
+    )
+
+
+def check_load_balancer(task: Task) -> Result:
+    """A finding: is haproxy active with a configuration it accepts? (Reads only.)"""
+    config = task.host["load_balancer"]["config_file"]
+    active = run(task, ["systemctl", "is-active", "--quiet", UNIT], ok_codes=range(256)).rc == 0
+    valid = run(task, ["haproxy", "-c", "-q", "-f", config], ok_codes=range(256))
+    problems = ([] if active else [f"{UNIT} is not active"]) + (
+        [] if valid.rc == 0 else [f"{config} invalid: {valid.stderr.strip()[-300:]}"]
+    )
+    finding = Finding(
+        "load-balancer",
+        task.host.name,
+        "WARNING" if problems else "OK",
+        "; ".join(problems) or "haproxy active, configuration valid",
+    )
+    return Result(host=task.host, result=[finding], record_data=[finding.as_dict()])
