@@ -122,3 +122,23 @@ def test_drift_from_the_rendered_configuration_is_a_warning_naming_the_file(
     finally:
         lab.ssh("kube.controller02", ["sh", "-c", f"printf %s {shlex.quote(original)} > {conf}"])
     assert verify.main(["-i", str(deployed), "--quiet"]) == 0
+
+
+def test_retry_failed_reruns_only_the_hosts_that_failed(
+    lab,
+    lab_inventory: Path,
+    private_history: Path,  # noqa: ANN001
+) -> None:
+    from kubenorn import history
+
+    lab.stop_host("kube.node03")
+    try:
+        assert facts.main(["-i", str(lab_inventory), "--quiet"]) == 1
+    finally:
+        lab.start_host("kube.node03")
+    failed_run = history.latest_run_id("facts")
+    # The retry runs in a new process; it shares this test's history through the environment.
+    assert facts.main(["--retry-failed"]) == 0
+    retry = history.latest_run_id("facts")
+    assert retry != failed_run
+    assert {r["host"] for r in history.records_of(retry)} == {"kube.node03"}
