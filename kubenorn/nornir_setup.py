@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import ruamel.yaml
 import yaml
 from nornir import InitNornir
 from nornir.core import Nornir
@@ -55,7 +56,15 @@ def init_nornir(
             inventory={"plugin": "SimpleInventory", "options": options},
             dry_run=dry_run,
         )
-    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as error:
+    # SimpleInventory parses with ruamel.yaml, whose errors are not PyYAML's.
+    except (
+        yaml.YAMLError,
+        ruamel.yaml.YAMLError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+    ) as error:
         raise InventoryError(f"{inventory_dir}: cannot load inventory: {error}") from error
     for host in nr.inventory.hosts.values():
         host.connection_options["netmiko"] = netmiko_options(host, inventory_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kubenorn.records import Record, RunInfo
@@ -59,7 +60,9 @@ def print_summary(
     console = console or make_console()
     console.print(summary_table(info, records, steps))
     for record in failures(records):
-        console.print(f"[bold red]FAILED[/] {record.host} {record.task}: {record.message}")
+        # Messages quote commands and their output ("[a-z]*", "[sudo]"): text, never markup.
+        where = escape(f"{record.host} {record.task}: {record.message}")
+        console.print(f"[bold red]FAILED[/] {where}")
     changed = sum(1 for r in records if r.status == "changed" and r.task in steps)
     failed_hosts = sorted({r.host for r in records if r.status == "failed"})
     console.print(

@@ -67,12 +67,17 @@ def accounts(task: Task) -> Accounts:
     return loaded
 
 
+def forget_accounts(task: Task) -> None:
+    """Drop this host's cached accounts, so the next `accounts` reads them again."""
+    with _lock:
+        _cache.pop(transport(task), None)
+
+
 def ids_for(task: Task, owner: str, group: str) -> tuple[int, int]:
     """uid of `owner` and gid of `group`, re-reading the databases once if either is new."""
     known = accounts(task)
     if owner not in known.users or group not in known.groups:
         # A package installed during this run may have just created the service user.
-        with _lock:
-            _cache.pop(transport(task), None)
+        forget_accounts(task)
         known = accounts(task)
     return known.uid(owner), known.gid(group)

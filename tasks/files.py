@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import paramiko
 from nornir.core.task import Result, Task
 
-from tasks.accounts import accounts, ids_for
+from tasks.accounts import accounts, forget_accounts, ids_for
 from tasks.ssh import RemoteError, run, transport
 
 _sftp_clients: weakref.WeakKeyDictionary[paramiko.Transport, paramiko.SFTPClient] = (
@@ -69,6 +69,10 @@ def file_meta(task: Task, path: str) -> FileMeta | None:
     except FileNotFoundError:
         return None
     ids = accounts(task)
+    if attributes.st_uid not in ids.users.values() or attributes.st_gid not in ids.groups.values():
+        # Owned by an account created during this run (a package's service user): read again.
+        forget_accounts(task)
+        ids = accounts(task)
     return FileMeta(
         f"{stat.S_IMODE(attributes.st_mode or 0):04o}",
         ids.user_name(attributes.st_uid),
@@ -91,10 +95,13 @@ def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
     uid, gid = ids_for(task, meta.owner, meta.group)
     try:
         with client.open(temp, "wb") as remote:
+            # Private before any content arrives: the final mode may be wider, never narrower.
+            client.chmod(temp, 0o600)
             remote.set_pipelined(True)
             remote.write(content)
-        client.chmod(temp, int(meta.mode, 8))
+        # chown before the final chmod: Linux clears setuid and setgid bits on chown.
         client.chown(temp, uid, gid)
+        client.chmod(temp, int(meta.mode, 8))
         # rename(2) replaces the target in one step: readers never see a partial file.
         client.posix_rename(temp, path)
     except OSError as error:
@@ -103,15 +110,20 @@ def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
 
 def _put_with_sudo(task: Task, path: str, content: bytes, meta: FileMeta) -> None:
     staged = f"/tmp/.kubenorn-{threading.get_ident()}-{posixpath.basename(path)}"
+    client = sftp(task)
     try:
-        with sftp(task).open(staged, "wb") as remote:
+        with client.open(staged, "wb") as remote:
+            # /tmp is shared: the staged copy (maybe a key) is private before content arrives.
+            client.chmod(staged, 0o600)
             remote.write(content)
     except OSError as error:
         raise RemoteError(f"{task.host.name}: cannot stage {path}: {error}") from error
     temp = temp_path(path)
     install = ["install", "-m", meta.mode, "-o", meta.owner, "-g", meta.group, "--", staged, temp]
-    run(task, install, sudo=True)
-    run(task, ["rm", "-f", "--", staged])
+    try:
+        run(task, install, sudo=True)
+    finally:
+        run(task, ["rm", "-f", "--", staged])
     run(task, ["mv", "-f", "-T", "--", temp, path], sudo=True)
 
 
@@ -148,7 +160,11 @@ def content_diff(path: str, current: bytes | None, desired: bytes, *, secret: bo
     except UnicodeDecodeError:
         return f"--- {path}\n+++ {path}\n(binary content changed, {len(desired)} bytes)\n"
     before = "/dev/null" if current is None else path
-    return "".join(difflib.unified_diff(old, new, fromfile=before, tofile=path))
+    diff = "".join(difflib.unified_diff(old, new, fromfile=before, tofile=path))
+    if not diff and current is None:
+        # difflib shows no lines for a new empty file; an empty diff would mean "leave it absent".
+        return f"--- /dev/null\n+++ {path}\n(empty file created)\n"
+    return diff
 
 
 def meta_diff(path: str, current: FileMeta | None, desired: FileMeta) -> str:

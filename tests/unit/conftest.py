@@ -55,16 +55,3 @@ def make_nr(fleet: Fleet, inventory_dir: Path) -> Iterator[Callable[..., Nornir]
 @pytest.fixture
 def nr(make_nr: Callable[..., Nornir]) -> Nornir:
     return make_nr()
-
-
-@pytest.fixture
-def fake_hosts(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeHost]:
-    """Legacy name used by test_primitives.py (and its fake_ssh.CONNECT_ERRORS); delete with it."""
-    import fake_ssh
-
-    class ConnectErrors(dict[str, Exception]):
-        def __setitem__(self, address: str, error: Exception) -> None:
-            fleet.at(address).connect_error = error
-
-    monkeypatch.setattr(fake_ssh, "CONNECT_ERRORS", ConnectErrors())
-    return fleet.hosts

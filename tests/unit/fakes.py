@@ -348,8 +348,8 @@ class FakeChannel:
 class FakeRemoteFile:
     """An open SFTP file; writes land in the host's file as they happen, like a remote file."""
 
-    def __init__(self, host: FakeHost, entry: FakeFile, writing: bool) -> None:
-        self.host, self.entry, self.writing = host, entry, writing
+    def __init__(self, host: FakeHost, path: str, entry: FakeFile, writing: bool) -> None:
+        self.host, self.path, self.entry, self.writing = host, path, entry, writing
         self.position = 0
 
     def __enter__(self) -> FakeRemoteFile:
@@ -379,6 +379,9 @@ class FakeRemoteFile:
         self._put(data)
 
     def _put(self, data: bytes) -> None:
+        # Logged in `events` only, with the mode the data landed under.
+        landed = f"{len(data)} bytes at {oct(self.entry.mode)}"
+        self.host.events.append(("write", self.path, landed))
         self.entry.data = self.entry.data[: self.position] + data
         self.position += len(data)
 
@@ -407,8 +410,8 @@ class FakeSFTP:
     def open(self, path: str, mode: str = "r", bufsize: int = -1) -> FakeRemoteFile:
         self._log("open", path, mode)
         if any(flag in mode for flag in "wax+"):
-            return FakeRemoteFile(self.host, self.access.create(path), writing=True)
-        return FakeRemoteFile(self.host, self.access.check_read(path), writing=False)
+            return FakeRemoteFile(self.host, path, self.access.create(path), writing=True)
+        return FakeRemoteFile(self.host, path, self.access.check_read(path), writing=False)
 
     def stat(self, path: str) -> FakeAttributes:
         self.host.events.append(("stat", path))

@@ -25,8 +25,9 @@ PATH, TEMP = "/etc/app.conf", "/etc/.app.conf.kubenorn-tmp"
 READS = ["getent passwd", "getent group"]  # the accounts, read once per connection
 ATOMIC_PUT = [
     ("open", TEMP, "wb"),
-    ("chmod", TEMP, "0o640"),
+    ("chmod", TEMP, "0o600"),
     ("chown", TEMP, "110:115"),
+    ("chmod", TEMP, "0o640"),
     ("rename", TEMP, PATH),
 ]
 
@@ -100,8 +101,9 @@ CASES = {
         diff=f"--- /dev/null\n+++ {PATH}\n(empty file created)\n",
         writes=[
             ("open", TEMP, "wb"),
-            ("chmod", TEMP, "0o644"),
+            ("chmod", TEMP, "0o600"),
             ("chown", TEMP, "0:0"),
+            ("chmod", TEMP, "0o644"),
             ("rename", TEMP, PATH),
         ],
         after=FakeFile(b"", 0o644, 0, 0),
@@ -115,6 +117,7 @@ CASES = {
             ("open", TEMP, "wb"),
             ("chmod", TEMP, "0o600"),
             ("chown", TEMP, "0:0"),
+            ("chmod", TEMP, "0o600"),
             ("rename", TEMP, PATH),
         ],
         after=FakeFile(b"KEY-MATERIAL\n", 0o600),
@@ -129,6 +132,7 @@ CASES = {
             ("open", TEMP, "wb"),
             ("chmod", TEMP, "0o600"),
             ("chown", TEMP, "0:0"),
+            ("chmod", TEMP, "0o600"),
             ("rename", TEMP, PATH),
         ],
         after=FakeFile(b"NEW-KEY\n", 0o600),
@@ -239,7 +243,7 @@ def test_a_write_failing_midway_leaves_the_old_content_at_the_target(
     assert str(result[0].exception) == f"h1: cannot write {PATH}: Socket is closed"
     assert host.files[PATH] == FakeFile(b"old content\n", 0o640, 110, 115)
     assert host.files[TEMP].data == b"new ", "the fake did not fail midway"
-    assert host.writes() == [("open", TEMP, "wb")]
+    assert host.writes() == [("open", TEMP, "wb"), ("chmod", TEMP, "0o600")]
     host.fail_write_after = None
     assert not run_on(nr, "h1", ensure_file, path=PATH, content="new content\n").failed
     assert host.files[PATH].data == b"new content\n"
@@ -270,7 +274,11 @@ def test_a_non_root_user_stages_privately_then_installs_and_renames_with_sudo(
         "sudo -n -- mv -f -T -- /etc/.y.kubenorn-tmp /etc/y",
     ]
     # The staged copy is private before any content reaches it.
-    assert deployer.writes()[:2] == [("open", staged, "wb"), ("chmod", staged, "0o600")]
+    assert [event for event in deployer.events if event[1] == staged] == [
+        ("open", staged, "wb"),
+        ("chmod", staged, "0o600"),
+        ("write", staged, "2 bytes at 0o600"),
+    ]
     assert deployer.files == {"/etc/y": FakeFile(b"y\n", 0o644, 110, 115)}
     again = run_on(nr, "deployer", ensure_file, path="/etc/y", content="y\n", owner="etcd")
     assert not again[0].changed

@@ -270,6 +270,7 @@ def test_each_command_gets_its_own_channel_on_one_connection(nr: Nornir, fleet: 
 def test_an_unscripted_command_fails_the_task(nr: Nornir, fleet: Fleet) -> None:
     result = run_on(nr, "h1", run_command, argv=["rm", "-rf", "/"])
     assert result.failed and "unscripted command: 'rm -rf /'" in str(result[0].exception)
+    assert fleet.problems() == ["h1: unscripted command 'rm -rf /'"]
     fleet["h1"].unscripted.clear()  # expected here; the fixture fails any other test on it
 
 

@@ -1,0 +1,107 @@
+"""kubenorn.cli: --limit by host, group or glob; bad input is exit 3 with a message."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nornir.core import Nornir
+
+from kubenorn import cli
+from kubenorn.nornir_setup import InventoryError
+
+
+@pytest.mark.parametrize(
+    ("patterns", "hosts"),
+    [
+        (["h1"], ["h1"]),
+        (["etcd"], ["h1", "h2"]),  # a group
+        (["nodes"], ["deployer"]),
+        (["h*"], ["h1", "h2"]),  # a glob
+        (["dep?oyer"], ["deployer"]),
+        (["h2", "nodes"], ["h2", "deployer"]),
+        (["etcd", "h1"], ["h1", "h2"]),  # overlaps count once
+    ],
+)
+def test_limit_keeps_named_hosts_groups_and_globs(
+    nr: Nornir, patterns: list[str], hosts: list[str]
+) -> None:
+    assert list(cli.limit(nr, patterns).inventory.hosts) == hosts
+
+
+@pytest.mark.parametrize(
+    ("patterns", "unknown"),
+    [(["nope"], "nope"), (["h1", "H1"], "H1"), (["etcd", "x*"], "x*")],
+)
+def test_limit_refuses_a_pattern_that_matches_nothing_naming_it(
+    nr: Nornir, patterns: list[str], unknown: str
+) -> None:
+    with pytest.raises(cli.UsageError) as error:
+        cli.limit(nr, patterns)
+    assert str(error.value) == (
+        f"--limit {unknown}: no host or group of that name in the inventory"
+    )
+
+
+def test_load_applies_the_options(inventory_dir: Path) -> None:
+    args = cli.parser("x", dry_run=True).parse_args(
+        ["-i", str(inventory_dir), "--limit", "etcd", "--workers", "2", "--dry-run"]
+    )
+    nr = cli.load(args)
+    assert list(nr.inventory.hosts) == ["h1", "h2"]
+    assert nr.data.dry_run is True
+    assert nr.runner.num_workers == 2  # type: ignore[attr-defined]
+
+
+def test_only_runbooks_that_can_dry_run_take_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.parser("x", dry_run=True).parse_args(["--dry-run"]).dry_run is True
+    with pytest.raises(SystemExit):
+        cli.parser("x").parse_args(["--dry-run"])
+    assert "unrecognized arguments: --dry-run" in capsys.readouterr().err
+
+
+def raising(error: BaseException) -> Callable[[list[str]], int]:
+    def body(argv: list[str]) -> int:
+        raise error
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (InventoryError("/inv/hosts.yaml: inventory file is missing"), 3),
+        (cli.UsageError("--limit nope: no host or group of that name in the inventory"), 3),
+        (KeyboardInterrupt(), 130),
+    ],
+)
+def test_main_wrapper_turns_bad_input_into_an_exit_code_and_a_message(
+    capsys: pytest.CaptureFixture[str], error: BaseException, code: int
+) -> None:
+    assert cli.main_wrapper(raising(error), []) == code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    expected = f"error: {error}\n" if code == 3 else "interrupted\n"
+    assert captured.err == expected
+
+
+def test_main_wrapper_passes_the_arguments_and_the_exit_code_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[list[str]] = []
+
+    def body(argv: list[str]) -> int:
+        seen.append(argv)
+        return 1
+
+    assert cli.main_wrapper(body, ["--limit", "h1"]) == 1
+    monkeypatch.setattr(sys, "argv", ["runbook", "-q"])
+    assert cli.main_wrapper(body, None) == 1
+    assert seen == [["--limit", "h1"], ["-q"]]
+
+
+def test_an_unexpected_error_is_not_swallowed() -> None:
+    with pytest.raises(ZeroDivisionError):
+        cli.main_wrapper(raising(ZeroDivisionError()), [])
