@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,11 +85,7 @@ class Run:
         batches = [[h] for h in active] if serial else [active]
         results = AggregatedResult(name)
         for index, batch in enumerate(batches):
-            try:
-                results.update(self._run_batch(name, task, batch, kwargs))
-            except KeyboardInterrupt:
-                # Nornir's pool lets running tasks finish (puts are atomic); start nothing more.
-                raise RunInterrupted(self) from None
+            results.update(self._run_batch(name, task, batch, kwargs))
             if serial and results.failed:
                 for rest in (h for later in batches[index + 1 :] for h in later):
                     self.collector.skipped(rest, name, f"not run: rollout stopped at {batch[0]}")
@@ -100,10 +98,40 @@ class Run:
     ) -> AggregatedResult:
         selected = set(hosts)
         batch = self.nr.filter(filter_func=lambda host: host.name in selected)
-        # on_failed=True: Nornir would otherwise skip hosts silently; we decide who goes on.
-        return batch.with_processors(self.processors).run(
-            task=task, name=name, on_failed=True, **kwargs
-        )
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                # on_failed=True: Nornir would otherwise skip failed hosts silently.
+                outcome["results"] = batch.with_processors(self.processors).run(
+                    task=task, name=name, on_failed=True, **kwargs
+                )
+            except BaseException as error:  # noqa: BLE001 - handed to the main thread
+                outcome["error"] = error
+            finally:
+                done.set()
+
+        # The step runs in its own thread so Ctrl-C reaches the main thread at once, while
+        # tasks in flight finish (a put is atomic: it lands whole or not at all).
+        worker = threading.Thread(target=work, name=f"step-{name}", daemon=True)
+        worker.start()
+        try:
+            # Event.wait, not Thread.join: a join cut short by Ctrl-C can misreport the thread.
+            while not done.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            self._let_in_flight_finish(done)
+            raise RunInterrupted(self) from None
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["results"]
+
+    @staticmethod
+    def _let_in_flight_finish(done: threading.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C changes nothing
+                done.wait(0.1)
 
     def close(self, exit_code: int) -> RunInfo:
         """Finish the run: close connections, stamp the verdict, append it to the history."""
