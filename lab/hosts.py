@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -74,8 +75,19 @@ def write_identity(settings: LabSettings, host: LabHost, root: Path, public_key:
     (etc / "resolv.conf").write_text("")
     (etc / "apt" / "sources.list").write_text(f"deb [trusted=yes] {settings.repo_url} ./\n")
     authorize(root, public_key)
-    if not (etc / "ssh" / "ssh_host_ed25519_key").exists():
-        sh(["ssh-keygen", "-A", "-f", str(root)])
+    install_host_keys(settings, host, root)
+
+
+def install_host_keys(settings: LabSettings, host: LabHost, root: Path) -> None:
+    """The host's own SSH keys, kept outside its overlay: a purge does not change its identity."""
+    keys = settings.state_dir / "host-keys" / host.name
+    if not (keys / "etc" / "ssh" / "ssh_host_ed25519_key").exists():
+        (keys / "etc" / "ssh").mkdir(parents=True, exist_ok=True)
+        sh(["ssh-keygen", "-A", "-f", str(keys)])
+    for key in (keys / "etc" / "ssh").glob("ssh_host_*"):
+        target = root / "etc" / "ssh" / key.name
+        if not target.exists() or target.read_bytes() != key.read_bytes():
+            shutil.copy2(key, target)
 
 
 def authorize(root: Path, public_key: str) -> None:

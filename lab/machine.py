@@ -102,6 +102,7 @@ class Lab:
             if hosts.nspawn_pid(self.settings, host) is None:
                 base = rootfs.ensure_base(self.settings)
                 self._boot(host, base, self._ensure_key())
+                self._write_known_hosts()
             self._wait_for_ssh((host,))
 
     def ssh(

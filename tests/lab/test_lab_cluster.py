@@ -47,3 +47,23 @@ def test_a_stopped_runtime_is_a_warning_naming_the_node_and_check(
     finally:
         lab.ssh("kube.node02", ["systemctl", "start", "containerd"])
     assert verify.main(["-i", str(cluster), "--quiet"]) == 0
+
+
+def test_the_reference_profile_runs_docker_on_its_unix_socket_only(
+    cluster: Path,
+    lab,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    reference = cluster.parent / "inventory-1.6"
+    try:
+        assert deploy.main(["-i", str(reference), "--quiet"]) == 0
+        report = tmp_path / "again.json"
+        assert deploy.main(["-i", str(reference), "--quiet", "--json", str(report)]) == 0
+        assert [r for r in json.loads(report.read_text())["records"] if r["changed"]] == []
+        assert verify.main(["-i", str(reference), "--quiet"]) == 0
+        for node in NODES:
+            listening = lab.ssh(node, ["ss", "-ltnp"]).stdout
+            assert "dockerd" not in listening, f"{node}: docker listens on TCP"
+            assert lab.ssh(node, ["systemctl", "is-active", "docker"]).stdout.strip() == "active"
+    finally:
+        assert deploy.main(["-i", str(cluster), "--quiet"]) == 0

@@ -79,3 +79,18 @@ def test_down_leaves_nothing_and_up_restores(lab: Lab) -> None:
         "running",
         "degraded",
     )
+
+
+def test_a_purge_resets_the_hosts_but_keeps_their_identity(lab: Lab) -> None:
+    def keys() -> dict[str, str]:
+        return {
+            h.name: hosts.host_public_key(hosts.paths(lab.settings, h).root)
+            for h in lab.settings.hosts
+        }
+
+    lab.ssh("kube.node01", ["touch", "/root/left-behind"])
+    before = keys()
+    lab.down(purge=True)
+    lab.up()
+    assert keys() == before
+    assert lab.ssh("kube.node01", ["test", "-e", "/root/left-behind"]).returncode == 1
