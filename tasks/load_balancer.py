@@ -7,6 +7,7 @@ from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding
+from tasks.compose import combined
 from tasks.packages import ensure_packages
 from tasks.ssh import run
 from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config
@@ -53,11 +54,7 @@ def ensure_load_balancer(task: Task, *, cluster: Cluster, dry_run: bool | None =
         ),
         task.run(task=ensure_service, unit=UNIT, dry_run=dry_run),
     ]
-    return Result(
-        host=task.host,
-        changed=any([step.changed for step in steps]),
-        diff="".join(step[0].diff or "" for step in steps),
-    )
+    return combined(task, steps)
 
 
 def check_load_balancer(task: Task) -> Result:

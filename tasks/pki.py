@@ -19,6 +19,7 @@ from kubenorn.nornir_setup import inventory_dir_of
 from kubenorn.pki.deployed import RemoteFile, deployed_findings
 from kubenorn.pki.placement import content, directories, placements
 from kubenorn.pki.store import Store
+from tasks.compose import combined
 from tasks.files import ensure_directory, ensure_file, file_meta, read_file
 
 
@@ -65,8 +66,7 @@ def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
         )
         for p, data in wanted
     ]
-    diff = "".join(r[0].diff or "" for r in results)
-    return Result(host=task.host, changed=any(r.changed for r in results), diff=diff)
+    return combined(task, results)
 
 
 def check_deployed_certificates(task: Task, *, warn_days: int | None = None) -> Result:

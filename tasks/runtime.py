@@ -7,6 +7,7 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from kubenorn.findings import Finding
+from tasks.compose import combined
 from tasks.facts import facts_of
 from tasks.packages import ensure_packages
 from tasks.ssh import RemoteError, run
@@ -63,11 +64,7 @@ def ensure_runtime(task: Task, *, dry_run: bool | None = None) -> Result:
         ),
         task.run(task=ensure_service, unit=unit, dry_run=dry_run),
     ]
-    return Result(
-        host=task.host,
-        changed=any([step.changed for step in steps]),
-        diff="".join(step[0].diff or "" for step in steps),
-    )
+    return combined(task, steps)
 
 
 def runtime_answers(task: Task) -> tuple[bool, str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from nornir.core.task import Result, Task
 
+from tasks.compose import combined
 from tasks.files import ensure_directory, ensure_file
 from tasks.ssh import run
 
@@ -140,11 +141,8 @@ def ensure_unit_config(
                 task=ensure_dropin, unit=unit, dropin="kubenorn", content=dropin, dry_run=dry_run
             )
         )
-    # Every outcome collected first (any() over a generator would stop early).
-    changed = any([result.changed for result in results])
+    changed = any(result.changed for result in results)  # every step has run already
     if not changed and not owed_before:
         task.run(task=forgive_restart, unit=unit, dry_run=dry_run)
-    diff = "".join(result[0].diff or "" for result in results)
-    if task.is_dry_run(dry_run) and (changed or owed_before):
-        diff += f"would restart {unit}\n"
-    return Result(host=task.host, changed=changed, diff=diff)
+    restart = task.is_dry_run(dry_run) and (changed or owed_before)
+    return combined(task, results, f"would restart {unit}\n" if restart else "")
