@@ -25,6 +25,7 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --ignore-missing-imports tasks runbooks kubenorn
 
 format: venv
 	$(VENV)/bin/ruff format .
@@ -58,6 +59,8 @@ lab-status: venv
 
 bench: venv lab-up
 	$(PY) bench/primitives.py
+	$(PY) bench/pki.py
+	$(PY) bench/deploy.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .ruff_cache

@@ -71,9 +71,9 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
     return result
 
 
-def retry_failed(runbook: str, run_id: str) -> int:
-    """Rerun `runbook` with the options of `run_id`, limited to the hosts that failed in it."""
-    run_id = history.latest_run_id(runbook) if run_id == "last" else run_id
+def retry_failed(runbook: str, wanted: str) -> int:
+    """Rerun `runbook` with the options of run `wanted` (or the last), only on its failed hosts."""
+    run_id = history.latest_run_id(runbook) if wanted == "last" else wanted
     runs = {run["run_id"]: run for run in history.runs(limit=10_000)}
     if run_id is None or run_id not in runs:
         raise UsageError(f"--retry-failed: no run {run_id or 'of ' + runbook} in the history")

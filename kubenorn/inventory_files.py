@@ -107,7 +107,7 @@ def load_raw(directory: Path) -> Raw:
     documents = [_read(raw.directory / name, raw.problems) for name in FILES]
     if any(d is None for d in documents):
         return raw
-    hosts, groups, defaults = documents
+    hosts, groups, defaults = (d or {} for d in documents)
     raw.hosts = {name: entry or {} for name, entry in hosts.items()}
     raw.groups = {name: entry or {} for name, entry in groups.items()}
     raw.defaults = defaults or {}

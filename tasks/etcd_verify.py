@@ -107,7 +107,8 @@ def _member(view: MemberView, severity: Status) -> list[Finding]:
 
 
 def _leader(views: dict[str, MemberView], healthy: list[str]) -> list[Finding]:
-    seen = {views[n].status.leader_id for n in healthy if views[n].status is not None}
+    statuses = [views[n].status for n in healthy]
+    seen = {status.leader_id for status in statuses if status is not None}
     seen.discard(0)
     if len(seen) == 1 and healthy:
         leader = next(iter(seen))

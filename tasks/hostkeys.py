@@ -38,8 +38,8 @@ def known_keys(known_hosts: Path, address: str, port: int) -> list[paramiko.PKey
     if not known_hosts.is_file():
         return []
     entry = address if port == 22 else f"[{address}]:{port}"
-    keys = paramiko.HostKeys(str(known_hosts)).lookup(entry) or {}
-    return list(keys.values())
+    keys = paramiko.HostKeys(str(known_hosts)).lookup(entry)
+    return list(keys.values()) if keys else []
 
 
 def explain(host: Host) -> str:

@@ -74,12 +74,15 @@ def connection(task: Task) -> BaseConnection:
 
 def transport(task: Task) -> paramiko.Transport:
     """The paramiko transport under this host's connection, with Nagle's algorithm off."""
-    conn = connection(task)
-    ssh_transport = conn.remote_conn_pre.get_transport()
+    client = connection(task).remote_conn_pre
+    ssh_transport = client.get_transport() if client is not None else None
     if ssh_transport is None or not ssh_transport.is_active():
         raise RemoteError(f"{task.host.name}: the SSH connection has closed")
     # paramiko never sets TCP_NODELAY; without it each small exchange waits ~40 ms for ACKs.
-    ssh_transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # (Behind a jump host the "socket" is a channel, which has no options to set.)
+    setsockopt = getattr(ssh_transport.sock, "setsockopt", None)
+    if setsockopt is not None:
+        setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return ssh_transport
 
 

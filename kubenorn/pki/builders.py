@@ -95,7 +95,7 @@ def leaf_certificate(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )
     )
-    names = [x509.DNSName(n) for n in spec.dns_names]
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in spec.dns_names]
     names += [x509.IPAddress(a) for a in spec.ip_addresses]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
