@@ -14,6 +14,7 @@ from pathlib import Path
 from lab import aptrepo, hosts, network, rootfs
 from lab.processes import sh
 from lab.settings import LabError, LabHost, LabSettings, load_settings
+from lab.sim.packaging import build_all as build_simulators
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Lab:
         """Build what is missing, repair what is stale, boot what is down; idempotent."""
         with self.locked():
             base = rootfs.ensure_base(self.settings)
+            build_simulators(self.settings.extra_debs)
             aptrepo.ensure_index(self.settings, aptrepo.ensure_downloads(self.settings))
             network.ensure_bridge(self.settings)
             aptrepo.ensure_server(self.settings)

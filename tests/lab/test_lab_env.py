@@ -94,3 +94,29 @@ def test_a_purge_resets_the_hosts_but_keeps_their_identity(lab: Lab) -> None:
     lab.up()
     assert keys() == before
     assert lab.ssh("kube.node01", ["test", "-e", "/root/left-behind"]).returncode == 1
+
+
+def test_the_apiserver_simulator_installs_from_the_repository(lab: Lab) -> None:
+    host = "kube.controller03"
+    assert lab.ssh(host, ["apt-get", "update", "-q"], timeout=120).returncode == 0
+    installed = lab.ssh(
+        host,
+        [
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "kube-apiserver=1.30.0-0kubenorn1",
+        ],
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert lab.ssh(host, ["kube-apiserver", "--version"]).stdout.strip() == "Kubernetes v1.30.0"
+    rejected = lab.ssh(host, ["kube-apiserver", "--no-such-flag"])
+    assert rejected.returncode != 0 and "unknown flag: --no-such-flag" in rejected.stderr
+    assert (
+        "SIMULATOR"
+        in lab.ssh(host, ["dpkg-query", "-W", "-f", "${Description}", "kube-apiserver"]).stdout
+    )
