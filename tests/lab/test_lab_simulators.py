@@ -1,0 +1,73 @@
+"""The apiserver simulator on a lab host, against the lab's real etcd, through real kubectl."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runbooks import deploy
+
+HOST = "kube.controller01"
+SSL = "/etc/kubernetes/ssl"
+UNIT = "kubenorn-sim-apiserver"
+
+
+@pytest.fixture(scope="module")
+def apiserver(lab, lab_inventory: Path) -> Iterator[None]:  # noqa: ANN001
+    """kube-apiserver (the simulator) run by hand on one controller, as a transient unit."""
+    assert deploy.main(["-i", str(lab_inventory), "--quiet"]) == 0
+    install = [
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "kube-apiserver=1.30.0-0kubenorn1",
+        "kubernetes-client",
+    ]
+    assert lab.ssh(HOST, ["apt-get", "update", "-q"], timeout=120).returncode == 0
+    assert lab.ssh(HOST, install, timeout=300).returncode == 0
+    etcd = ",".join(f"https://10.240.0.1{i}:2379" for i in (1, 2, 3))
+    started = lab.ssh(
+        HOST,
+        [
+            "systemd-run",
+            f"--unit={UNIT}",
+            "kube-apiserver",
+            f"--etcd-servers={etcd}",
+            f"--etcd-cafile={SSL}/etcd-ca.crt",
+            f"--etcd-certfile={SSL}/apiserver-etcd-client.crt",
+            f"--etcd-keyfile={SSL}/apiserver-etcd-client.key",
+            f"--tls-cert-file={SSL}/apiserver.crt",
+            f"--tls-private-key-file={SSL}/apiserver.key",
+            f"--client-ca-file={SSL}/ca.crt",
+            "--secure-port=6443",
+            "--authorization-mode=Node,RBAC",
+        ],
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        yield
+    finally:
+        lab.ssh(HOST, ["systemctl", "stop", UNIT])
+
+
+def kubectl(lab, *args: str):  # noqa: ANN001, ANN201
+    return lab.ssh(HOST, ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.kubeconfig", *args])
+
+
+def test_kubectl_gets_namespaces_and_nodes_through_the_simulator(apiserver: None, lab) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + 30
+    namespaces = kubectl(lab, "get", "namespaces")
+    while "kube-system" not in namespaces.stdout and time.monotonic() < deadline:
+        time.sleep(0.5)
+        namespaces = kubectl(lab, "get", "namespaces")
+    assert "kube-system" in namespaces.stdout, namespaces.stderr
+    nodes = kubectl(lab, "get", "nodes")
+    assert nodes.returncode == 0, nodes.stderr
+    version = kubectl(lab, "version")
+    assert "v1.30.0" in version.stdout
