@@ -1,8 +1,8 @@
 """Build the simulator packages: `python -m lab.sim.packaging [DEST]` (default lab/build/debs).
 
-kubenorn-sim-common holds the kubesim package and the flag tables; one kube-apiserver package
-per Kubernetes version the lab offers installs /usr/bin/kube-apiserver. Built with dpkg-deb,
-rebuilt only when their sources change.
+kubenorn-sim-common holds the kubesim package and the flag tables; for each of the five
+binaries, one package per Kubernetes version the lab offers installs /usr/bin/BINARY. Built with
+dpkg-deb, rebuilt only when their sources change.
 """
 
 from __future__ import annotations
@@ -25,14 +25,22 @@ DESCRIPTION = (
     " Test equipment: this is not Kubernetes. See lab/SIMULATORS.md in kubenorn."
 )
 LAUNCHER = """#!/usr/bin/python3
-# kube-apiserver SIMULATOR (kubenorn lab test equipment), Kubernetes v{version}: not Kubernetes.
+# {binary} SIMULATOR (kubenorn lab test equipment), Kubernetes v{version}: not Kubernetes.
 import sys
 
 sys.path.insert(0, "{library}")
-from kubesim.apiserver import main
+from kubesim.{module} import main
 
-sys.exit(main("{version}", sys.argv[1:]))
+sys.exit(main({leading}"{version}", sys.argv[1:]))
 """
+# binary -> (kubesim module, whether main takes the binary's name first)
+BINARIES = {
+    "kube-apiserver": ("apiserver", False),
+    "kube-scheduler": ("controlplane", True),
+    "kube-controller-manager": ("controlplane", True),
+    "kubelet": ("kubelet", False),
+    "kube-proxy": ("proxy", False),
+}
 
 
 def sources_digest() -> str:
@@ -62,7 +70,7 @@ def build(root: Path, dest: Path, name: str) -> Path:
     return output
 
 
-def common_package(work: Path, dest: Path) -> Path:
+def common_package(work: Path, dest: Path, build_id: str) -> Path:
     root = work / COMMON
     library = root / LIBRARY.lstrip("/")
     shutil.copytree(
@@ -71,24 +79,37 @@ def common_package(work: Path, dest: Path) -> Path:
     shutil.copy2(SIM_DIR / "flags.json", library / "flags.json")
     (root / "DEBIAN").mkdir()
     (root / "DEBIAN" / "control").write_text(
-        control(COMMON, COMMON_VERSION, "python3", "Kubernetes binaries (shared code)")
+        control(
+            COMMON, f"{COMMON_VERSION}+{build_id}", "python3", "Kubernetes binaries (shared code)"
+        )
     )
-    return build(root, dest, f"{COMMON}_{COMMON_VERSION}_all")
+    return build(root, dest, f"{COMMON}_{COMMON_VERSION}+{build_id}_all")
 
 
-def apiserver_package(work: Path, dest: Path, version: str) -> Path:
-    root = work / f"kube-apiserver-{version}"
-    launcher = root / "usr" / "bin" / "kube-apiserver"
+def binary_package(work: Path, dest: Path, binary: str, version: str, build_id: str) -> Path:
+    """/usr/bin/BINARY for one Kubernetes version: a launcher into kubesim."""
+    module, named = BINARIES[binary]
+    root = work / f"{binary}-{version}"
+    launcher = root / "usr" / "bin" / binary
     launcher.parent.mkdir(parents=True)
-    launcher.write_text(LAUNCHER.format(version=version, library=LIBRARY))
+    launcher.write_text(
+        LAUNCHER.format(
+            binary=binary,
+            version=version,
+            library=LIBRARY,
+            module=module,
+            leading=f'"{binary}", ' if named else "",
+        )
+    )
     launcher.chmod(0o755)
     (root / "DEBIAN").mkdir()
-    depends = f"python3, {COMMON} (= {COMMON_VERSION})"
-    package_version = f"{version}-0kubenorn1"
+    # The build id (a digest of the sources) makes every rebuild an upgrade apt will take.
+    depends = f"python3, {COMMON} (= {COMMON_VERSION}+{build_id})"
+    package_version = f"{version}-0kubenorn1+{build_id}"
     (root / "DEBIAN" / "control").write_text(
-        control("kube-apiserver", package_version, depends, f"kube-apiserver v{version}")
+        control(binary, package_version, depends, f"{binary} v{version}")
     )
-    return build(root, dest, f"kube-apiserver_{package_version}_all")
+    return build(root, dest, f"{binary}_{package_version}_all")
 
 
 def build_all(dest: Path = DEFAULT_DEST) -> list[Path]:
@@ -103,8 +124,13 @@ def build_all(dest: Path = DEFAULT_DEST) -> list[Path]:
         old.unlink()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        built = [common_package(work, dest)]
-        built += [apiserver_package(work, dest, version) for version in VERSIONS]
+        build_id = digest[:8]
+        built = [common_package(work, dest, build_id)]
+        built += [
+            binary_package(work, dest, binary, version, build_id)
+            for binary in BINARIES
+            for version in VERSIONS
+        ]
     stamp.write_text(digest)
     return built
 

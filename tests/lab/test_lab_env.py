@@ -108,7 +108,7 @@ def test_the_apiserver_simulator_installs_from_the_repository(lab: Lab) -> None:
             "install",
             "-y",
             "-q",
-            "kube-apiserver=1.30.0-0kubenorn1",
+            "kube-apiserver",
         ],
         timeout=300,
     )

@@ -26,7 +26,7 @@ def apiserver(lab, lab_inventory: Path) -> Iterator[None]:  # noqa: ANN001
         "install",
         "-y",
         "-q",
-        "kube-apiserver=1.30.0-0kubenorn1",
+        "kube-apiserver",
         "kubernetes-client",
     ]
     assert lab.ssh(HOST, ["apt-get", "update", "-q"], timeout=120).returncode == 0
@@ -71,3 +71,63 @@ def test_kubectl_gets_namespaces_and_nodes_through_the_simulator(apiserver: None
     assert nodes.returncode == 0, nodes.stderr
     version = kubectl(lab, "version")
     assert "v1.30.0" in version.stdout
+
+
+def node_status(lab, node: str) -> str:  # noqa: ANN001
+    listed = kubectl(lab, "get", "node", node, "--no-headers")
+    fields = listed.stdout.split()
+    return fields[1] if len(fields) > 1 else ""
+
+
+def wait_for_status(lab, node: str, status: str, timeout: float = 60) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while node_status(lab, node) != status:
+        assert time.monotonic() < deadline, f"{node} never became {status}"
+        time.sleep(1)
+
+
+def test_a_kubelet_registers_and_follows_its_runtime(apiserver: None, lab) -> None:  # noqa: ANN001
+    node = "kube.node01"
+    install = [
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "kubelet",
+    ]
+    lab.ssh(node, ["apt-get", "update", "-q"], timeout=120)
+    assert lab.ssh(node, install, timeout=300).returncode == 0
+    started = lab.ssh(
+        node,
+        [
+            "systemd-run",
+            "--unit=kubenorn-sim-kubelet",
+            "kubelet",
+            "--kubeconfig=/etc/kubernetes/kubelet.kubeconfig",
+            f"--hostname-override={node}",
+            "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+            "--node-status-update-frequency=1s",
+        ],
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        wait_for_status(lab, node, "Ready")
+        lab.ssh(node, ["systemctl", "stop", "containerd"])
+        wait_for_status(lab, node, "NotReady")
+        lab.ssh(node, ["systemctl", "start", "containerd"])
+        wait_for_status(lab, node, "Ready")
+        healthz = lab.ssh(
+            node,
+            [
+                "python3",
+                "-c",
+                "import urllib.request as u; "
+                "print(u.urlopen('http://127.0.0.1:10248/healthz').read())",
+            ],
+        )
+        assert "ok" in healthz.stdout
+    finally:
+        lab.ssh(node, ["systemctl", "start", "containerd"])
+        lab.ssh(node, ["systemctl", "stop", "kubenorn-sim-kubelet"])

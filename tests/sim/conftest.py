@@ -183,11 +183,15 @@ def etcd(tmp_path_factory: pytest.TempPathFactory, pki: dict[str, object]) -> It
     member.stop()
 
 
-def simulator(binary_module: str, version: str, argv: list[str]) -> subprocess.Popen[str]:
+def simulator(
+    binary_module: str, version: str, argv: list[str], binary: str | None = None
+) -> subprocess.Popen[str]:
     """Start a simulator as a process, as its packaged /usr/bin launcher would."""
+    leading = f"{binary!r}, " if binary else ""
     launcher = (
         f"import sys; sys.path.insert(0, {str(SIM_DIR)!r}); "
-        f"from kubesim.{binary_module} import main; sys.exit(main({version!r}, sys.argv[1:]))"
+        f"from kubesim.{binary_module} import main; "
+        f"sys.exit(main({leading}{version!r}, sys.argv[1:]))"
     )
     return subprocess.Popen(
         [sys.executable, "-c", launcher, *argv],

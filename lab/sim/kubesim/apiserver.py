@@ -213,10 +213,14 @@ class Handler(BaseHTTPRequestHandler):
         peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
         return User.from_peer_certificate(peer)
 
-    def authorized(self, resource: str) -> User:
+    def authenticated(self) -> User:
         user = self.user()
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    def authorized(self, resource: str) -> User:
+        user = self.authenticated()
         if not self.server.authorizer.allows(user, resource):
             raise ApiError(403, "Forbidden", f'User "{user.name}" cannot access {resource}')
         return user
@@ -224,8 +228,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_get(self, path: str) -> tuple[int, Any]:
         if path in PUBLIC:
             return self.server.health(path)
-        self.authorized("discovery")
         if (document := discovery(self.server.api.version, path)) is not None:
+            self.authenticated()  # discovery is open to every authenticated user
             return 200, document
         target = route(self.server.api.version, path)
         if target is None:

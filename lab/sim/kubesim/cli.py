@@ -60,3 +60,20 @@ def command_line(binary: str, version: str, argv: list[str]) -> dict[str, str]:
         print(f"Error: {error}", file=sys.stderr)
         print(f"Run '{binary} --help' for usage.", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def duration(text: str) -> float:
+    """Seconds in a Go duration such as 15s, 1m30s or 500ms."""
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char.isdigit() or char == ".":
+            number += char
+            index += 1
+            continue
+        unit = "ms" if text[index : index + 2] == "ms" else char
+        total += float(number) * units[unit]
+        number, index = "", index + len(unit)
+    return total + (float(number) if number else 0.0)
