@@ -7,6 +7,8 @@ import json
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,5 +117,41 @@ def test_one_scheduler_leads_and_another_takes_over_within_the_lease(
         assert admin.call("GET", LEASE_PATH)[1]["spec"]["leaseTransitions"] >= 1
     finally:
         for process in schedulers.values():
+            process.kill()
+            process.wait(timeout=10)
+
+
+def proxy_healthz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_kube_proxy_healthz_follows_whether_it_reaches_the_apiserver(
+    apiserver_port: int, pki: dict[str, Any], tmp_path: Path
+) -> None:
+    pair = pki["ca_authority"].issue("proxy", cn="system:kube-proxy")
+    reaching = kubeconfig(tmp_path, "kube-proxy", apiserver_port, pki, pair)
+    stranded = kubeconfig(tmp_path, "kube-proxy-stranded", free_port(), pki, pair)
+    ports = {config: free_port() for config in (reaching, stranded)}
+    proxies = [
+        simulator(
+            "proxy",
+            "1.30.0",
+            [
+                f"--kubeconfig={config}",
+                "--proxy-mode=iptables",
+                f"--healthz-bind-address=127.0.0.1:{port}",
+            ],
+        )
+        for config, port in ports.items()
+    ]
+    try:
+        wait_until(lambda: proxy_healthz(ports[reaching]) == 200)
+        assert proxy_healthz(ports[stranded]) == 503
+    finally:
+        for process in proxies:
             process.kill()
             process.wait(timeout=10)
