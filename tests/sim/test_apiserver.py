@@ -2,68 +2,12 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import ssl
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import LocalEtcd, free_port, simulator
-
-
-def apiserver_argv(pki: dict[str, Any], etcd: LocalEtcd, port: int, *extra: str) -> list[str]:
-    etcd_cert, etcd_key = pki["etcd_client"]
-    cert, key = pki["apiserver"]
-    return [
-        f"--etcd-servers={etcd.url}",
-        f"--etcd-cafile={pki['ca']}",
-        f"--etcd-certfile={etcd_cert}",
-        f"--etcd-keyfile={etcd_key}",
-        f"--tls-cert-file={cert}",
-        f"--tls-private-key-file={key}",
-        f"--client-ca-file={pki['ca']}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        "--authorization-mode=Node,RBAC",
-        *extra,
-    ]
-
-
-class Client:
-    def __init__(self, port: int, pki: dict[str, Any], identity: str | None = "admin") -> None:
-        self.port = port
-        self.context = ssl.create_default_context(cafile=pki["ca"])
-        if identity:
-            self.context.load_cert_chain(*pki[identity])
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        connection = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context, timeout=5
-        )
-        try:
-            connection.request(method, path, json.dumps(body) if body is not None else None)
-            response = connection.getresponse()
-            payload = response.read().decode()
-        finally:
-            connection.close()
-        try:
-            return response.status, json.loads(payload)
-        except json.JSONDecodeError:
-            return response.status, payload
-
-
-def wait_until(condition: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
+from simkit import Client, LocalEtcd, apiserver_argv, free_port, simulator, wait_until
 
 
 @pytest.fixture(scope="module")

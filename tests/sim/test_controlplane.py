@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LocalEtcd, free_port, simulator
-from test_apiserver import Client, apiserver_argv, wait_until
+from simkit import Client, LocalEtcd, apiserver_argv, free_port, simulator, wait_until
 
 LEASE, RENEW, RETRY = 2.0, 1.5, 0.5
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
