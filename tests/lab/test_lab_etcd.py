@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
@@ -13,8 +14,7 @@ import pytest
 import yaml
 
 from kubenorn.cluster import load_cluster
-from kubenorn.etcd_client import endpoints
-from kubenorn.etcd_drill import leader_of
+from kubenorn.etcd_client import EtcdUnavailable, endpoints
 from kubenorn.nornir_setup import init_nornir
 from runbooks import deploy, drill, etcd_backup, etcd_restore, verify
 from tasks.components import ensure_etcd_member
@@ -85,9 +85,14 @@ class QuorumWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            leader, answering = leader_of(self.members)
-            self.fewest = min(self.fewest, len(answering))
-            self.leaderless += int(leader == 0)
+            leaders = []
+            for member in self.members:
+                with contextlib.suppress(EtcdUnavailable):
+                    leaders.append(int(member.status().get("leader", 0)))
+            self.fewest = min(self.fewest, len(leaders))
+            # Leaderless: no answering member knows a leader (a member just back from its
+            # restart may not have heard from the leader yet; the cluster still has one).
+            self.leaderless += int(not any(leaders))
             self.samples += 1
             self._stop.wait(0.1)
 

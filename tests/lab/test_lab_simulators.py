@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kubenorn.nornir_setup import REPO_ROOT
 from runbooks import deploy
 
 HOST = "kube.controller01"
@@ -131,3 +132,49 @@ def test_a_kubelet_registers_and_follows_its_runtime(apiserver: None, lab) -> No
     finally:
         lab.ssh(node, ["systemctl", "start", "containerd"])
         lab.ssh(node, ["systemctl", "stop", "kubenorn-sim-kubelet"])
+
+
+def package_version(binary: str, version: str) -> str:
+    """The lab repository's full version of a simulator package (it carries a build id)."""
+    [deb] = (REPO_ROOT / "lab" / "build" / "debs").glob(f"{binary}_{version}-*_all.deb")
+    return deb.name.split("_")[1]
+
+
+def test_a_1_6_kubelet_follows_docker(apiserver: None, lab) -> None:  # noqa: ANN001
+    node = "kube.node02"
+    install = [
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "docker.io",
+        f"kubelet={package_version('kubelet', '1.6.0')}",
+    ]
+    lab.ssh(node, ["apt-get", "update", "-q"], timeout=120)
+    assert lab.ssh(node, install, timeout=600).returncode == 0
+    assert lab.ssh(node, ["kubelet", "--version"]).stdout.strip() == "Kubernetes v1.6.0"
+    started = lab.ssh(
+        node,
+        [
+            "systemd-run",
+            "--unit=kubenorn-sim-kubelet16",
+            "kubelet",
+            "--api-servers=https://kube.apiserver:6443",
+            "--require-kubeconfig",
+            "--kubeconfig=/etc/kubernetes/kubelet.kubeconfig",
+            f"--hostname-override={node}",
+            "--node-status-update-frequency=1s",
+        ],
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        wait_for_status(lab, node, "Ready")
+        lab.ssh(node, ["systemctl", "stop", "docker.socket", "docker"])
+        wait_for_status(lab, node, "NotReady")
+        lab.ssh(node, ["systemctl", "start", "docker"])
+        wait_for_status(lab, node, "Ready")
+    finally:
+        lab.ssh(node, ["systemctl", "start", "docker"])
+        lab.ssh(node, ["systemctl", "stop", "kubenorn-sim-kubelet16"])

@@ -154,3 +154,52 @@ def test_kube_proxy_healthz_follows_whether_it_reaches_the_apiserver(
         for process in proxies:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_the_1_6_scheduler_elects_through_the_endpoints_annotation(
+    pki: dict[str, Any], etcd: LocalEtcd
+) -> None:
+    secure, insecure = free_port(), free_port()
+    apiserver = simulator(
+        "apiserver",
+        "1.6.0",
+        apiserver_argv(
+            pki, etcd, secure, f"--insecure-port={insecure}", "--insecure-bind-address=127.0.0.1"
+        ),
+    )
+    argv = [
+        f"--master=http://127.0.0.1:{insecure}",
+        "--leader-elect=true",
+        "--address=127.0.0.1",
+        f"--port={free_port()}",
+        "--leader-elect-lease-duration=2s",
+        "--leader-elect-renew-deadline=1500ms",
+        "--leader-elect-retry-period=500ms",
+    ]
+    admin = Client(secure, pki)
+    path = "/api/v1/namespaces/kube-system/endpoints/kube-scheduler"
+    try:
+        wait_until(lambda: admin.call("GET", "/healthz")[0] == 200)
+        scheduler = simulator("controlplane", "1.6.0", argv, binary="kube-scheduler")
+        identity = (scheduler.stderr.readline() if scheduler.stderr else "").strip()
+        try:
+
+            def annotated() -> bool:
+                code, endpoints = admin.call("GET", path)
+                record = (
+                    endpoints.get("metadata", {})
+                    .get("annotations", {})
+                    .get("control-plane.alpha.kubernetes.io/leader", "{}")
+                    if code == 200
+                    else "{}"
+                )
+                holder = json.loads(record).get("holderIdentity", "")
+                return bool(holder) and identity.endswith(f" as {holder}")
+
+            wait_until(annotated)
+        finally:
+            scheduler.kill()
+            scheduler.wait(timeout=10)
+    finally:
+        apiserver.kill()
+        apiserver.wait(timeout=10)
