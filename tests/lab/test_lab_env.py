@@ -15,25 +15,34 @@ def nspawn_pids(lab: Lab) -> dict[str, int | None]:
 
 
 def leftovers(lab: Lab) -> list[str]:
-    """Anything of the lab still on the machine: processes, mounts, links, the server."""
+    """Anything of this lab still on the machine: processes, mounts, links, the server.
+
+    Only the lab's own: a mount point under its state directory, its bridge and the veths of
+    its machines, nspawn processes on its hosts' roots, its repository server.
+    """
     found = []
     state = str(lab.settings.state_dir)
     mounts = Path("/proc/mounts").read_text()
-    found += [line for line in mounts.splitlines() if state in line]
+    found += [line for line in mounts.splitlines() if line.split()[1].startswith(state + "/")]
     links = json.loads(
         subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout
     )
     found += [
         link["ifname"]
         for link in links
-        if link["ifname"] == lab.settings.bridge or link["ifname"].startswith("vb-")
+        if link["ifname"] == lab.settings.bridge
+        or link.get("master") == lab.settings.bridge
+        or link["ifname"].startswith("vb-kube")
     ]
     for proc in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             cmdline = proc.read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if ("systemd-nspawn" in cmdline and state in cmdline) or "http.server 8080" in cmdline:
+        ours = f"-D {state}/hosts/" in cmdline
+        if (
+            "systemd-nspawn" in cmdline and ours
+        ) or "http.server 8080 --bind 10.240.0.1" in cmdline:
             found.append(cmdline)
     return found
 
