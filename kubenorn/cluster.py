@@ -16,13 +16,12 @@ from pathlib import Path
 
 from kubenorn.inventory_fields import Problem, Section, valid_dns_name
 from kubenorn.inventory_files import Raw, load_raw
+from kubenorn.profiles import Profile, profile_for
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 ROLES = ("etcd", "controllers", "nodes")
 KEY_ALGORITHMS = ("ecdsa-p256", "rsa-2048", "rsa-4096")
-# Kubernetes minor versions whose flags kubenorn knows: the reference's and a current one.
-SUPPORTED_KUBERNETES = ("1.6", "1.30")
 
 
 class ClusterError(Exception):
@@ -42,6 +41,7 @@ class Host:
     groups: tuple[str, ...]
     fqdn: str | None = None
     etcd_name: str | None = None
+    runtime: str | None = None  # a node's container runtime kind (runtime.kind)
 
     @property
     def dns_names(self) -> tuple[str, ...]:
@@ -122,9 +122,9 @@ class KubernetesSettings:
     user: str
 
     @property
-    def minor(self) -> str:
-        """The release line that selects flags: 1.30 for version 1.30.2."""
-        return ".".join(self.version.split(".")[:2])
+    def profile(self) -> Profile:
+        """The version profile that decides flags and checks; ProfileError when none does."""
+        return profile_for(self.version)
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,8 @@ def _host(raw: Raw, name: str) -> Host | None:
     if address is None:
         return None
     fqdn = data.dns_name("fqdn", None)
-    return Host(name, address, raw.groups_of(name), fqdn, etcd_name)
+    runtime = data.section("runtime", required=False).text("kind", None)
+    return Host(name, address, raw.groups_of(name), fqdn, etcd_name, runtime)
 
 
 def _etcd(section: Section, hosts: tuple[Host, ...]) -> EtcdSettings:

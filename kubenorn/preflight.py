@@ -11,11 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kubenorn.cluster import SUPPORTED_KUBERNETES, Cluster, EtcdMember, Problem, inspect
+from kubenorn.cluster import Cluster, EtcdMember, Problem, inspect
 from kubenorn.findings import Finding
 from kubenorn.inventory_fields import is_ip
 from kubenorn.pki.local import check_state
 from kubenorn.pki.placement import PlacementConflict, placements
+from kubenorn.profiles import ProfileError
 
 DEFAULTS = "defaults.yaml"
 
@@ -120,11 +121,20 @@ def apiserver_resolution(cluster: Cluster) -> list[Problem]:
 
 
 def versions(cluster: Cluster) -> list[Problem]:
+    """A profile for the Kubernetes version, a runtime it supports on every node, etcd 3."""
     found = []
-    if cluster.kubernetes.minor not in SUPPORTED_KUBERNETES:
-        supported = ", ".join(SUPPORTED_KUBERNETES)
-        message = f"{cluster.kubernetes.version} is not supported (supported: {supported})"
-        found.append(Problem(DEFAULTS, "defaults", "data.cluster.kubernetes_version", message))
+    try:
+        runtimes = cluster.kubernetes.profile.runtimes
+    except ProfileError as error:
+        found.append(Problem(DEFAULTS, "defaults", "data.cluster.kubernetes_version", str(error)))
+        runtimes = ()
+    for node in cluster.nodes if runtimes else ():
+        if node.runtime not in runtimes:
+            message = (
+                f"{node.runtime!r}: Kubernetes {cluster.kubernetes.version} runs on "
+                f"{' or '.join(runtimes)}"
+            )
+            found.append(Problem(DEFAULTS, node.name, "data.runtime.kind", message))
     if not cluster.etcd.version.startswith("3."):
         message = f"etcd {cluster.etcd.version}: kubenorn needs etcd 3 (the v3 API)"
         found.append(Problem(DEFAULTS, "defaults", "data.etcd.version", message))

@@ -1,12 +1,14 @@
 """Packages: install the pinned ones that are missing, with apt, yum or dnf by the host's facts.
 
-A wanted package is written the way its manager pins it: `name` or `name=version` for apt,
+A wanted package is written the way its manager pins it: `name`, `name=version` or a glob
+such as `name=1.30.0-*` for apt (apt-get takes the newest match, downgrading if it must),
 `name` or a full `name-version-release[.arch]` for yum and dnf (rpm -q accepts either).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 
 from nornir.core.task import Result, Task
 
@@ -31,7 +33,7 @@ def apt_missing(wanted: Sequence[str], query_output: str) -> list[str]:
     missing = []
     for spec in wanted:
         name, _, version = spec.partition("=")
-        if name not in installed or (version and installed[name] != version):
+        if name not in installed or (version and not fnmatchcase(installed[name], version)):
             missing.append(spec)
     return missing
 
@@ -56,7 +58,7 @@ def install_commands(manager: str, missing: Sequence[str]) -> list[list[str]]:
         apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
         return [
             [*apt, "update", "-q"],
-            [*apt, "install", "-y", "-q", "--no-install-recommends", *missing],
+            [*apt, "install", "-y", "-q", "--no-install-recommends", "--allow-downgrades", *missing],
         ]
     if manager in ("yum", "dnf"):
         return [[manager, "install", "-y", "-q", *missing]]

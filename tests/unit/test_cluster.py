@@ -38,7 +38,7 @@ def test_the_good_inventory_makes_a_cluster_with_derived_etcd_urls() -> None:
     assert [h.name for h in cluster.nodes] == ["kube.node01", "kube.node02"]
     assert cluster.apiserver.url == "https://kube.apiserver:6443"
     assert cluster.first_service_ip == ip_address("10.32.0.1")
-    assert cluster.kubernetes.minor == "1.30"
+    assert cluster.kubernetes.profile.name == "current"
     assert cluster.pki.dir == (INVENTORIES / "good" / ".pki").resolve()
 
 

@@ -29,6 +29,8 @@ APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
         (["haproxy=2.6.12-1+deb12u1"], []),  # pinned and matching
         (["etcd-server=3.5.0-1"], ["etcd-server=3.5.0-1"]),  # pinned to another version
         (["containerd"], ["containerd"]),  # unknown to dpkg
+        (["etcd-server=3.4.23-*"], []),  # a glob pin that the installed version matches
+        (["etcd-server=3.4.2-*"], ["etcd-server=3.4.2-*"]),  # a glob pin it does not match
     ],
 )
 def test_apt_missing(wanted: list[str], missing: list[str]) -> None:
@@ -66,7 +68,15 @@ def test_rpm_missing(wanted: list[str], missing: list[str]) -> None:
             ["etcd-server=3.4.23-4+b4"],
             [
                 [*APT, "update", "-q"],
-                [*APT, "install", "-y", "-q", "--no-install-recommends", "etcd-server=3.4.23-4+b4"],
+                [
+                    *APT,
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "--allow-downgrades",
+                    "etcd-server=3.4.23-4+b4",
+                ],
             ],
         ),
         (

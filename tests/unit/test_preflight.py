@@ -129,7 +129,19 @@ def test_unsupported_versions() -> None:
         "data.cluster.kubernetes_version",
         "data.etcd.version",
     ]
-    assert "1.12.0 is not supported (supported: 1.6, 1.30)" in found[0][2]
+    assert "Kubernetes 1.12.0 has no profile" in found[0][2]
+    assert "1.6 (>= 1.6, < 1.7), current (>= 1.24, < 1.31)" in found[0][2]
+
+
+def test_a_runtime_the_version_cannot_use_names_each_node(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    defaults = inventory / "defaults.yaml"
+    defaults.write_text(defaults.read_text().replace('"1.30.0"', '"1.6.0"'))
+    found = problems(preflight(inventory, pki=False))
+    assert {d.split(": ")[0] for _, _, d in found} == {"defaults.yaml"}
+    assert [h for _, h, _ in found] == ["kube.node01", "kube.node02"]
+    assert all("data.runtime.kind" in d for _, _, d in found)
+    assert "'containerd': Kubernetes 1.6.0 runs on docker" in found[0][2]
 
 
 def test_missing_groups_and_fields_are_all_listed(capsys) -> None:  # noqa: ANN001
