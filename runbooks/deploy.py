@@ -1,8 +1,10 @@
 """Deploy the cluster: `python -m runbooks.deploy -i INVENTORY [--limit ...] [--dry-run]`.
 
 Order: PKI state, preflight, facts, hosts file, packages, certificates, etcd (configuration,
-then a first start in parallel or a quorum-safe rolling restart). A host that fails goes no
-further; exit 0 only when every targeted host succeeded.
+then a first start in parallel or a quorum-safe rolling restart), the nodes' container runtime
+and load balancer, the control plane (configured in parallel, then started or restarted one
+controller at a time, each healthy before the next), the workers (kubelet, kube-proxy). A host
+that fails goes no further; exit 0 only when every targeted host succeeded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from kubenorn.findings import print_findings, worst
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.pki.issue import init as pki_init
 from kubenorn.preflight import preflight
+from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
 from tasks.components import (
@@ -29,6 +32,7 @@ from tasks.components import (
 )
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
+from tasks.kube_units import ensure_components_config, start_components
 from tasks.load_balancer import ensure_load_balancer, load_balanced
 from tasks.pki import ensure_certificates
 from tasks.runtime import ensure_runtime
@@ -75,6 +79,32 @@ def deploy_etcd(run: Run, cluster: Cluster, certs: Any, *, force: bool, dry_run:
     )
 
 
+def deploy_components(
+    run: Run, cluster: Cluster, certs: Any, *, role: str, serial: bool, dry_run: bool
+) -> None:
+    """Configure a role's components in parallel, then start them (`serial`: host by host)."""
+    components = CONTROL_PLANE if role == "controllers" else WORKER
+    hosts = cli.in_group(role)
+    run.step(
+        f"{role}-config",
+        ensure_components_config,
+        only=hosts,
+        cluster=cluster,
+        components=components,
+        certificates_changed=frozenset(h for h, r in certs.items() if r.changed),
+        dry_run=dry_run,
+    )
+    run.step(
+        role,
+        start_components,
+        only=hosts,
+        serial=serial,
+        cluster=cluster,
+        components=components,
+        dry_run=dry_run,
+    )
+
+
 def deploy(argv: list[str]) -> int:
     parser = cli.parser(__doc__ or "", dry_run=True)
     parser.add_argument(
@@ -103,6 +133,9 @@ def deploy(argv: list[str]) -> int:
         cluster=cluster,
         dry_run=args.dry_run,
     )
+    # The control plane one controller at a time: the others keep serving meanwhile.
+    deploy_components(run, cluster, certs, role="controllers", serial=True, dry_run=args.dry_run)
+    deploy_components(run, cluster, certs, role="nodes", serial=False, dry_run=args.dry_run)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)

@@ -23,6 +23,10 @@ def role_packages(host: Host) -> list[str]:
     roles = {group.name for group in host.groups}
     if "etcd" in roles:
         wanted += host["etcd"]["packages"]
+    if "controllers" in roles:
+        wanted += host["kubernetes"]["packages"]["controller"]
+    if "nodes" in roles:
+        wanted += host["kubernetes"]["packages"]["node"]
     return list(dict.fromkeys(wanted))
 
 

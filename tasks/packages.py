@@ -16,6 +16,8 @@ from tasks.facts import facts_of
 from tasks.ssh import run
 
 INSTALL_TIMEOUT = 900.0
+# A pinned version below the installed one is still what the inventory asks for.
+APT_DOWNGRADE = ["--allow-downgrades"]
 
 
 def apt_query_command(wanted: Sequence[str]) -> list[str]:
@@ -58,7 +60,7 @@ def install_commands(manager: str, missing: Sequence[str]) -> list[list[str]]:
         apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
         return [
             [*apt, "update", "-q"],
-            [*apt, "install", "-y", "-q", "--no-install-recommends", "--allow-downgrades", *missing],
+            [*apt, "install", "-y", "-q", "--no-install-recommends", *APT_DOWNGRADE, *missing],
         ]
     if manager in ("yum", "dnf"):
         return [[manager, "install", "-y", "-q", *missing]]

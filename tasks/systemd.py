@@ -23,11 +23,10 @@ def dropin_path(unit: str, dropin: str) -> str:
     return f"/etc/systemd/system/{unit}.d/{dropin}.conf"
 
 
-def ensure_dropin(
-    task: Task, *, unit: str, dropin: str, content: str, dry_run: bool | None = None
+def ensure_systemd_file(
+    task: Task, *, path: str, content: str, dry_run: bool | None = None
 ) -> Result:
-    """Ensure drop-in `dropin` of `unit` holds `content`; daemon-reload when it changed."""
-    path = dropin_path(unit, dropin)
+    """Ensure a unit or drop-in file at `path` holds `content`; daemon-reload when it changed."""
     directory = task.run(task=ensure_directory, path=posixpath.dirname(path), dry_run=dry_run)
     written = task.run(task=ensure_file, path=path, content=content, dry_run=dry_run)
     changed = directory.changed or written.changed
@@ -117,9 +116,10 @@ def ensure_unit_config(
     unit: str,
     files: Sequence[ConfigFile],
     dropin: str | None = None,
+    unit_file: str | None = None,
     dry_run: bool | None = None,
 ) -> Result:
-    """Ensure `unit`'s files (and kubenorn drop-in); any change owes the unit a restart."""
+    """Ensure `unit`'s files (and unit file or kubenorn drop-in); a change owes it a restart."""
     owed_before = restart_owed(task, unit)
     # Owe first: a run killed after writing and before restarting still restarts next time.
     task.run(task=owe_restart, unit=unit, dry_run=dry_run)
@@ -135,12 +135,15 @@ def ensure_unit_config(
         )
         for f in files
     ]
-    if dropin is not None:
-        results.append(
-            task.run(
-                task=ensure_dropin, unit=unit, dropin="kubenorn", content=dropin, dry_run=dry_run
-            )
-        )
+    systemd_files = {
+        dropin_path(unit, "kubenorn"): dropin,
+        f"/etc/systemd/system/{unit}": unit_file,
+    }
+    results += [
+        task.run(task=ensure_systemd_file, path=path, content=content, dry_run=dry_run)
+        for path, content in systemd_files.items()
+        if content is not None
+    ]
     changed = any(result.changed for result in results)  # every step has run already
     if not changed and not owed_before:
         task.run(task=forgive_restart, unit=unit, dry_run=dry_run)

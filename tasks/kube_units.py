@@ -1,0 +1,191 @@
+"""The five Kubernetes components as systemd services: flags, unit, start, health on the host.
+
+Each component reads its flags from one environment file rendered from its version profile's
+template (templates/kubernetes/<profile>/<component>.env.j2); the unit is kubenorn's own,
+since the packages ship binaries only.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from typing import Any
+
+from nornir.core.task import Result, Task
+
+from kubenorn.cluster import Cluster
+from kubenorn.profiles import CONTROL_PLANE
+from tasks.compose import combined
+from tasks.facts import facts_of
+from tasks.runtime import UNITS as RUNTIME_UNITS
+from tasks.runtime import runtime_settings
+from tasks.ssh import RemoteError, run
+from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config, owe_restart
+from tasks.templates import render
+
+HEALTH_TIMEOUT = 90.0  # seconds a (re)started component has to answer its health check
+HEALTH_POLL = 0.5
+
+
+def unit_of(component: str) -> str:
+    return f"{component}.service"
+
+
+def environment_file(cluster: Cluster, component: str) -> str:
+    return posixpath.join(cluster.kubernetes.config_dir, f"{component}.env")
+
+
+def template_context(task: Task, cluster: Cluster) -> dict[str, Any]:
+    """What the profile templates may use: the cluster, this host, its inventory data."""
+    host = cluster.host(task.host.name)
+    context: dict[str, Any] = {
+        "host_name": host.name,  # `host` and `name` are taken by nornir
+        "address": str(host.address),
+        "cluster_name": cluster.name,
+        "domain": cluster.domain,
+        "config_dir": cluster.kubernetes.config_dir,
+        "cert_dir": cluster.kubernetes.cert_dir,
+        "etcd_servers": ",".join(cluster.etcd.client_urls),
+        "service_cidr": str(cluster.service_cidr),
+        "apiserver_url": cluster.apiserver.url,
+        "apiserver_port": cluster.apiserver.port,
+        "controller_count": len(cluster.controllers),
+        "kubernetes": task.host["kubernetes"],
+    }
+    if host.has_role("nodes"):
+        kind, settings = runtime_settings(task)
+        context["runtime_socket"] = settings[kind]["socket"]
+        # The runtime uses systemd's cgroup driver on cgroup v2 (containerd as kubenorn
+        # configures it, docker by default since 20.10); the kubelet must use the same one.
+        context["cgroup_driver"] = "systemd" if facts_of(task).cgroup_version == 2 else "cgroupfs"
+    return context
+
+
+def ordered_after(task: Task, cluster: Cluster, component: str) -> list[str]:
+    """The units `component` starts after on this host."""
+    if component == "kube-apiserver" and cluster.host(task.host.name).has_role("etcd"):
+        return ["etcd.service"]
+    if component in CONTROL_PLANE[1:]:
+        return [unit_of("kube-apiserver")]
+    if component == "kubelet":
+        return [RUNTIME_UNITS[runtime_settings(task)[0]]]
+    return []
+
+
+def component_files(task: Task, cluster: Cluster, component: str) -> list[ConfigFile]:
+    """`component`'s environment file and any extra file its profile gives it."""
+    profile = cluster.kubernetes.profile
+    context = template_context(task, cluster)
+    files = [
+        ConfigFile(
+            environment_file(cluster, component),
+            render(task, profile.template(f"{component}.env"), **context),
+        )
+    ]
+    for name in profile.extra_files.get(component, ()):
+        path = posixpath.join(cluster.kubernetes.config_dir, name)
+        files.append(ConfigFile(path, render(task, profile.template(name), **context)))
+    return files
+
+
+def unit_file(task: Task, cluster: Cluster, component: str) -> str:
+    return render(
+        task,
+        "kubernetes/unit.service.j2",
+        component=component,
+        binary=posixpath.join(task.host["kubernetes"]["bin_dir"], component),
+        environment_file=environment_file(cluster, component),
+        after=ordered_after(task, cluster, component),
+    )
+
+
+def ensure_component_config(
+    task: Task, *, cluster: Cluster, component: str, dry_run: bool | None = None
+) -> Result:
+    """Ensure `component`'s flags, extra files and unit; any change owes it a restart."""
+    result = task.run(
+        task=ensure_unit_config,
+        unit=unit_of(component),
+        files=component_files(task, cluster, component),
+        unit_file=unit_file(task, cluster, component),
+        dry_run=dry_run,
+    )
+    return Result(host=task.host, changed=result.changed, diff=result[0].diff)
+
+
+def ensure_components_config(
+    task: Task,
+    *,
+    cluster: Cluster,
+    components: tuple[str, ...],
+    certificates_changed: frozenset[str],
+    dry_run: bool | None = None,
+) -> Result:
+    """Ensure each of `components` is configured; new certificates owe each a restart too."""
+    steps = [
+        task.run(task=ensure_component_config, cluster=cluster, component=c, dry_run=dry_run)
+        for c in components
+    ]
+    if task.host.name in certificates_changed:
+        for component in components:
+            task.run(task=owe_restart, unit=unit_of(component), dry_run=dry_run)
+    return combined(task, steps)
+
+
+def http_status(task: Task, url: str, ca_file: str | None = None) -> tuple[int, str]:
+    """(HTTP status, body) of a GET of `url` from the host itself; status 0 if nothing answered.
+
+    With `ca_file` the server certificate is verified against it; without, an https URL is
+    fetched without verification (the components' own self-signed health endpoints).
+    """
+    tls = ["--cacert", ca_file] if ca_file else (["-k"] if url.startswith("https") else [])
+    argv = ["curl", "-sS", "--max-time", "5", *tls, "-w", "\n%{http_code}", url]
+    result = run(task, argv, ok_codes=range(256), timeout=15)
+    body, _, code = result.stdout.rpartition("\n")
+    if result.rc != 0:
+        return 0, (result.stderr.strip() or f"curl exited {result.rc}")[-300:]
+    return int(code or 0), body.strip()[-300:]
+
+
+def health_urls(task: Task, cluster: Cluster, component: str) -> list[tuple[str, str | None]]:
+    """(URL, CA file or None) that say whether `component` on this host is healthy."""
+    profile = cluster.kubernetes.profile
+    if component != "kube-apiserver":
+        return [(profile.health[component], None)]
+    ca_file = posixpath.join(cluster.kubernetes.cert_dir, "ca.crt")
+    base = f"https://127.0.0.1:{cluster.apiserver.port}"
+    return [(base + path, ca_file) for path in profile.apiserver_health]
+
+
+def unhealthy(task: Task, cluster: Cluster, component: str) -> list[str]:
+    """What is wrong with `component`'s health on this host (empty when healthy)."""
+    problems = []
+    for url, ca_file in health_urls(task, cluster, component):
+        code, body = http_status(task, url, ca_file)
+        if code != 200:
+            problems.append(f"{url}: {code or 'no answer'} {body.splitlines()[-1] if body else ''}")
+    return problems
+
+
+def wait_healthy(task: Task, cluster: Cluster, component: str) -> None:
+    """Return once `component` answers healthy here; RemoteError after HEALTH_TIMEOUT."""
+    deadline = time.monotonic() + HEALTH_TIMEOUT
+    while problems := unhealthy(task, cluster, component):
+        if time.monotonic() > deadline:
+            raise RemoteError(
+                f"{task.host.name}: {component} not healthy after {HEALTH_TIMEOUT:.0f}s: "
+                + "; ".join(problems)
+            )
+        time.sleep(HEALTH_POLL)
+
+
+def start_components(
+    task: Task, *, cluster: Cluster, components: tuple[str, ...], dry_run: bool | None = None
+) -> Result:
+    """Ensure each component runs (restarted if it owes one), in order, each healthy first."""
+    steps = []
+    for component in components:
+        steps.append(task.run(task=ensure_service, unit=unit_of(component), dry_run=dry_run))
+        if not task.is_dry_run(dry_run):
+            wait_healthy(task, cluster, component)
+    return combined(task, steps)
