@@ -19,6 +19,12 @@ from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from tasks.components import check_drift
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
+from tasks.kube_verify import (
+    ControllerView,
+    check_worker,
+    judge_control_plane,
+    observe_control_plane,
+)
 from tasks.load_balancer import check_load_balancer, load_balanced
 from tasks.pki import check_deployed_certificates
 from tasks.runtime import check_runtime
@@ -34,6 +40,19 @@ def etcd_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
             views[host] = result[0].result
     members = {m.host.name for m in cluster.etcd.members}
     return judge_etcd(cluster, {h: v for h, v in views.items() if h in members})
+
+
+def control_plane_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
+    """The controllers' views judged together; UNKNOWN for a controller that could not look."""
+    views: list[ControllerView] = []
+    unknown: list[Finding] = []
+    for host, result in results.items():
+        if result.failed:
+            detail = f"could not check: {str(result[0].exception).splitlines()[0]}"
+            unknown.append(Finding("control-plane", host, "UNKNOWN", detail))
+        else:
+            views.append(result[0].result)
+    return unknown + judge_control_plane(cluster, views)
 
 
 def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
@@ -69,9 +88,14 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     certs = run.step("certificates", check_deployed_certificates)
     runtime = run.step("runtime", check_runtime, only=cli.in_group("nodes"))
     balancer = run.step("load-balancer", check_load_balancer, only=load_balanced)
+    controllers = run.step(
+        "control-plane", observe_control_plane, only=cli.in_group("controllers"), cluster=cluster
+    )
+    workers = run.step("workers", check_worker, only=cli.in_group("nodes"), cluster=cluster)
     drift = run.step("drift", check_drift, cluster=cluster)
     findings = etcd_findings(cluster, etcd) + step_findings(certs, "certificates")
     findings += step_findings(runtime, "runtime") + step_findings(balancer, "load-balancer")
+    findings += control_plane_findings(cluster, controllers) + step_findings(workers, "workers")
     findings += step_findings(drift, "drift")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]

@@ -7,8 +7,10 @@ from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding
+from kubenorn.profiles import CONTROL_PLANE, WORKER
 from tasks import etcd
 from tasks.hosts_file import ensure_hosts_file
+from tasks.kube_units import ensure_component_config
 from tasks.load_balancer import UNIT as HAPROXY_UNIT
 from tasks.load_balancer import haproxy_config, load_balanced
 from tasks.packages import ensure_packages
@@ -118,6 +120,12 @@ def check_drift(task: Task, *, cluster: Cluster) -> Result:
                 dry_run=True,
             )
         )
+    for role, components in (("controllers", CONTROL_PLANE), ("nodes", WORKER)):
+        if cluster.host(task.host.name).has_role(role):
+            diffs += [
+                task.run(task=ensure_component_config, cluster=cluster, component=c, dry_run=True)
+                for c in components
+            ]
     if load_balanced(task.host):
         diffs.append(
             task.run(

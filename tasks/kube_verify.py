@@ -1,0 +1,217 @@
+"""Verify the Kubernetes side: components healthy on each host, leaders, nodes Ready.
+
+Each controller reports what it sees (its components' health, and through its own apiserver
+the leader records, the nodes and, for 1.6, componentstatuses); the cluster-wide verdicts are
+judged once from all of those views by `judge_control_plane`, as the etcd checks are.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nornir.core.task import Result, Task
+
+from kubenorn.cluster import Cluster
+from kubenorn.findings import Finding
+from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile
+from tasks.kube_units import http_status, unhealthy, unit_of
+from tasks.ssh import run
+from tasks.systemd import unit_state
+
+ELECTED = ("kube-scheduler", "kube-controller-manager")
+LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
+CLOCK_SLACK = 2.0  # seconds: renew times have one-second resolution, hosts' clocks drift a bit
+
+
+@dataclass(frozen=True)
+class LeaderRecord:
+    """Who holds a component's leader election, as the holder last wrote it."""
+
+    holder: str
+    renewed: float  # epoch seconds
+    lease_seconds: float
+
+    @property
+    def host(self) -> str:
+        """The holder's host: client-go identities are `hostname_uuid`."""
+        return self.holder.rsplit("_", 1)[0]
+
+
+@dataclass
+class ControllerView:
+    """What one controller saw: its findings, and the API objects its apiserver returned."""
+
+    host: str
+    findings: list[Finding] = field(default_factory=list)
+    active: dict[str, bool] = field(default_factory=dict)
+    leaders: dict[str, LeaderRecord | None] = field(default_factory=dict)
+    nodes: dict[str, bool] | None = None  # node name -> Ready; None when it could not list
+    clock: float = 0.0
+    api_error: str = ""
+
+
+def api_get(task: Task, cluster: Cluster, path: str) -> tuple[dict[str, Any] | None, str]:
+    """(object, "") for a GET through this host's admin kubeconfig; (None, why) otherwise."""
+    kubeconfig = posixpath.join(cluster.kubernetes.config_dir, "admin.kubeconfig")
+    argv = ["kubectl", "--kubeconfig", kubeconfig, "--request-timeout=5s", "get", "--raw", path]
+    result = run(task, argv, ok_codes=range(256), timeout=20)
+    if result.rc != 0:
+        lines = result.stderr.strip().splitlines() or [f"kubectl exited {result.rc}"]
+        return None, lines[-1][-300:]
+    try:
+        return json.loads(result.stdout), ""
+    except json.JSONDecodeError:
+        return None, f"{path}: not JSON: {result.stdout[:120]!r}"
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def leader_record(profile: Profile, obj: dict[str, Any]) -> LeaderRecord | None:
+    """The leader record of a Lease or of the endpoints' annotation; None when there is none."""
+    if profile.leader_lock == "leases":
+        spec = obj.get("spec") or {}
+    else:
+        annotation = (obj.get("metadata", {}).get("annotations") or {}).get(LEADER_ANNOTATION)
+        spec = json.loads(annotation) if annotation else {}
+    if not spec.get("holderIdentity") or not spec.get("renewTime"):
+        return None
+    return LeaderRecord(
+        spec["holderIdentity"], parse_time(spec["renewTime"]), float(spec["leaseDurationSeconds"])
+    )
+
+
+def ready_nodes(node_list: dict[str, Any]) -> dict[str, bool]:
+    """Node name -> whether its Ready condition is True."""
+    ready = {}
+    for node in node_list.get("items", []):
+        conditions = node.get("status", {}).get("conditions", [])
+        ready[node["metadata"]["name"]] = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+        )
+    return ready
+
+
+def component_findings(task: Task, cluster: Cluster, components: tuple[str, ...]) -> list[Finding]:
+    """Per component on this host: its unit active and its health endpoints answering 200."""
+    findings = []
+    for component in components:
+        _, active = unit_state(task, unit_of(component))
+        problems = unhealthy(task, cluster, component) if active else [f"{component} not active"]
+        status = "OK" if not problems else "WARNING"
+        detail = "active, healthy" if not problems else "; ".join(problems)
+        findings.append(Finding(component, task.host.name, status, detail))
+    return findings
+
+
+def componentstatus_findings(task: Task, cluster: Cluster) -> list[Finding]:
+    """1.6's componentstatuses; its etcd entries' `bad certificate` is a known false alarm."""
+    statuses, error = api_get(task, cluster, "/api/v1/componentstatuses")
+    if statuses is None:
+        return [Finding("componentstatuses", task.host.name, "WARNING", error)]
+    bad = []
+    for item in statuses.get("items", []):
+        name = item["metadata"]["name"]
+        condition = (item.get("conditions") or [{}])[0]
+        if condition.get("status") == "True":
+            continue
+        message = condition.get("error") or condition.get("message") or "unhealthy"
+        # Kubernetes 1.6 probed etcd without a client certificate (fixed in 1.7): with
+        # client-certificate auth every etcd shows unhealthy; the etcd checks probe it properly.
+        if name.startswith("etcd-") and "bad certificate" in message:
+            continue
+        bad.append(f"{name}: {message}")
+    status = "WARNING" if bad else "OK"
+    detail = "; ".join(bad) or "scheduler, controller-manager healthy (etcd: see the etcd checks)"
+    return [Finding("componentstatuses", task.host.name, status, detail)]
+
+
+def observe_control_plane(task: Task, *, cluster: Cluster) -> Result:
+    """This controller's view: component health, leader records, nodes. (Reads only.)"""
+    profile = cluster.kubernetes.profile
+    view = ControllerView(task.host.name)
+    view.findings = component_findings(task, cluster, CONTROL_PLANE)
+    view.active = {f.check: "not active" not in f.detail for f in view.findings}
+    view.clock = float(run(task, ["date", "+%s"]).stdout.strip())
+    node_list, view.api_error = api_get(task, cluster, "/api/v1/nodes")
+    if node_list is None:
+        return Result(host=task.host, result=view)
+    view.nodes = ready_nodes(node_list)
+    for component in ELECTED:
+        obj, _ = api_get(task, cluster, profile.leader_path(component))
+        view.leaders[component] = leader_record(profile, obj) if obj else None
+    if profile.componentstatuses:
+        view.findings += componentstatus_findings(task, cluster)
+    return Result(host=task.host, result=view, record_data=[f.as_dict() for f in view.findings])
+
+
+def judge_leader(component: str, views: list[ControllerView], controllers: set[str]) -> Finding:
+    """Exactly one fresh leader for `component`, held by a controller where it runs."""
+    seen = [(view, record) for view in views if (record := view.leaders.get(component))]
+    if not seen:
+        return Finding(component, "leader", "CRITICAL", "no leader record: nothing is elected")
+    fresh = {
+        record.holder: record
+        for view, record in seen
+        if view.clock - record.renewed <= record.lease_seconds + CLOCK_SLACK
+    }
+    if not fresh:
+        return Finding(component, "leader", "CRITICAL", f"lease of {seen[0][1].holder} expired")
+    if len(fresh) > 1:
+        return Finding(component, "leader", "CRITICAL", f"two leaders: {', '.join(fresh)}")
+    record = next(iter(fresh.values()))
+    running = {v.host for v in views if v.active.get(component)}
+    if record.host not in controllers or record.host not in running:
+        detail = f"{record.holder} holds the lease but {record.host} is not a live controller"
+        return Finding(component, "leader", "CRITICAL", detail)
+    return Finding(component, "leader", "OK", f"led by {record.host}")
+
+
+def judge_nodes(views: list[ControllerView], nodes: list[str]) -> list[Finding]:
+    """Every inventory node registered and Ready, as the apiservers see it."""
+    listed = [v.nodes for v in views if v.nodes is not None]
+    if not listed:
+        errors = "; ".join(f"{v.host}: {v.api_error}" for v in views if v.api_error)
+        return [Finding("node-ready", "cluster", "UNKNOWN", f"no apiserver listed nodes: {errors}")]
+    ready = listed[0]
+    findings = []
+    for node in nodes:
+        if node not in ready:
+            findings.append(Finding("node-ready", node, "WARNING", "not registered"))
+        elif not ready[node]:
+            findings.append(Finding("node-ready", node, "WARNING", "NotReady"))
+        else:
+            findings.append(Finding("node-ready", node, "OK", "Ready"))
+    return findings
+
+
+def judge_control_plane(cluster: Cluster, views: list[ControllerView]) -> list[Finding]:
+    """Per-host findings, then: some apiserver serving, one leader each, nodes Ready."""
+    findings = [f for view in views for f in view.findings]
+    serving = [f for f in findings if f.check == "kube-apiserver" and f.ok]
+    if views and not serving:
+        findings.append(Finding("kube-apiserver", "cluster", "CRITICAL", "no apiserver healthy"))
+    controllers = {h.name for h in cluster.controllers}
+    findings += [judge_leader(component, views, controllers) for component in ELECTED]
+    return findings + judge_nodes(views, [h.name for h in cluster.nodes])
+
+
+def check_worker(task: Task, *, cluster: Cluster) -> Result:
+    """A node's findings: the apiserver through its load balancer, kubelet, kube-proxy."""
+    endpoint = cluster.apiserver
+    path = task.host["load_balancer"]["health_check"]
+    url = f"https://{endpoint.name}:{endpoint.port}{path}"
+    code, body = http_status(task, url, posixpath.join(cluster.kubernetes.cert_dir, "ca.crt"))
+    through = Finding(
+        "apiserver-via-lb",
+        task.host.name,
+        "OK" if code == 200 else "WARNING",
+        f"{url}: {code or 'no answer'} {body.splitlines()[-1] if body else ''}".strip(),
+    )
+    findings = [through, *component_findings(task, cluster, WORKER)]
+    return Result(host=task.host, result=findings, record_data=[f.as_dict() for f in findings])
