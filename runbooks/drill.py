@@ -1,29 +1,49 @@
-"""Failure drills: `python -m runbooks.drill -i INVENTORY etcd-leader`.
+"""Failure drills: `python -m runbooks.drill -i INVENTORY SCENARIO`.
 
-etcd-leader  SIGKILL the etcd leader under continuous writes; print the time to a new leader
-             and to the first write after the kill; restart the member, wait for full
-             health, and check that every acknowledged write is readable. Exit 0 only when
-             no acknowledged write was lost and the cluster is healthy again.
+etcd-leader         SIGKILL the etcd leader under continuous writes; print the time to a new
+                    leader and to the first write after the kill; restart the member, wait for
+                    full health, and check that every acknowledged write is readable.
+scheduler,          SIGKILL the component's leader (systemd restarts it, as after a crash);
+controller-manager  print the time until another instance holds the lease, then wait until
+                    every controller runs it healthy again under one live leader.
+apiserver           stop one apiserver (--host, default the first controller) while every node
+                    probes the apiserver through its load balancer; hold it down, start it
+                    again; print the errors the nodes saw and the time back to full health.
+
+Each exits 0 only when the drill's promise held and the cluster is healthy again.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 
+from nornir.core.inventory import Host
 from rich.console import Console
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elected, wait_for
+from kubenorn.findings import Finding
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
+from kubenorn.run import Run
 from tasks.etcd import kill_member, revive_member
+from tasks.kube_drill import (
+    kill_component,
+    probe_load_balancer,
+    read_leader,
+    start_component,
+    stop_component,
+)
+from tasks.kube_verify import LeaderRecord, judge_control_plane, observe_control_plane
 
 ELECTION_TIMEOUT = 30.0
 RECOVERY_TIMEOUT = 90.0
+APISERVER_DOWN = 8  # seconds one apiserver stays down: haproxy marks it down within ~4 s
 
 
 def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
@@ -77,9 +97,6 @@ def print_figures(
     recovered: float | None,
     lost: list[int],
 ) -> None:
-    def seconds(value: float | None) -> str:
-        return "never" if value is None else f"{value * 1000:.0f} ms"
-
     console.print(
         f"acknowledged writes: {len(writer.acked)}, failed attempts: {len(writer.errors)}"
     )
@@ -93,13 +110,131 @@ def print_figures(
     console.print(f"acknowledged writes read back: {verdict}")
 
 
+def leader_seen(run: Run, cluster: Cluster, component: str, observer: str) -> LeaderRecord | None:
+    """The leader record as `observer`'s apiserver returns it now (None if it cannot say)."""
+    results = run.nr.filter(name=observer).run(
+        task=read_leader, cluster=cluster, component=component
+    )
+    return None if results.failed else results[observer][0].result
+
+
+def control_plane_problems(run: Run, cluster: Cluster) -> list[Finding]:
+    """Whatever the control-plane checks find wrong right now (empty when all is well)."""
+    results = run.nr.filter(filter_func=cli.in_group("controllers")).run(
+        task=observe_control_plane, cluster=cluster
+    )
+    if results.failed:
+        return [
+            Finding("control-plane", h, "UNKNOWN", "could not check") for h in results.failed_hosts
+        ]
+    views = [result[0].result for result in results.values()]
+    return [f for f in judge_control_plane(cluster, views) if not f.ok]
+
+
+def wait_healthy(run: Run, cluster: Cluster) -> tuple[float | None, list[Finding]]:
+    """Seconds until the control plane checks all pass (None on timeout), and what was left."""
+    started, problems = time.monotonic(), control_plane_problems(run, cluster)
+    while problems and time.monotonic() - started < RECOVERY_TIMEOUT:
+        time.sleep(0.5)
+        problems = control_plane_problems(run, cluster)
+    return (None if problems else time.monotonic() - started), problems
+
+
+def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+    """Kill the leader of args.scenario's component; measure the time to another leader."""
+    console = make_console()
+    component = f"kube-{args.scenario}"
+    run = cli.new_run(args, "drill", argv)
+    controllers = [h.name for h in cluster.controllers]
+    old = leader_seen(run, cluster, component, controllers[0])
+    if old is None or old.host not in controllers:
+        console.print(f"[red]no {component} leader on a controller: verify the cluster first[/]")
+        return cli.finish(run, args, cli.EXIT_FAILED, console)
+    observer = next(name for name in controllers if name != old.host)
+    console.print(f"{component} leader: {old.holder}; watching through {observer}")
+    run.step("kill-leader", kill_component, only=lambda h: h.name == old.host, component=component)
+
+    def taken_over() -> bool:
+        now = leader_seen(run, cluster, component, observer)
+        return now is not None and now.holder != old.holder
+
+    election = wait_for(taken_over, ELECTION_TIMEOUT, interval=0.2)
+    new = leader_seen(run, cluster, component, observer)
+    recovered, problems = wait_healthy(run, cluster)
+    console.print(f"new leader: {new.holder if new else 'none'}")
+    console.print(f"time to a new leader after the kill: {seconds(election)}")
+    console.print(f"time to full health after that: {seconds(recovered)}")
+    print_problems(console, problems)
+    ok = election is not None and recovered is not None and not run.failed
+    return cli.finish(run, args, cli.EXIT_OK if ok else cli.EXIT_FAILED, console)
+
+
+def apiserver_outage(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+    """Stop one apiserver while the nodes probe through their load balancers; count errors."""
+    console = make_console()
+    victim = args.host or cluster.controllers[0].name
+    run = cli.new_run(args, "drill", argv)
+    probes: dict[str, tuple[int, int]] = {}
+    nodes = run.nr.filter(filter_func=cli.in_group("nodes"))
+    probing = threading.Thread(
+        target=lambda: probes.update(
+            (host, result[0].result)
+            for host, result in nodes.run(
+                task=probe_load_balancer, cluster=cluster, seconds=APISERVER_DOWN + 8
+            ).items()
+            if not result.failed
+        ),
+        daemon=True,
+    )
+    console.print(f"stopping kube-apiserver on {victim} for {APISERVER_DOWN} s")
+    probing.start()
+    time.sleep(2)
+
+    def on_victim(host: Host) -> bool:
+        return host.name == victim
+
+    run.step("stop-apiserver", stop_component, only=on_victim, component="kube-apiserver")
+    time.sleep(APISERVER_DOWN)
+    run.step("start-apiserver", start_component, only=on_victim, component="kube-apiserver")
+    recovered, problems = wait_healthy(run, cluster)
+    probing.join()
+    for node, (answered, errors) in sorted(probes.items()):
+        console.print(f"{node}: {answered} answered through the load balancer, {errors} errors")
+    missing = sorted(set(nodes.inventory.hosts) - set(probes))
+    console.print(f"time to full health after the restart: {seconds(recovered)}")
+    print_problems(console, problems)
+    served = bool(probes) and not missing and all(ok > 0 for ok, _ in probes.values())
+    if missing:
+        console.print(f"[red]no probe result from {', '.join(missing)}[/]")
+    ok = served and recovered is not None and not run.failed
+    return cli.finish(run, args, cli.EXIT_OK if ok else cli.EXIT_FAILED, console)
+
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value * 1000:.0f} ms"
+
+
+def print_problems(console: Console, problems: list[Finding]) -> None:
+    for finding in problems:
+        console.print(f"[red]{finding.status}[/] {finding.host} {finding.check}: {finding.detail}")
+
+
+SCENARIOS = {
+    "etcd-leader": etcd_leader,
+    "scheduler": leader_loss,
+    "controller-manager": leader_loss,
+    "apiserver": apiserver_outage,
+}
+
+
 def drill(argv: list[str]) -> int:
     parser = cli.parser(__doc__ or "")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("scenario", choices=["etcd-leader"])
+    parser.add_argument("scenario", choices=list(SCENARIOS))
+    parser.add_argument("--host", help="apiserver: the controller whose apiserver stops")
     args = parser.parse_args(argv)
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
-    return etcd_leader(args, argv, cluster)
+    return SCENARIOS[args.scenario](args, argv, cluster)
 
 
 def main(argv: list[str] | None = None) -> int:

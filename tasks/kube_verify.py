@@ -16,7 +16,7 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
-from kubenorn.findings import Finding
+from kubenorn.findings import Finding, Status
 from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile
 from tasks.kube_units import http_status, unhealthy, unit_of
 from tasks.ssh import run
@@ -52,6 +52,11 @@ class ControllerView:
     nodes: dict[str, bool] | None = None  # node name -> Ready; None when it could not list
     clock: float = 0.0
     api_error: str = ""
+
+
+def worse_if(problems: list[str]) -> Status:
+    """One host's component problems are a WARNING; the cluster-wide judges decide the rest."""
+    return "WARNING" if problems else "OK"
 
 
 def api_get(task: Task, cluster: Cluster, path: str) -> tuple[dict[str, Any] | None, str]:
@@ -103,9 +108,8 @@ def component_findings(task: Task, cluster: Cluster, components: tuple[str, ...]
     for component in components:
         _, active = unit_state(task, unit_of(component))
         problems = unhealthy(task, cluster, component) if active else [f"{component} not active"]
-        status = "OK" if not problems else "WARNING"
-        detail = "active, healthy" if not problems else "; ".join(problems)
-        findings.append(Finding(component, task.host.name, status, detail))
+        detail = "; ".join(problems) or "active, healthy"
+        findings.append(Finding(component, task.host.name, worse_if(problems), detail))
     return findings
 
 
@@ -126,9 +130,8 @@ def componentstatus_findings(task: Task, cluster: Cluster) -> list[Finding]:
         if name.startswith("etcd-") and "bad certificate" in message:
             continue
         bad.append(f"{name}: {message}")
-    status = "WARNING" if bad else "OK"
     detail = "; ".join(bad) or "scheduler, controller-manager healthy (etcd: see the etcd checks)"
-    return [Finding("componentstatuses", task.host.name, status, detail)]
+    return [Finding("componentstatuses", task.host.name, worse_if(bad), detail)]
 
 
 def observe_control_plane(task: Task, *, cluster: Cluster) -> Result:
