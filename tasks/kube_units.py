@@ -35,10 +35,12 @@ def environment_file(cluster: Cluster, component: str) -> str:
     return posixpath.join(cluster.kubernetes.config_dir, f"{component}.env")
 
 
-def template_context(task: Task, cluster: Cluster) -> dict[str, Any]:
-    """What the profile templates may use: the cluster, this host, its inventory data."""
-    host = cluster.host(task.host.name)
-    context: dict[str, Any] = {
+def template_context(
+    cluster: Cluster, host_name: str, kubernetes: dict[str, Any], runtime: dict[str, str]
+) -> dict[str, Any]:
+    """What the profile templates may use: the cluster, the host, its inventory data."""
+    host = cluster.host(host_name)
+    return {
         "host_name": host.name,  # `host` and `name` are taken by nornir
         "address": str(host.address),
         "cluster_name": cluster.name,
@@ -50,15 +52,24 @@ def template_context(task: Task, cluster: Cluster) -> dict[str, Any]:
         "apiserver_url": cluster.apiserver.url,
         "apiserver_port": cluster.apiserver.port,
         "controller_count": len(cluster.controllers),
-        "kubernetes": task.host["kubernetes"],
+        "kubernetes": kubernetes,
+        **runtime,
     }
-    if host.has_role("nodes"):
-        kind, settings = runtime_settings(task)
-        context["runtime_socket"] = settings[kind]["socket"]
-        # The runtime uses systemd's cgroup driver on cgroup v2 (containerd as kubenorn
-        # configures it, docker by default since 20.10); the kubelet must use the same one.
-        context["cgroup_driver"] = "systemd" if facts_of(task).cgroup_version == 2 else "cgroupfs"
-    return context
+
+
+def node_runtime(task: Task) -> dict[str, str]:
+    """A node's runtime socket and the cgroup driver the kubelet must share with it."""
+    if not cluster_role(task, "nodes"):
+        return {}
+    kind, settings = runtime_settings(task)
+    # The runtime uses systemd's cgroup driver on cgroup v2 (containerd as kubenorn
+    # configures it, docker by default since 20.10); the kubelet must use the same one.
+    driver = "systemd" if facts_of(task).cgroup_version == 2 else "cgroupfs"
+    return {"runtime_socket": settings[kind]["socket"], "cgroup_driver": driver}
+
+
+def cluster_role(task: Task, role: str) -> bool:
+    return role in {group.name for group in task.host.groups}
 
 
 def ordered_after(task: Task, cluster: Cluster, component: str) -> list[str]:
@@ -75,7 +86,7 @@ def ordered_after(task: Task, cluster: Cluster, component: str) -> list[str]:
 def component_files(task: Task, cluster: Cluster, component: str) -> list[ConfigFile]:
     """`component`'s environment file and any extra file its profile gives it."""
     profile = cluster.kubernetes.profile
-    context = template_context(task, cluster)
+    context = template_context(cluster, task.host.name, task.host["kubernetes"], node_runtime(task))
     files = [
         ConfigFile(
             environment_file(cluster, component),
