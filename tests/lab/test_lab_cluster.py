@@ -1,15 +1,25 @@
-"""The nodes' runtime and load balancer on the lab: deploy, idempotence, a runtime stopped."""
+"""The whole cluster on the lab, in both version profiles: deploy, idempotence, failures, drills.
+
+The module deploys the current profile (lab/inventory) once; the reference-profile test
+deploys lab/inventory-1.6 onto the same hosts and puts the current profile back afterwards.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from runbooks import deploy, verify
+from runbooks import deploy, drill, verify
 
 NODES = ["kube.node01", "kube.node02", "kube.node03"]
+CONTROLLERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
+UNITS = {
+    "controller": ["etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"],
+    "node": ["haproxy", "kubelet", "kube-proxy"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -18,22 +28,57 @@ def cluster(lab, lab_inventory: Path) -> Path:  # noqa: ANN001
     return lab_inventory
 
 
-def test_every_node_runs_containerd_and_haproxy(cluster: Path, lab) -> None:  # noqa: ANN001
-    for node in NODES:
-        states = lab.ssh(node, ["systemctl", "is-active", "containerd", "haproxy"]).stdout.split()
-        assert states == ["active", "active"], node
-        config = lab.ssh(node, ["cat", "/etc/haproxy/haproxy.cfg"]).stdout
-        assert "server kube.controller02 10.240.0.12:6443" in config
+def main_pids(lab) -> dict[str, str]:  # noqa: ANN001
+    """unit@host -> its main PID, for every service a deploy manages."""
+    pids = {}
+    for role, hosts in (("controller", CONTROLLERS), ("node", NODES)):
+        for host in hosts:
+            command = ["systemctl", "show", "--property=MainPID", "--value", *UNITS[role]]
+            for unit, pid in zip(UNITS[role], lab.ssh(host, command).stdout.split(), strict=True):
+                pids[f"{unit}@{host}"] = pid
+    return pids
 
 
-def test_a_second_full_deploy_changes_nothing(cluster: Path, tmp_path: Path) -> None:
-    report = tmp_path / "deploy.json"
-    assert deploy.main(["-i", str(cluster), "--quiet", "--json", str(report)]) == 0
-    changed = [r for r in json.loads(report.read_text())["records"] if r["changed"]]
-    assert changed == []
+def changed_records(inventory: Path, report: Path) -> list[dict]:  # type: ignore[type-arg]
+    assert deploy.main(["-i", str(inventory), "--quiet", "--json", str(report)]) == 0
+    return [r for r in json.loads(report.read_text())["records"] if r["changed"]]
 
 
-def test_a_stopped_runtime_is_a_warning_naming_the_node_and_check(
+def verifies_ok_within(inventory: Path, seconds: float) -> bool:
+    """Whether verify exits 0 within `seconds` (a node reports Ready at its next heartbeat)."""
+    deadline = time.monotonic() + seconds
+    while verify.main(["-i", str(inventory), "--quiet"]) != 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
+def warnings(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("WARNING")]
+
+
+def test_the_deployed_cluster_verifies_ok(cluster: Path, lab) -> None:  # noqa: ANN001
+    assert verify.main(["-i", str(cluster), "--quiet"]) == 0
+    nodes = lab.ssh(
+        "kube.controller02",
+        ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.kubeconfig", "get", "nodes"],
+    ).stdout
+    assert all(f"{node}   Ready" in nodes for node in NODES), nodes
+
+
+def test_a_second_deploy_changes_nothing_and_restarts_nothing(
+    cluster: Path,
+    lab,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    before = main_pids(lab)
+    assert "0" not in before.values(), before
+    assert changed_records(cluster, tmp_path / "again.json") == []
+    assert main_pids(lab) == before
+
+
+def test_a_stopped_runtime_fails_verify_naming_the_node_and_check(
     cluster: Path,
     lab,
     capsys: pytest.CaptureFixture[str],  # noqa: ANN001
@@ -41,15 +86,46 @@ def test_a_stopped_runtime_is_a_warning_naming_the_node_and_check(
     lab.ssh("kube.node02", ["systemctl", "stop", "containerd"])
     try:
         assert verify.main(["-i", str(cluster), "--quiet"]) == 1
-        out = capsys.readouterr().out
-        problems = [line for line in out.splitlines() if line.startswith("WARNING")]
-        assert len(problems) == 1 and "kube.node02" in problems[0] and "runtime" in problems[0]
+        problems = warnings(capsys.readouterr().out)
+        assert problems and all("kube.node02" in line for line in problems), problems
+        assert any("runtime" in line for line in problems), problems
     finally:
         lab.ssh("kube.node02", ["systemctl", "start", "containerd"])
-    assert verify.main(["-i", str(cluster), "--quiet"]) == 0
+    assert verifies_ok_within(cluster, 30)
 
 
-def test_the_reference_profile_runs_docker_on_its_unix_socket_only(
+def test_one_apiserver_down_is_a_warning_while_the_load_balancer_serves(
+    cluster: Path,
+    lab,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    lab.ssh("kube.controller03", ["systemctl", "stop", "kube-apiserver"])
+    try:
+        assert verify.main(["-i", str(cluster), "--quiet"]) == 1
+        problems = warnings(capsys.readouterr().out)
+        assert problems and all("kube.controller03" in line for line in problems), problems
+        assert any("kube-apiserver" in line for line in problems), problems
+        for node in NODES:
+            answer = lab.ssh(
+                node,
+                [
+                    "curl", "-sS", "--cacert", "/etc/kubernetes/ssl/ca.crt",
+                    "https://kube.apiserver:6443/healthz",
+                ],
+            )  # fmt: skip
+            assert answer.stdout.strip() == "ok", node
+    finally:
+        lab.ssh("kube.controller03", ["systemctl", "start", "kube-apiserver"])
+    assert verifies_ok_within(cluster, 30)
+
+
+@pytest.mark.parametrize("scenario", ["scheduler", "controller-manager", "apiserver"])
+def test_the_drill_passes(cluster: Path, scenario: str) -> None:
+    assert drill.main(["-i", str(cluster), "--quiet", scenario]) == 0
+    assert verifies_ok_within(cluster, 30)
+
+
+def test_the_reference_profile_deploys_verifies_and_survives_its_drills(
     cluster: Path,
     lab,
     tmp_path: Path,  # noqa: ANN001
@@ -57,13 +133,16 @@ def test_the_reference_profile_runs_docker_on_its_unix_socket_only(
     reference = cluster.parent / "inventory-1.6"
     try:
         assert deploy.main(["-i", str(reference), "--quiet"]) == 0
-        report = tmp_path / "again.json"
-        assert deploy.main(["-i", str(reference), "--quiet", "--json", str(report)]) == 0
-        assert [r for r in json.loads(report.read_text())["records"] if r["changed"]] == []
-        assert verify.main(["-i", str(reference), "--quiet"]) == 0
+        assert changed_records(reference, tmp_path / "again.json") == []
+        assert verifies_ok_within(reference, 30)
+        version = lab.ssh("kube.controller01", ["kube-apiserver", "--version"]).stdout
+        assert version.strip() == "Kubernetes v1.6.0"
+        listening = lab.ssh("kube.controller01", ["ss", "-ltn"]).stdout
+        assert "127.0.0.1:8080 " in listening and "0.0.0.0:8080 " not in listening
         for node in NODES:
-            listening = lab.ssh(node, ["ss", "-ltnp"]).stdout
-            assert "dockerd" not in listening, f"{node}: docker listens on TCP"
-            assert lab.ssh(node, ["systemctl", "is-active", "docker"]).stdout.strip() == "active"
+            assert "dockerd" not in lab.ssh(node, ["ss", "-ltnp"]).stdout, node
+        for scenario in ("scheduler", "controller-manager", "apiserver"):
+            assert drill.main(["-i", str(reference), "--quiet", scenario]) == 0, scenario
     finally:
         assert deploy.main(["-i", str(cluster), "--quiet"]) == 0
+    assert verifies_ok_within(cluster, 30)
