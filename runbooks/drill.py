@@ -39,7 +39,7 @@ from tasks.kube_drill import (
     start_component,
     stop_component,
 )
-from tasks.kube_verify import LeaderRecord, judge_control_plane, observe_control_plane
+from tasks.kube_verify import LeaderRecord, wait_control_plane_healthy
 
 ELECTION_TIMEOUT = 30.0
 RECOVERY_TIMEOUT = 90.0
@@ -118,28 +118,6 @@ def leader_seen(run: Run, cluster: Cluster, component: str, observer: str) -> Le
     return None if results.failed else results[observer][0].result
 
 
-def control_plane_problems(run: Run, cluster: Cluster) -> list[Finding]:
-    """Whatever the control-plane checks find wrong right now (empty when all is well)."""
-    results = run.nr.filter(filter_func=cli.in_group("controllers")).run(
-        task=observe_control_plane, cluster=cluster
-    )
-    if results.failed:
-        return [
-            Finding("control-plane", h, "UNKNOWN", "could not check") for h in results.failed_hosts
-        ]
-    views = [result[0].result for result in results.values()]
-    return [f for f in judge_control_plane(cluster, views) if not f.ok]
-
-
-def wait_healthy(run: Run, cluster: Cluster) -> tuple[float | None, list[Finding]]:
-    """Seconds until the control plane checks all pass (None on timeout), and what was left."""
-    started, problems = time.monotonic(), control_plane_problems(run, cluster)
-    while problems and time.monotonic() - started < RECOVERY_TIMEOUT:
-        time.sleep(0.5)
-        problems = control_plane_problems(run, cluster)
-    return (None if problems else time.monotonic() - started), problems
-
-
 def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
     """Kill the leader of args.scenario's component; measure the time to another leader."""
     console = make_console()
@@ -160,7 +138,7 @@ def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
 
     election = wait_for(taken_over, ELECTION_TIMEOUT, interval=0.2)
     new = leader_seen(run, cluster, component, observer)
-    recovered, problems = wait_healthy(run, cluster)
+    recovered, problems = wait_control_plane_healthy(run.nr, cluster, RECOVERY_TIMEOUT)
     console.print(f"new leader: {new.holder if new else 'none'}")
     console.print(f"time to a new leader after the kill: {seconds(election)}")
     console.print(f"time to full health after that: {seconds(recovered)}")
@@ -196,7 +174,7 @@ def apiserver_outage(args: argparse.Namespace, argv: list[str], cluster: Cluster
     run.step("stop-apiserver", stop_component, only=on_victim, component="kube-apiserver")
     time.sleep(APISERVER_DOWN)
     run.step("start-apiserver", start_component, only=on_victim, component="kube-apiserver")
-    recovered, problems = wait_healthy(run, cluster)
+    recovered, problems = wait_control_plane_healthy(run.nr, cluster, RECOVERY_TIMEOUT)
     probing.join()
     for node, (answered, errors) in sorted(probes.items()):
         console.print(f"{node}: {answered} answered through the load balancer, {errors} errors")

@@ -1,8 +1,11 @@
 """Restore etcd from a snapshot: `python -m runbooks.etcd_restore -i INVENTORY SNAPSHOT --yes`.
 
-Verifies the snapshot, uploads it to every member, stops all members, restores each with its
-own name and peer URL (the old data directory kept aside), starts them and waits until the
-cluster is healthy with one leader. Everything written after the snapshot is lost: --yes.
+Verifies the snapshot, uploads it to every member, stops the control plane where it runs (an
+apiserver must not write, nor a leader renew, while the data changes under it), stops all
+members, restores each with its own name and peer URL (the old data directory kept aside),
+starts them, waits until the cluster is healthy with one leader, then starts the control plane
+again one controller at a time, each healthy before the next. Everything written after the
+snapshot is lost: --yes.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from pathlib import Path
 from kubenorn import cli
 from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import default_inventory_dir
+from kubenorn.profiles import CONTROL_PLANE
 from kubenorn.report import make_console
 from kubenorn.snapshots import SnapshotInvalid, verify_snapshot
 from tasks.components import wait_etcd
 from tasks.etcd_backup import restore_member, start_etcd, stop_etcd, upload_snapshot
+from tasks.kube_units import start_components, stop_components
+from tasks.kube_verify import wait_control_plane_healthy
+
+LEADERS_TIMEOUT = 120.0
 
 
 def restore(argv: list[str]) -> int:
@@ -33,17 +41,43 @@ def restore(argv: list[str]) -> int:
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
     run = cli.new_run(args, "etcd_restore", argv)
     members = cli.in_group("etcd")
+    run.step("upload", upload_snapshot, only=members, snapshot=args.snapshot.resolve())
+    if run.failed:
+        return cli.finish(run, args, cli.EXIT_FAILED, make_console())
+    stopped = run.step(
+        "stop-control-plane",
+        stop_components,
+        only=cli.in_group("controllers"),
+        components=CONTROL_PLANE,
+    )
     for name, task, extra in (
-        ("upload", upload_snapshot, {"snapshot": args.snapshot.resolve()}),
         ("stop", stop_etcd, {}),
         ("restore", restore_member, {"cluster": cluster}),
         ("start", start_etcd, {}),
         ("health", wait_etcd, {"cluster": cluster, "dry_run": False}),
     ):
-        run.step(name, task, only=members, **extra)
         if run.failed:
             break
+        run.step(name, task, only=members, **extra)
+    run.step(
+        "control-plane",
+        start_components,
+        only=lambda host: host.name in {h for h, r in stopped.items() if r.changed},
+        serial=True,
+        cluster=cluster,
+        components=CONTROL_PLANE,
+        dry_run=False,
+    )
     console = make_console()
+    if any(r.changed for r in stopped.values()) and not run.failed:
+        # Leader leases restored from the snapshot are stale: wait for fresh elections.
+        _, problems = wait_control_plane_healthy(run.nr, cluster, LEADERS_TIMEOUT)
+        for finding in problems:
+            console.print(
+                f"[red]{finding.status}[/] {finding.host} {finding.check}: {finding.detail}"
+            )
+        if problems:
+            return cli.finish(run, args, cli.EXIT_FAILED, console)
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 

@@ -20,7 +20,13 @@ from tasks.facts import facts_of
 from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.runtime import runtime_settings
 from tasks.ssh import RemoteError, run
-from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config, owe_restart
+from tasks.systemd import (
+    ConfigFile,
+    ensure_service,
+    ensure_unit_config,
+    owe_restart,
+    unit_state,
+)
 from tasks.templates import render
 
 HEALTH_TIMEOUT = 90.0  # seconds a (re)started component has to answer its health check
@@ -200,3 +206,13 @@ def start_components(
         if not task.is_dry_run(dry_run):
             wait_healthy(task, cluster, component)
     return combined(task, steps)
+
+
+def stop_components(task: Task, *, components: tuple[str, ...]) -> Result:
+    """Ensure `components` are stopped here, last first; changed when any was running."""
+    running = [c for c in reversed(components) if unit_state(task, unit_of(c))[1]]
+    for component in running:
+        run(task, ["systemctl", "stop", unit_of(component)], sudo=True, timeout=120)
+    return Result(
+        host=task.host, changed=bool(running), diff="".join(f"stopped {c}\n" for c in running)
+    )

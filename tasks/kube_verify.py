@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import posixpath
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nornir.core import Nornir
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
@@ -218,3 +220,26 @@ def check_worker(task: Task, *, cluster: Cluster) -> Result:
     )
     findings = [through, *component_findings(task, cluster, WORKER)]
     return Result(host=task.host, result=findings, record_data=[f.as_dict() for f in findings])
+
+
+def control_plane_problems(nr: Nornir, cluster: Cluster) -> list[Finding]:
+    """Whatever the control-plane checks find wrong right now (empty when all is well)."""
+    controllers = nr.filter(filter_func=lambda h: "controllers" in {g.name for g in h.groups})
+    results = controllers.run(task=observe_control_plane, cluster=cluster)
+    if results.failed:
+        return [
+            Finding("control-plane", h, "UNKNOWN", "could not check") for h in results.failed_hosts
+        ]
+    views = [result[0].result for result in results.values()]
+    return [f for f in judge_control_plane(cluster, views) if not f.ok]
+
+
+def wait_control_plane_healthy(
+    nr: Nornir, cluster: Cluster, timeout: float
+) -> tuple[float | None, list[Finding]]:
+    """Seconds until the control-plane checks all pass (None on timeout), and what was left."""
+    started, problems = time.monotonic(), control_plane_problems(nr, cluster)
+    while problems and time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        problems = control_plane_problems(nr, cluster)
+    return (None if problems else time.monotonic() - started), problems
