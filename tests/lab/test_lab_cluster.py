@@ -128,7 +128,8 @@ def test_the_drill_passes(cluster: Path, scenario: str) -> None:
 def test_the_reference_profile_deploys_verifies_and_survives_its_drills(
     cluster: Path,
     lab,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
 ) -> None:
     reference = cluster.parent / "inventory-1.6"
     try:
@@ -141,6 +142,15 @@ def test_the_reference_profile_deploys_verifies_and_survives_its_drills(
         assert "127.0.0.1:8080 " in listening and "0.0.0.0:8080 " not in listening
         for node in NODES:
             assert "dockerd" not in lab.ssh(node, ["ss", "-ltnp"]).stdout, node
+        lab.ssh("kube.node02", ["systemctl", "stop", "docker.socket", "docker"])
+        try:
+            capsys.readouterr()
+            assert verify.main(["-i", str(reference), "--quiet"]) == 1
+            problems = warnings(capsys.readouterr().out)
+            assert problems and all("kube.node02" in line for line in problems), problems
+        finally:
+            lab.ssh("kube.node02", ["systemctl", "start", "docker"])
+        assert verifies_ok_within(reference, 30)
         for scenario in ("scheduler", "controller-manager", "apiserver"):
             assert drill.main(["-i", str(reference), "--quiet", scenario]) == 0, scenario
     finally:
