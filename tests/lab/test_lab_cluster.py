@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from lab_support import inventory_with
 
 from runbooks import deploy, drill, verify
 
@@ -76,6 +77,38 @@ def test_a_second_deploy_changes_nothing_and_restarts_nothing(
     assert "0" not in before.values(), before
     assert changed_records(cluster, tmp_path / "again.json") == []
     assert main_pids(lab) == before
+
+
+def test_a_changed_lease_is_a_dry_run_diff_then_rolls_only_the_elected_components(
+    cluster: Path,
+    lab,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    election = {"lease_duration": "5s", "renew_deadline": "3s", "retry_period": "1s"}
+    changed = inventory_with(cluster, tmp_path, "kubernetes", leader_election=election)
+    before = main_pids(lab)
+    capsys.readouterr()
+    assert deploy.main(["-i", str(changed), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "-  --leader-elect-lease-duration=4s" in out
+    assert "+  --leader-elect-lease-duration=5s" in out
+    assert out.count("would restart kube-scheduler.service") == 3
+    assert out.count("would restart kube-controller-manager.service") == 3
+    assert "would restart kube-apiserver.service" not in out
+    assert main_pids(lab) == before
+    try:
+        assert deploy.main(["-i", str(changed), "--quiet"]) == 0
+        after = main_pids(lab)
+        restarted = sorted(unit for unit in before if after[unit] != before[unit])
+        assert restarted == sorted(
+            f"{unit}@{host}"
+            for unit in ("kube-scheduler", "kube-controller-manager")
+            for host in CONTROLLERS
+        )
+    finally:
+        assert deploy.main(["-i", str(cluster), "--quiet"]) == 0
+    assert verifies_ok_within(cluster, 30)
 
 
 def test_a_stopped_runtime_fails_verify_naming_the_node_and_check(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from lab_support import inventory_with
 
 from kubenorn.cluster import load_cluster
 from kubenorn.etcd_client import EtcdUnavailable, endpoints
@@ -54,17 +53,6 @@ def journal_cursors(lab) -> dict[str, str]:  # noqa: ANN001
 def starts_after(lab, host: str, cursor: str) -> int:  # noqa: ANN001
     journal = lab.ssh(host, ["journalctl", "-u", UNIT, f"--after-cursor={cursor}", "-o", "cat"])
     return journal.stdout.count("Started etcd.service")
-
-
-def inventory_with(source: Path, destination: Path, **etcd_settings: object) -> Path:
-    """A copy of the inventory (sharing its PKI and keys) with etcd settings changed."""
-    for name in ("hosts.yaml", "groups.yaml", "id_ed25519", "known_hosts"):
-        shutil.copy2(source / name, destination / name)
-    defaults = yaml.safe_load((source / "defaults.yaml").read_text())
-    defaults["data"]["etcd"].update(etcd_settings)
-    defaults["data"]["pki"]["dir"] = str(source / defaults["data"]["pki"]["dir"])
-    (destination / "defaults.yaml").write_text(yaml.safe_dump(defaults))
-    return destination
 
 
 class QuorumWatcher:
@@ -123,7 +111,7 @@ def test_dry_run_shows_the_diff_and_the_restart_and_changes_nothing(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],  # noqa: ANN001
 ) -> None:
-    changed = inventory_with(etcd_lab, tmp_path, heartbeat_interval_ms=150)
+    changed = inventory_with(etcd_lab, tmp_path, "etcd", heartbeat_interval_ms=150)
     before = main_pids(lab)
     config_before = lab.ssh("kube.controller01", ["cat", "/etc/etcd/etcd.conf"]).stdout
     assert deploy.main(["-i", str(changed), "--limit", "etcd", "--dry-run"]) == 0
@@ -139,7 +127,7 @@ def test_a_changed_setting_restarts_each_member_once_while_quorum_holds(
     lab,
     tmp_path: Path,  # noqa: ANN001
 ) -> None:
-    changed = inventory_with(etcd_lab, tmp_path, election_timeout_ms=1200)
+    changed = inventory_with(etcd_lab, tmp_path, "etcd", election_timeout_ms=1200)
     before, cursors = main_pids(lab), journal_cursors(lab)
     with QuorumWatcher(etcd_lab) as watcher:
         assert deploy.main(["-i", str(changed), "--limit", "etcd"]) == 0
@@ -159,7 +147,7 @@ def test_a_deploy_killed_after_writing_restarts_on_the_next_run(
     lab,
     tmp_path: Path,  # noqa: ANN001
 ) -> None:
-    changed = inventory_with(etcd_lab, tmp_path, log_level="warn")
+    changed = inventory_with(etcd_lab, tmp_path, "etcd", log_level="warn")
     cluster = load_cluster(changed)
     before = main_pids(lab)
     # The first half of a deploy, as a run killed before its restart step leaves it.
