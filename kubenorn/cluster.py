@@ -33,6 +33,14 @@ class ClusterError(Exception):
 
 
 @dataclass(frozen=True)
+class DockerTcp:
+    """docker's API on TCP (runtime.docker.tcp): the port, and the node's TLS directory."""
+
+    port: int
+    cert_dir: str
+
+
+@dataclass(frozen=True)
 class Host:
     """One inventory host: its name, the address peers use, its roles (groups)."""
 
@@ -42,6 +50,7 @@ class Host:
     fqdn: str | None = None
     etcd_name: str | None = None
     runtime: str | None = None  # a node's container runtime kind (runtime.kind)
+    docker_tcp: DockerTcp | None = None  # docker's API on TCP, mutual TLS only
 
     @property
     def dns_names(self) -> tuple[str, ...]:
@@ -227,8 +236,17 @@ def _host(raw: Raw, name: str) -> Host | None:
     if address is None:
         return None
     fqdn = data.dns_name("fqdn", None)
-    runtime = data.section("runtime", required=False).text("kind", None)
-    return Host(name, address, raw.groups_of(name), fqdn, etcd_name, runtime)
+    runtime_section = data.section("runtime", required=False)
+    runtime = runtime_section.text("kind", None)
+    docker_tcp = _docker_tcp(runtime_section) if runtime == "docker" else None
+    return Host(name, address, raw.groups_of(name), fqdn, etcd_name, runtime, docker_tcp)
+
+
+def _docker_tcp(runtime: Section) -> DockerTcp | None:
+    tcp = runtime.section("docker", required=False).optional_section("tcp")
+    if tcp is None:
+        return None
+    return DockerTcp(tcp.port("port"), tcp.abs_path("cert_dir"))
 
 
 def _etcd(section: Section, hosts: tuple[Host, ...]) -> EtcdSettings:

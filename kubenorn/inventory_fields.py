@@ -106,6 +106,13 @@ class Section:
             [Layer(layer.file, layer.where, f"{layer.prefix}{key}.", value)], self.problems
         )
 
+    def optional_section(self, key: str) -> Section | None:
+        """The mapping at `key`, or None when it is absent or null (an opt-in feature)."""
+        value, _ = self._find(key)
+        if value is _MISSING or value is None:
+            return None
+        return self.section(key)
+
     def text(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, default, _text, "a string")
 

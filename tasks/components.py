@@ -14,8 +14,7 @@ from tasks.kube_units import ensure_component_config
 from tasks.load_balancer import UNIT as HAPROXY_UNIT
 from tasks.load_balancer import haproxy_config, load_balanced
 from tasks.packages import ensure_packages
-from tasks.runtime import UNITS as RUNTIME_UNITS
-from tasks.runtime import runtime_config, runtime_settings
+from tasks.runtime import runtime_unit
 from tasks.systemd import ensure_unit_config, owe_restart
 
 
@@ -88,11 +87,16 @@ def wait_etcd(task: Task, *, cluster: Cluster, dry_run: bool | None) -> Result:
 
 
 def drifted_paths(diff: str) -> list[str]:
-    """The files a diff touches: `+++ path` headers, or `path: mode ...` attribute lines."""
-    paths = [line[4:].strip() for line in diff.splitlines() if line.startswith("+++ ")]
+    """The files a diff touches: `---`/`+++` headers (removals too), or `path: mode ...` lines."""
+    lines = diff.splitlines()
+    paths = [
+        before[4:].strip() if after[4:].strip() == "/dev/null" else after[4:].strip()
+        for before, after in zip(lines, lines[1:], strict=False)
+        if before.startswith("--- ") and after.startswith("+++ ")
+    ]
     paths += [
         line.split(":", 1)[0]
-        for line in diff.splitlines()
+        for line in lines
         if ": mode " in line or ": owner " in line or ": group " in line
     ]
     return list(dict.fromkeys(paths))
@@ -111,12 +115,13 @@ def check_drift(task: Task, *, cluster: Cluster) -> Result:
             )
         )
     if "nodes" in {group.name for group in task.host.groups}:
-        kind, settings = runtime_settings(task)
+        runtime = runtime_unit(task)
         diffs.append(
             task.run(
                 task=ensure_unit_config,
-                unit=RUNTIME_UNITS[kind],
-                files=[runtime_config(task, kind, settings)],
+                unit=runtime.unit,
+                files=runtime.files,
+                dropin=runtime.dropin,
                 dry_run=True,
             )
         )

@@ -205,6 +205,21 @@ def ensure_file(
     return Result(host=task.host, changed=True, diff=diff)
 
 
+def ensure_absent(task: Task, *, path: str, dry_run: bool | None = None) -> Result:
+    """Ensure no file is at `path`; the diff shows what is removed."""
+    current = read_file(task, path)
+    if current is None:
+        return Result(host=task.host, changed=False)
+    diff = "".join(
+        difflib.unified_diff(
+            current.decode(errors="replace").splitlines(keepends=True), [], path, "/dev/null"
+        )
+    )
+    if not task.is_dry_run(dry_run):
+        run(task, ["rm", "-f", "--", path], sudo=True)
+    return Result(host=task.host, changed=True, diff=diff or f"--- {path}\n+++ /dev/null\n")
+
+
 def ensure_directory(
     task: Task,
     *,

@@ -41,7 +41,8 @@ def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
     cluster = cluster_of(task)
     host = cluster.host(task.host.name)
     store = Store(cluster.pki.dir)
-    wanted = [(p, content(store, p)) for p in placements(cluster, host)]  # all, before writing
+    # All read before any is written; files a service writes itself (and restarts for) skipped.
+    wanted = [(p, content(store, p)) for p in placements(cluster, host) if p.service is None]
     results = [
         task.run(
             task=ensure_directory,

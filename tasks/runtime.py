@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import http.client
+from dataclasses import dataclass
 from typing import Any
 
 from nornir.core.task import Result, Task
 
+from kubenorn.cluster import IPAddress
+from kubenorn.docker_api import DockerTls, docker_version
 from kubenorn.findings import Finding
+from kubenorn.pki.placement import content as pki_content
+from kubenorn.pki.placement import docker_tls
+from kubenorn.pki.plan import DOCKER_CA, DOCKER_CLIENT
+from kubenorn.pki.store import Store
 from tasks.compose import combined
 from tasks.facts import facts_of
 from tasks.packages import ensure_packages
+from tasks.pki import cluster_of
 from tasks.ssh import RemoteError, run
 from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config
 from tasks.templates import render
 
 UNITS = {"containerd": "containerd.service", "docker": "docker.service"}
+# Refused, reset, timed out, bad TLS (all OSError), or not HTTP at all.
+PROBE_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
 
 def runtime_settings(task: Task) -> tuple[str, dict[str, Any]]:
@@ -26,43 +37,89 @@ def runtime_settings(task: Task) -> tuple[str, dict[str, Any]]:
     return kind, settings
 
 
-def runtime_config(task: Task, kind: str, settings: dict[str, Any]) -> ConfigFile:
-    """The runtime's configuration file, rendered from inventory data and facts."""
+# daemon.json keys kubenorn derives from runtime.docker.tcp; the inventory must not set them.
+DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
+
+
+@dataclass(frozen=True)
+class RuntimeUnit:
+    """What the runtime's unit reads: its files and kubenorn's drop-in (None: none wanted)."""
+
+    unit: str
+    files: list[ConfigFile]
+    dropin: str | None = None
+
+
+def runtime_unit(task: Task) -> RuntimeUnit:
+    """The runtime's unit, files and drop-in for this node, rendered from inventory and facts."""
+    kind, settings = runtime_settings(task)
     if kind == "containerd":
-        containerd = settings["containerd"]
-        systemd_cgroup = facts_of(task).cgroup_version == 2
-        content = render(
-            task,
-            "containerd/config.toml.j2",
-            socket=containerd["socket"],
-            systemd_cgroup=systemd_cgroup,
-        )
-        return ConfigFile(containerd["config_file"], content)
+        return RuntimeUnit(UNITS[kind], [containerd_config(task, settings["containerd"])])
+    host = cluster_of(task).host(task.host.name)
     docker = settings["docker"]
-    if docker.get("tcp"):
-        # The reference design's tcp://0.0.0.0:2375 gave root to anyone who could reach it.
-        raise RemoteError(
-            f"{task.host.name}: runtime.docker.tcp: docker's API on TCP needs "
-            "TLS client certificates, which kubenorn does not issue yet; leave it null"
-        )
-    return ConfigFile(
-        docker["config_file"], render(task, "docker/daemon.json.j2", daemon=docker["daemon"])
+    tls = docker_tls(host)
+    daemon = docker_daemon(task.host.name, docker["daemon"], [f.path for f in tls])
+    daemon_json = render(task, "docker/daemon.json.j2", daemon=daemon)
+    files = [ConfigFile(docker["config_file"], daemon_json)]
+    if host.docker_tcp is None:
+        return RuntimeUnit(UNITS[kind], files)
+    store = Store(cluster_of(task).pki.dir)
+    files += [
+        ConfigFile(f.path, pki_content(store, f), f.mode, f.owner, f.group, secret=f.secret)
+        for f in tls
+    ]
+    dropin = render(
+        task,
+        "docker/tcp.conf.j2",
+        exec_start=docker["exec_start"],
+        listen=listen_address(host.address, host.docker_tcp.port),
     )
+    return RuntimeUnit(UNITS[kind], files, dropin)
+
+
+def containerd_config(task: Task, containerd: dict[str, Any]) -> ConfigFile:
+    """containerd's config.toml; the systemd cgroup driver where the host runs cgroup v2."""
+    systemd_cgroup = facts_of(task).cgroup_version == 2
+    socket = containerd["socket"]
+    text = render(task, "containerd/config.toml.j2", socket=socket, systemd_cgroup=systemd_cgroup)
+    return ConfigFile(containerd["config_file"], text)
+
+
+def docker_daemon(host: str, daemon: dict[str, Any], tls_paths: list[str]) -> dict[str, Any]:
+    """daemon.json's settings: the inventory's, plus mutual TLS when the TCP API is on."""
+    clashes = [key for key in DOCKER_TLS_KEYS if key in daemon]
+    if clashes:
+        raise RemoteError(
+            f"{host}: runtime.docker.daemon.{clashes[0]}: set by kubenorn from "
+            "runtime.docker.tcp (TCP only with TLS client certificates); remove it"
+        )
+    if not tls_paths:
+        return daemon
+    ca, cert, key = tls_paths  # docker_tls's order
+    tls = {"tls": True, "tlsverify": True, "tlscacert": ca, "tlscert": cert, "tlskey": key}
+    return {**daemon, **tls}
+
+
+def listen_address(address: IPAddress, port: int) -> str:
+    """dockerd's -H value for a TCP listener on `address`:`port` (IPv6 in brackets)."""
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"tcp://{host}:{port}"
 
 
 def ensure_runtime(task: Task, *, dry_run: bool | None = None) -> Result:
     """Ensure the inventory's container runtime is installed, configured and running."""
     kind, settings = runtime_settings(task)
-    unit = UNITS[kind]
+    wanted = runtime_unit(task)
     steps = [
         task.run(task=ensure_packages, packages=settings["packages"][kind], dry_run=dry_run),
         task.run(
             task=ensure_unit_config,
-            unit=unit,
-            files=[runtime_config(task, kind, settings)],
+            unit=wanted.unit,
+            files=wanted.files,
+            dropin=wanted.dropin,
             dry_run=dry_run,
         ),
-        task.run(task=ensure_service, unit=unit, dry_run=dry_run),
+        task.run(task=ensure_service, unit=wanted.unit, dry_run=dry_run),
     ]
     return combined(task, steps)
 
@@ -87,14 +144,43 @@ def runtime_answers(task: Task) -> tuple[bool, str]:
     return result.rc == 0, (said[-1] if said else f"exit {result.rc}")
 
 
+def docker_tcp_findings(task: Task) -> list[Finding]:
+    """From the control machine: docker's TCP API answers kubenorn's client, refuses others."""
+    cluster = cluster_of(task)
+    host = cluster.host(task.host.name)
+    if host.docker_tcp is None:
+        return []
+    store = Store(cluster.pki.dir)
+    ca_file = store.cert_path(DOCKER_CA)
+    client = (store.cert_path(DOCKER_CLIENT), store.key_path(DOCKER_CLIENT))
+    address, port = str(host.address), host.docker_tcp.port
+    where = listen_address(host.address, port)
+    try:
+        version = docker_version(address, port, DockerTls(ca_file, client))
+    except PROBE_ERRORS as error:
+        detail = f"docker does not answer kubenorn's client certificate on {where}: {error}"
+        return [Finding("runtime.tcp", host.name, "WARNING", detail)]
+    try:
+        docker_version(address, port, DockerTls(ca_file, None))
+    except PROBE_ERRORS:
+        detail = f"docker {version} on {where}: a client certificate from the docker CA is required"
+        return [Finding("runtime.tcp", host.name, "OK", detail)]
+    detail = f"docker's API on {where} answers a client without a certificate: root for anyone"
+    return [Finding("runtime.tcp", host.name, "CRITICAL", detail)]
+
+
 def check_runtime(task: Task) -> Result:
-    """A finding: does this node's runtime answer on its socket? (Reads only.)"""
+    """Findings: does this node's runtime answer on its socket (and TCP, only with TLS)?"""
     kind, _ = runtime_settings(task)
     answers, said = runtime_answers(task)
-    finding = Finding(
-        "runtime",
-        task.host.name,
-        "OK" if answers else "WARNING",
-        f"{kind} answers: {said}" if answers else f"{kind} does not answer: {said}",
-    )
-    return Result(host=task.host, result=[finding], record_data=[finding.as_dict()])
+    findings = [
+        Finding(
+            "runtime",
+            task.host.name,
+            "OK" if answers else "WARNING",
+            f"{kind} answers: {said}" if answers else f"{kind} does not answer: {said}",
+        )
+    ]
+    if answers:  # a stopped daemon is one finding, not two
+        findings += docker_tcp_findings(task)
+    return Result(host=task.host, result=findings, record_data=[f.as_dict() for f in findings])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from nornir.core.task import Result, Task
 
 from tasks.compose import combined
-from tasks.files import ensure_directory, ensure_file
+from tasks.files import ensure_absent, ensure_directory, ensure_file
 from tasks.ssh import run
 
 RESTART_OWED_DIR = "/var/lib/kubenorn/restart-owed"
@@ -24,12 +24,16 @@ def dropin_path(unit: str, dropin: str) -> str:
 
 
 def ensure_systemd_file(
-    task: Task, *, path: str, content: str, dry_run: bool | None = None
+    task: Task, *, path: str, content: str | None, dry_run: bool | None = None
 ) -> Result:
-    """Ensure a unit or drop-in file at `path` holds `content`; daemon-reload when it changed."""
-    directory = task.run(task=ensure_directory, path=posixpath.dirname(path), dry_run=dry_run)
-    written = task.run(task=ensure_file, path=path, content=content, dry_run=dry_run)
-    changed = directory.changed or written.changed
+    """Ensure a unit or drop-in at `path` holds `content` (None: absent); reload on change."""
+    if content is None:
+        written = task.run(task=ensure_absent, path=path, dry_run=dry_run)
+        changed = written.changed
+    else:
+        directory = task.run(task=ensure_directory, path=posixpath.dirname(path), dry_run=dry_run)
+        written = task.run(task=ensure_file, path=path, content=content, dry_run=dry_run)
+        changed = directory.changed or written.changed
     if changed and not task.is_dry_run(dry_run):
         run(task, ["systemctl", "daemon-reload"], sudo=True)
     return Result(host=task.host, changed=changed, diff=written[0].diff)
@@ -104,10 +108,11 @@ class ConfigFile:
     """One file a service reads, rendered already."""
 
     path: str
-    content: str
+    content: str | bytes
     mode: str = "0644"
     owner: str = "root"
     group: str | None = None
+    secret: bool = False  # key material: diffs say "changed", never show it
 
 
 def ensure_unit_config(
@@ -131,19 +136,29 @@ def ensure_unit_config(
             mode=f.mode,
             owner=f.owner,
             group=f.group,
+            secret=f.secret,
             dry_run=dry_run,
         )
         for f in files
     ]
-    systemd_files = {
-        dropin_path(unit, "kubenorn"): dropin,
-        f"/etc/systemd/system/{unit}": unit_file,
-    }
-    results += [
-        task.run(task=ensure_systemd_file, path=path, content=content, dry_run=dry_run)
-        for path, content in systemd_files.items()
-        if content is not None
-    ]
+    # kubenorn's drop-in is removed when no longer wanted; a unit file is left to its owner.
+    results.append(
+        task.run(
+            task=ensure_systemd_file,
+            path=dropin_path(unit, "kubenorn"),
+            content=dropin,
+            dry_run=dry_run,
+        )
+    )
+    if unit_file is not None:
+        results.append(
+            task.run(
+                task=ensure_systemd_file,
+                path=f"/etc/systemd/system/{unit}",
+                content=unit_file,
+                dry_run=dry_run,
+            )
+        )
     changed = any(result.changed for result in results)  # every step has run already
     if not changed and not owed_before:
         task.run(task=forgive_restart, unit=unit, dry_run=dry_run)

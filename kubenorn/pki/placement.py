@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kubenorn.cluster import Cluster, Host
-from kubenorn.pki.plan import CLUSTER_CA, ETCD_CA, SERVICE_ACCOUNT
+from kubenorn.pki.plan import CLUSTER_CA, DOCKER_CA, ETCD_CA, SERVICE_ACCOUNT
 from kubenorn.pki.store import PkiError, Store
 
 Kind = Literal["cert", "key", "public", "kubeconfig"]
@@ -23,6 +23,9 @@ class Placement:
     mode: str
     owner: str
     group: str
+    # Written by this service's own task rather than the certificates step, so that a change
+    # owes exactly that service a restart (one that survives an interrupted run).
+    service: str | None = None
 
     @property
     def secret(self) -> bool:
@@ -96,6 +99,25 @@ def _node(cluster: Cluster, host: Host) -> list[Placement]:
     ]
 
 
+DOCKER_UNIT = "docker.service"
+
+
+def docker_tls(host: Host) -> list[Placement]:
+    """docker's TCP API files on a node that asks for it: CA, server certificate, server key."""
+    if host.docker_tcp is None or not host.has_role("nodes"):
+        return []
+    directory, server = host.docker_tcp.cert_dir, f"docker-server-{host.name}"
+    files: list[tuple[Kind, str, str, str]] = [
+        ("cert", DOCKER_CA, "ca.crt", "0644"),
+        ("cert", server, "server.crt", "0644"),
+        ("key", server, "server.key", "0600"),
+    ]
+    return [
+        Placement(kind, source, posixpath.join(directory, name), mode, "root", "root", DOCKER_UNIT)
+        for kind, source, name, mode in files
+    ]
+
+
 def placements(cluster: Cluster, host: Host) -> tuple[Placement, ...]:
     """Every PKI file `host` needs for its roles; PlacementConflict if two share a path."""
     wanted: list[Placement] = []
@@ -104,7 +126,7 @@ def placements(cluster: Cluster, host: Host) -> tuple[Placement, ...]:
     if host.has_role("controllers"):
         wanted += _controller(cluster)
     if host.has_role("nodes"):
-        wanted += _node(cluster, host)
+        wanted += _node(cluster, host) + docker_tls(host)
     by_path: dict[str, Placement] = {}
     for placement in wanted:
         other = by_path.setdefault(placement.path, placement)
@@ -126,6 +148,9 @@ def directories(cluster: Cluster, host: Host) -> tuple[Directory, ...]:
     if host.has_role("controllers") or host.has_role("nodes"):
         wanted.append(Directory(cluster.kubernetes.cert_dir, "0755", "root", "root"))
         wanted.append(Directory(cluster.kubernetes.config_dir, "0755", "root", "root"))
+    if docker_tls(host):
+        assert host.docker_tcp is not None
+        wanted.append(Directory(host.docker_tcp.cert_dir, "0700", "root", "root"))
     return tuple(dict.fromkeys(wanted))
 
 

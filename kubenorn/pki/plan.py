@@ -17,6 +17,8 @@ Usage = Literal["ca", "server", "client", "peer"]  # peer: both serverAuth and c
 
 CLUSTER_CA = "ca"
 ETCD_CA = "etcd-ca"
+DOCKER_CA = "docker-ca"  # only docker's TCP API trusts it: no cluster identity is docker root
+DOCKER_CLIENT = "docker-client"  # stays on the control machine, like the CA keys
 SERVICE_ACCOUNT = "sa"  # a key pair without a certificate: signs service account tokens
 LOOPBACK = ip_address("127.0.0.1")
 T = TypeVar("T")
@@ -114,6 +116,30 @@ def _kubelet(node: Host) -> tuple[CertSpec, CertSpec]:
     return client, server
 
 
+def _docker_server(node: Host) -> CertSpec:
+    return CertSpec(
+        f"docker-server-{node.name}",
+        node.name,
+        "server",
+        DOCKER_CA,
+        dns_names=node.dns_names,
+        ip_addresses=_unique([node.address, LOOPBACK]),
+        host=node.name,
+    )
+
+
+def docker_certificates(cluster: Cluster) -> list[CertSpec]:
+    """docker's TCP API, where a node asks for it: its own CA, a server per node, one client."""
+    tcp_nodes = [node for node in cluster.nodes if node.docker_tcp]
+    if not tcp_nodes:
+        return []
+    return [
+        CertSpec(DOCKER_CA, f"{cluster.name} docker CA", "ca"),
+        *(_docker_server(node) for node in tcp_nodes),
+        _client(DOCKER_CLIENT, "kubenorn-docker-client", signer=DOCKER_CA),
+    ]
+
+
 def certificates(cluster: Cluster) -> tuple[CertSpec, ...]:
     """Every certificate the cluster needs, CAs first."""
     specs = [
@@ -134,7 +160,7 @@ def certificates(cluster: Cluster) -> tuple[CertSpec, ...]:
     ]
     for node in cluster.nodes:
         specs += _kubelet(node)
-    return tuple(specs)
+    return (*specs, *docker_certificates(cluster))
 
 
 def kubeconfigs(cluster: Cluster) -> tuple[KubeconfigSpec, ...]:

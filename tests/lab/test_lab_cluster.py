@@ -7,12 +7,15 @@ deploys lab/inventory-1.6 onto the same hosts and puts the current profile back 
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import time
 from pathlib import Path
 
 import pytest
 from lab_support import inventory_with
 
+from kubenorn.cluster import load_cluster
 from runbooks import deploy, drill, verify
 
 NODES = ["kube.node01", "kube.node02", "kube.node03"]
@@ -57,6 +60,34 @@ def verifies_ok_within(inventory: Path, seconds: float) -> bool:
 
 def warnings(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("WARNING")]
+
+
+def docker_api_says(address: str, pki: Path, client: str | None) -> str:
+    """The status line docker's TCP API gives a TLS client showing `client`'s certificate."""
+    context = ssl.create_default_context(cafile=pki / "docker-ca.crt")
+    if client is not None:
+        context.load_cert_chain(pki / f"{client}.crt", pki / f"{client}.key")
+    try:
+        with (
+            socket.create_connection((address, 2376), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=address) as tls,
+        ):
+            tls.sendall(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return tls.recv(64).decode(errors="replace").split("\r\n")[0]
+    except OSError as error:  # TLS 1.3 reports a refused client certificate on first read
+        return f"refused: {error}"
+
+
+def docker_tcp_takes_only_kubenorns_client_certificate(inventory: Path, lab) -> None:  # noqa: ANN001
+    model = load_cluster(inventory)
+    for node in model.nodes:
+        address = str(node.address)
+        sockets = lab.ssh(node.name, ["ss", "-ltnp"]).stdout.splitlines()
+        assert [line.split()[3] for line in sockets if "dockerd" in line] == [f"{address}:2376"]
+        assert " 200 " in docker_api_says(address, model.pki.dir, "docker-client")
+        # The cluster CA's admin identity is not docker's: no Kubernetes credential is root.
+        assert docker_api_says(address, model.pki.dir, "admin").startswith("refused")
+        assert docker_api_says(address, model.pki.dir, None).startswith("refused")
 
 
 def test_the_deployed_cluster_verifies_ok(cluster: Path, lab) -> None:  # noqa: ANN001
@@ -173,8 +204,7 @@ def test_the_reference_profile_deploys_verifies_and_survives_its_drills(
         assert version.strip() == "Kubernetes v1.6.0"
         listening = lab.ssh("kube.controller01", ["ss", "-ltn"]).stdout
         assert "127.0.0.1:8080 " in listening and "0.0.0.0:8080 " not in listening
-        for node in NODES:
-            assert "dockerd" not in lab.ssh(node, ["ss", "-ltnp"]).stdout, node
+        docker_tcp_takes_only_kubenorns_client_certificate(reference, lab)
         lab.ssh("kube.node02", ["systemctl", "stop", "docker.socket", "docker"])
         try:
             capsys.readouterr()

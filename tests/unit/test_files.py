@@ -14,6 +14,7 @@ from tasks.files import (
     MAX_DIFF_BYTES,
     FileMeta,
     content_diff,
+    ensure_absent,
     ensure_directory,
     ensure_file,
     file_meta,
@@ -411,3 +412,19 @@ def test_ensure_directory_refuses_a_file_in_the_way(nr: Nornir, fleet: Fleet) ->
     result = run_on(nr, "h1", ensure_directory, path="/etc/etcd")
     assert str(result[0].exception) == "h1: /etc/etcd exists and is not a directory"
     assert fleet["h1"].files["/etc/etcd"] == FakeFile(b"not a directory\n")
+
+
+def test_ensure_absent_shows_what_goes_and_removes_it_once(
+    nr: Nornir, make_nr: Callable[..., Nornir], fleet: Fleet
+) -> None:
+    host = fleet["h1"]
+    host.coreutils = True
+    host.files[PATH] = FakeFile(b"a=1\n")
+    dry = run_on(make_nr(dry_run=True), "h1", ensure_absent, path=PATH)
+    removal = f"--- {PATH}\n+++ /dev/null\n@@ -1 +0,0 @@\n-a=1\n"
+    assert (dry[0].changed, dry[0].diff) == (True, removal)
+    assert PATH in host.files, "dry-run removes nothing"
+    removed = run_on(nr, "h1", ensure_absent, path=PATH)
+    assert removed[0].changed and PATH not in host.files
+    again = run_on(nr, "h1", ensure_absent, path=PATH)
+    assert not again[0].changed

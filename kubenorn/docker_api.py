@@ -1,0 +1,40 @@
+"""docker's TCP API seen from the control machine: does it demand a client certificate?
+
+The listener is meant for operators' docker clients, so it is checked from where they stand,
+with the client certificate kubenorn issued (kept on the control machine like the CA keys).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class DockerTls:
+    """What a client needs: the docker CA, and a client certificate and key (None: none sent)."""
+
+    ca_file: Path
+    client: tuple[Path, Path] | None
+
+
+def docker_version(address: str, port: int, tls: DockerTls) -> str:
+    """The daemon's version from GET /version over TLS; OSError (ssl errors too) when refused."""
+    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    if tls.client is not None:
+        context.load_cert_chain(*map(str, tls.client))
+    connection = http.client.HTTPSConnection(address, port, context=context, timeout=TIMEOUT)
+    try:
+        connection.request("GET", "/version")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise OSError(f"GET /version answered HTTP {response.status}")
+    return str(json.loads(body).get("Version", "?"))
