@@ -72,11 +72,22 @@ def connection(task: Task) -> BaseConnection:
         ) from None
 
 
-def transport(task: Task) -> paramiko.Transport:
-    """The paramiko transport under this host's connection, with Nagle's algorithm off."""
+def active_transport(task: Task) -> paramiko.Transport | None:
+    """The paramiko transport under this host's connection, or None when it has dropped."""
     client = connection(task).remote_conn_pre
     ssh_transport = client.get_transport() if client is not None else None
-    if ssh_transport is None or not ssh_transport.is_active():
+    return ssh_transport if ssh_transport is not None and ssh_transport.is_active() else None
+
+
+def transport(task: Task) -> paramiko.Transport:
+    """The paramiko transport under this host's connection, with Nagle's algorithm off."""
+    ssh_transport = active_transport(task)
+    if ssh_transport is None:
+        # Dropped between commands (sshd restarted, a network blip): reconnect once, keys
+        # verified again. A command that was in flight has failed already and said so.
+        task.host.close_connection("netmiko")
+        ssh_transport = active_transport(task)
+    if ssh_transport is None:
         raise RemoteError(f"{task.host.name}: the SSH connection has closed")
     # paramiko never sets TCP_NODELAY; without it each small exchange waits ~40 ms for ACKs.
     # (Behind a jump host the "socket" is a channel, which has no options to set.)

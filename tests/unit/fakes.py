@@ -71,7 +71,7 @@ class FakeHost:
     hang: set[str] = field(default_factory=set)  # command lines that never finish
     fail_write_after: int | None = None  # an SFTP write raises OSError after this many bytes
     connect_error: Exception | None = None
-    transport_active: bool = True
+    transport_active: bool = True  # False: every connection to this host is dead
     chunk: int = 3  # output arrives this many bytes at a time
     # What happened:
     commands: list[tuple[str, bytes]] = field(default_factory=list)  # (line, stdin)
@@ -82,6 +82,7 @@ class FakeHost:
     session_timeouts: list[float | None] = field(default_factory=list)
     opened: list[dict[str, Any]] = field(default_factory=list)  # each connection's parameters
     open_connections: int = 0
+    transports: list[FakeTransport] = field(default_factory=list)  # one per connection opened
     open_channels: int = 0
     sftp_clients: int = 0
 
@@ -448,9 +449,11 @@ class FakeTransport:
     def __init__(self, host: FakeHost, user: str) -> None:
         self.host, self.user = host, user
         self.sock = FakeSocket(host)
+        self.active = True  # False: this one connection dropped
+        host.transports.append(self)
 
     def is_active(self) -> bool:
-        return self.host.transport_active
+        return self.active and self.host.transport_active
 
     def open_session(self, timeout: float | None = None) -> FakeChannel:
         self.host.session_timeouts.append(timeout)

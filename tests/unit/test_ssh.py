@@ -198,10 +198,21 @@ def test_a_hung_command_times_out_with_a_clear_message(nr: Nornir, fleet: Fleet)
     assert fleet["h1"].open_channels == 0
 
 
-def test_a_closed_connection_is_a_remote_error(nr: Nornir, fleet: Fleet) -> None:
+def test_a_connection_that_stays_closed_is_a_remote_error(nr: Nornir, fleet: Fleet) -> None:
     fleet["h1"].transport_active = False
     with pytest.raises(RemoteError, match="^h1: the SSH connection has closed$"):
         call(nr, "h1", lambda task: run(task, ["true"]))
+    assert len(fleet["h1"].opened) == 2, "one reconnect, then the error"
+
+
+def test_a_connection_dropped_between_commands_is_reopened_once(nr: Nornir, fleet: Fleet) -> None:
+    host = fleet["h1"]
+    host.script["true"] = (0, "", "")
+    call(nr, "h1", lambda task: run(task, ["true"]))
+    host.transports[-1].active = False  # sshd restarted, say
+    assert call(nr, "h1", lambda task: run(task, ["true"])).rc == 0
+    assert (len(host.opened), host.open_connections) == (2, 1), "the dead one closed"
+    assert host.lines() == ["true", "true"]
 
 
 @pytest.mark.parametrize(
