@@ -200,6 +200,13 @@ def test_the_reference_profile_deploys_verifies_and_survives_its_drills(
         assert deploy.main(["-i", str(reference), "--quiet"]) == 0
         assert changed_records(reference, tmp_path / "again.json") == []
         assert verifies_ok_within(reference, 30)
+        assert (
+            verify.main(["-i", str(reference), "--quiet", "--json", str(tmp_path / "v.json")]) == 0
+        )
+        records = json.loads((tmp_path / "v.json").read_text())["records"]
+        findings = [f for r in records if isinstance(r["data"], list) for f in r["data"]]
+        tcp = [f for f in findings if f["check"] == "runtime.tcp"]
+        assert sorted((f["host"], f["status"]) for f in tcp) == [(n, "OK") for n in NODES]
         version = lab.ssh("kube.controller01", ["kube-apiserver", "--version"]).stdout
         assert version.strip() == "Kubernetes v1.6.0"
         listening = lab.ssh("kube.controller01", ["ss", "-ltn"]).stdout
