@@ -145,7 +145,11 @@ def execute(
         if stdin is not None:
             channel.sendall(stdin)
         channel.shutdown_write()
-        stdout, stderr = _collect(channel, started + timeout, host, line)
+        deadline = started + timeout
+        stdout, stderr = _collect(channel, deadline, host, line)
+        # OpenSSH sends the exit status when the process exits, EOF once its output is all sent.
+        if not channel.status_event.wait(max(deadline - time.monotonic(), 0)):
+            raise CommandTimeout(f"{host}: `{line}` sent no exit status within the timeout")
         rc = channel.recv_exit_status()
     finally:
         channel.close()
@@ -161,18 +165,16 @@ def execute(
 def _collect(
     channel: paramiko.Channel, deadline: float, host: str, line: str
 ) -> tuple[bytes, bytes]:
-    """Drain stdout and stderr until the exit status arrives (data always precedes it)."""
+    """Drain stdout and stderr until EOF. Not until the exit status: sshd may send that while
+    the last output is still on its way (seen as a lost final line under load)."""
     stdout, stderr = bytearray(), bytearray()
     while True:
         while channel.recv_ready():
             stdout += channel.recv(65536)
         while channel.recv_stderr_ready():
             stderr += channel.recv_stderr(65536)
-        if (
-            channel.exit_status_ready()
-            and not channel.recv_ready()
-            and not channel.recv_stderr_ready()
-        ):
+        ended = channel.eof_received or channel.closed
+        if ended and not channel.recv_ready() and not channel.recv_stderr_ready():
             return bytes(stdout), bytes(stderr)
         remaining = deadline - time.monotonic()
         if remaining <= 0:

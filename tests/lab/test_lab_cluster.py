@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from lab_support import inventory_with
 
 from kubenorn.cluster import load_cluster
-from runbooks import deploy, drill, verify
+from runbooks import deploy, drill, pki, verify
 
 NODES = ["kube.node01", "kube.node02", "kube.node03"]
 CONTROLLERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
@@ -88,6 +89,33 @@ def docker_tcp_takes_only_kubenorns_client_certificate(inventory: Path, lab) -> 
         # The cluster CA's admin identity is not docker's: no Kubernetes credential is root.
         assert docker_api_says(address, model.pki.dir, "admin").startswith("refused")
         assert docker_api_says(address, model.pki.dir, None).startswith("refused")
+
+
+def docker_pids(lab) -> dict[str, str]:  # noqa: ANN001
+    show = ["systemctl", "show", "--property=MainPID", "--value", "docker"]
+    return {node: lab.ssh(node, show).stdout.strip() for node in NODES}
+
+
+def a_renewed_docker_certificate_restarts_that_docker_only(inventory: Path, lab) -> None:  # noqa: ANN001
+    before, docker_before = main_pids(lab), docker_pids(lab)
+    assert pki.main(["-i", str(inventory), "rotate", "docker-server-kube.node01"]) == 0
+    assert deploy.main(["-i", str(inventory), "--quiet"]) == 0
+    docker_after = docker_pids(lab)
+    assert docker_after.pop("kube.node01") != docker_before.pop("kube.node01")
+    assert docker_after == docker_before
+    assert main_pids(lab) == before
+    docker_tcp_takes_only_kubenorns_client_certificate(inventory, lab)
+
+
+def turning_docker_tcp_off_removes_the_listener(inventory: Path, lab, tmp_path: Path) -> None:  # noqa: ANN001
+    docker = yaml.safe_load((inventory / "defaults.yaml").read_text())["data"]["runtime"]["docker"]
+    no_tcp = inventory_with(inventory, tmp_path, "runtime", docker={**docker, "tcp": None})
+    assert deploy.main(["-i", str(no_tcp), "--quiet"]) == 0
+    for node in NODES:
+        assert "dockerd" not in lab.ssh(node, ["ss", "-ltnp"]).stdout, node
+        dropin = "/etc/systemd/system/docker.service.d/kubenorn.conf"
+        assert lab.ssh(node, ["test", "-e", dropin]).returncode == 1, node
+    assert verifies_ok_within(no_tcp, 30)
 
 
 def test_the_deployed_cluster_verifies_ok(cluster: Path, lab) -> None:  # noqa: ANN001
@@ -223,6 +251,8 @@ def test_the_reference_profile_deploys_verifies_and_survives_its_drills(
         assert verifies_ok_within(reference, 30)
         for scenario in ("scheduler", "controller-manager", "apiserver"):
             assert drill.main(["-i", str(reference), "--quiet", scenario]) == 0, scenario
+        a_renewed_docker_certificate_restarts_that_docker_only(reference, lab)
+        turning_docker_tcp_off_removes_the_listener(reference, lab, tmp_path)
     finally:
         assert deploy.main(["-i", str(cluster), "--quiet"]) == 0
     assert verifies_ok_within(cluster, 30)

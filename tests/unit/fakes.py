@@ -22,6 +22,7 @@ import re
 import shlex
 import socket
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,8 +273,9 @@ def _options(args: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 class FakeChannel:
-    """One exec channel. Its clock ticks once per `exit_status_ready()` poll: one chunk of
-    output arrives per tick (stdout and stderr interleaved), the exit status with the last."""
+    """One exec channel, ordered as OpenSSH sends: the exit status as soon as the command ends,
+    possibly before its output; EOF after the last output. Its clock ticks once per
+    `eof_received` poll: one chunk of output arrives per tick (stdout and stderr interleaved)."""
 
     def __init__(self, host: FakeHost, user: str) -> None:
         self.host, self.user = host, user
@@ -282,6 +284,7 @@ class FakeChannel:
         self._pending: list[tuple[bytearray, bytes]] = []
         self._out, self._err = bytearray(), bytearray()
         self._rc: int | None = None
+        self.status_event = threading.Event()
         self._read_fd, self._write_fd = os.pipe()
         self.closed = False
         host.open_channels += 1
@@ -307,6 +310,7 @@ class FakeChannel:
             self._pending += [(self._out, outs[index])] if index < len(outs) else []
             self._pending += [(self._err, errs[index])] if index < len(errs) else []
         self._rc = rc
+        self.status_event.set()
         os.write(self._write_fd, b"!")  # select() on fileno() now returns at once
 
     def recv_ready(self) -> bool:
@@ -325,11 +329,15 @@ class FakeChannel:
         del self._err[:size]
         return data
 
-    def exit_status_ready(self) -> bool:
+    @property
+    def eof_received(self) -> bool:
         if self._pending:
             buffer, data = self._pending.pop(0)
             buffer += data
         return self._rc is not None and not self._pending
+
+    def exit_status_ready(self) -> bool:
+        return self._rc is not None
 
     def recv_exit_status(self) -> int:
         assert self._rc is not None, f"recv_exit_status() would block forever on {self.line!r}"
