@@ -140,8 +140,16 @@ def runtime_answers(task: Task) -> tuple[bool, str]:
             "{{.Server.Version}}",
         ]
     result = run(task, argv, ok_codes=range(256), timeout=20)
-    said = (result.stdout if result.rc == 0 else result.stderr).strip().splitlines()
-    return result.rc == 0, (said[-1] if said else f"exit {result.rc}")
+    output = result.stdout if result.rc == 0 else result.stderr
+    return result.rc == 0, summary_line(output) or f"exit {result.rc}"
+
+
+def summary_line(output: str) -> str:
+    """The line of a runtime's answer worth reporting: the (server's) version, else the last."""
+    lines = [" ".join(line.split()) for line in output.splitlines() if line.strip()]
+    # `ctr version` ends with the server's Version, Revision and UUID.
+    versions = [line for line in lines if line.startswith("Version:")]
+    return (versions or lines or [""])[-1]
 
 
 def docker_tcp_findings(task: Task) -> list[Finding]:

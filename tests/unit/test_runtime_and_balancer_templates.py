@@ -1,4 +1,4 @@
-"""Runtime and load balancer configuration: golden files, and the unsafe docker API refused."""
+"""Runtime and load balancer configuration: golden files; what a runtime's answer reports."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import yaml
 
 from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import REPO_ROOT
+from tasks.runtime import summary_line
 from tasks.templates import ENVIRONMENT
 
 GOLDEN = REPO_ROOT / "tests" / "data" / "golden"
@@ -57,3 +58,27 @@ def test_haproxy_sends_the_endpoint_to_every_controller_with_health_checks() -> 
     assert "bind 127.0.0.1:6443" in text
     assert text.count("    server kube.controller0") == 3
     assert "option httpchk GET /healthz" in text
+
+
+CTR_VERSION = """Client:
+  Version:  1.6.20~ds1
+  Revision: 1.6.20~ds1-1+b1
+
+Server:
+  Version:  1.6.21~ds1
+  Revision: 1.6.21~ds1-1+b1
+  UUID: ab75af9d-1a2a-4b5b-a5e1-2ebdd7407320
+"""
+
+
+@pytest.mark.parametrize(
+    ("output", "line"),
+    [
+        (CTR_VERSION, "Version: 1.6.21~ds1"),
+        ("20.10.24+dfsg1\n", "20.10.24+dfsg1"),
+        ("ctr: failed to dial\nconnection refused\n", "connection refused"),
+        ("", ""),
+    ],
+)
+def test_a_runtime_answer_is_summed_up_by_its_server_version(output: str, line: str) -> None:
+    assert summary_line(output) == line
