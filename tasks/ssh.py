@@ -8,7 +8,6 @@ back separately, and the arguments are quoted here, once.
 from __future__ import annotations
 
 import os
-import select
 import shlex
 import socket
 import time
@@ -23,6 +22,7 @@ from nornir.core.task import Result, Task
 from tasks import hostkeys
 
 DEFAULT_TIMEOUT = 60.0
+POLL = 0.05  # how long one read waits for stdout before stderr is drained again
 # A sudo password is a secret: it comes from the environment and goes to sudo's stdin only.
 SUDO_PASSWORD_ENV = "KUBENORN_SUDO_PASSWORD"
 
@@ -166,23 +166,28 @@ def _collect(
     channel: paramiko.Channel, deadline: float, host: str, line: str
 ) -> tuple[bytes, bytes]:
     """Drain stdout and stderr until EOF. Not until the exit status: sshd may send that while
-    the last output is still on its way (seen as a lost final line under load)."""
+    the last output is still on its way (seen as a lost final line under load).
+
+    A blocking read wakes on stdout data or EOF; stderr is drained between reads. No
+    Channel.fileno(): paramiko's transport thread may signal the pipe behind it while
+    close() is closing that pipe, and an EBADF there kills the whole connection.
+    """
     stdout, stderr = bytearray(), bytearray()
     while True:
-        while channel.recv_ready():
-            stdout += channel.recv(65536)
+        channel.settimeout(max(min(deadline - time.monotonic(), POLL), 0.001))
+        try:
+            chunk: bytes | None = channel.recv(65536)
+        except TimeoutError:
+            chunk = None
+        stdout += chunk or b""
         while channel.recv_stderr_ready():
             stderr += channel.recv_stderr(65536)
-        ended = channel.eof_received or channel.closed
-        if ended and not channel.recv_ready() and not channel.recv_stderr_ready():
+        if chunk == b"":  # EOF, after all the output of both streams
             return bytes(stdout), bytes(stderr)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if time.monotonic() >= deadline:
             raise CommandTimeout(
                 f"{host}: `{line}` did not finish within the timeout and was abandoned"
             )
-        # The channel's fileno is readable when stdout, stderr or the exit status arrive.
-        select.select([channel], [], [], min(remaining, 1.0))
 
 
 def run_command(

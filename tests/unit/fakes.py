@@ -17,12 +17,12 @@ Nornir tasks run against a `FakeHost` per inventory host:
 from __future__ import annotations
 
 import errno
-import os
 import re
 import shlex
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,8 +274,9 @@ def _options(args: list[str]) -> tuple[dict[str, str], list[str]]:
 
 class FakeChannel:
     """One exec channel, ordered as OpenSSH sends: the exit status as soon as the command ends,
-    possibly before its output; EOF after the last output. Its clock ticks once per
-    `eof_received` poll: one chunk of output arrives per tick (stdout and stderr interleaved)."""
+    possibly before its output; EOF after the last output. Its clock ticks once per `recv`:
+    one chunk of output arrives per tick (stdout and stderr interleaved); a read that finds
+    no stdout times out at once (after the channel's timeout for a hanging command)."""
 
     def __init__(self, host: FakeHost, user: str) -> None:
         self.host, self.user = host, user
@@ -285,7 +286,7 @@ class FakeChannel:
         self._out, self._err = bytearray(), bytearray()
         self._rc: int | None = None
         self.status_event = threading.Event()
-        self._read_fd, self._write_fd = os.pipe()
+        self.timeout: float | None = None
         self.closed = False
         host.open_channels += 1
 
@@ -311,12 +312,21 @@ class FakeChannel:
             self._pending += [(self._err, errs[index])] if index < len(errs) else []
         self._rc = rc
         self.status_event.set()
-        os.write(self._write_fd, b"!")  # select() on fileno() now returns at once
 
     def recv_ready(self) -> bool:
         return bool(self._out)
 
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
     def recv(self, size: int) -> bytes:
+        if self._pending:
+            buffer, chunk = self._pending.pop(0)
+            buffer += chunk
+        if not self._out and not self.eof_received:
+            if self.line in self.host.hang:
+                time.sleep(self.timeout or 0)
+            raise TimeoutError("timed out")
         data = bytes(self._out[:size])
         del self._out[:size]
         return data
@@ -331,9 +341,6 @@ class FakeChannel:
 
     @property
     def eof_received(self) -> bool:
-        if self._pending:
-            buffer, data = self._pending.pop(0)
-            buffer += data
         return self._rc is not None and not self._pending
 
     def exit_status_ready(self) -> bool:
@@ -343,15 +350,10 @@ class FakeChannel:
         assert self._rc is not None, f"recv_exit_status() would block forever on {self.line!r}"
         return self._rc
 
-    def fileno(self) -> int:
-        return self._read_fd
-
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.host.open_channels -= 1
-            os.close(self._read_fd)
-            os.close(self._write_fd)
 
 
 class FakeRemoteFile:

@@ -299,9 +299,11 @@ def test_paramiko_is_what_the_fake_stands_in_for() -> None:
         "recv_stderr",
         "exit_status_ready",
         "recv_exit_status",
-        "fileno",
+        "settimeout",
         "close",
     ):
         assert hasattr(paramiko.Channel, name)
+    for name in ("eof_received", "closed", "status_event"):  # set in Channel.__init__
+        assert hasattr(paramiko.Channel(0), name)
     for name in ("open", "stat", "chmod", "chown", "posix_rename"):
         assert hasattr(paramiko.SFTPClient, name)
