@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -86,3 +87,17 @@ def test_the_reference_inventory_keeps_the_designs_leader_election_settings() ->
     data = yaml.safe_load((REPO_ROOT / "inventory/defaults.yaml").read_text())["data"]
     election = data["kubernetes"]["leader_election"]
     assert election == {"lease_duration": "150s", "renew_deadline": "100s", "retry_period": "20s"}
+
+
+# The flags through which a component is told where to serve its health endpoint.
+SERVING_FLAGS = ("port", "secure-port", "healthz-port", "healthz-bind-address")
+
+
+@pytest.mark.parametrize("version", INVENTORIES)
+def test_each_health_url_is_where_the_templates_make_the_component_listen(version: str) -> None:
+    # profiles.yaml says where verify looks; the templates say where the component listens.
+    for component, url in profile_for(version).health.items():
+        host = "kube.controller01" if component in CONTROL_PLANE else "kube.node01"
+        flags = rendered_flags(version, component, host)
+        served = {flags[f].rsplit(":", 1)[-1] for f in SERVING_FLAGS if f in flags}
+        assert str(urlsplit(url).port) in served, (component, url, served)
