@@ -16,15 +16,21 @@ from kubenorn.findings import Finding
 from kubenorn.inventory_fields import is_ip
 from kubenorn.pki.local import check_state
 from kubenorn.pki.placement import PlacementConflict, placements
+from kubenorn.pki.rehearsal import with_pki_dir
 from kubenorn.profiles import ProfileError
 
 DEFAULTS = "defaults.yaml"
 
 
 def preflight(
-    inventory_dir: Path, *, pki: bool = True, now: datetime | None = None
+    inventory_dir: Path,
+    *,
+    pki: bool = True,
+    pki_dir: Path | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
-    """Every finding for the inventory in `inventory_dir` (and its PKI unless `pki` is False)."""
+    """Every finding for the inventory in `inventory_dir` (and its PKI unless `pki` is False;
+    read from `pki_dir` instead of the inventory's state directory when given)."""
     cluster, problems = inspect(inventory_dir)
     if cluster is not None:
         problems = problems + cluster_problems(cluster)
@@ -36,7 +42,7 @@ def preflight(
         )
         findings.append(Finding("inventory", "cluster", "OK", summary))
     if cluster is not None and pki:
-        findings += pki_findings(cluster, now)
+        findings += pki_findings(with_pki_dir(cluster, pki_dir) if pki_dir else cluster, now)
     return findings
 
 

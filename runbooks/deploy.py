@@ -18,7 +18,7 @@ from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
 from kubenorn.findings import print_findings, worst
 from kubenorn.nornir_setup import default_inventory_dir
-from kubenorn.pki.issue import init as pki_init
+from kubenorn.pki.rehearsal import deploy_pki
 from kubenorn.preflight import preflight
 from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
@@ -34,25 +34,26 @@ from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
 from tasks.kube_units import ensure_components_config, start_components
 from tasks.load_balancer import ensure_load_balancer, load_balanced
-from tasks.pki import ensure_certificates
+from tasks.pki import PKI_DIR_SETTING, ensure_certificates
 from tasks.runtime import ensure_runtime
 
 
-def check_inputs(args: Any, console: Console) -> Cluster | None:
-    """Issue missing PKI state and preflight; None (having said why) when deploy must not run."""
+def load_inventory(args: Any, console: Console) -> Cluster | None:
+    """The inventory's cluster; None (having said why) when it is not usable."""
     inventory = args.inventory or default_inventory_dir()
     try:
-        cluster = load_cluster(inventory)
+        return load_cluster(inventory)
     except ClusterError as error:
         console.print(f"[red]inventory {inventory} is not usable:[/]\n{error}")
         return None
-    issued = [c for c in pki_init(cluster) if c.action != "kept"] if not args.dry_run else []
-    if issued:
-        console.print(f"PKI: {len(issued)} items issued or renewed in {cluster.pki.dir}")
-    findings = preflight(inventory)
+
+
+def passes_preflight(args: Any, cluster: Cluster, console: Console) -> bool:
+    """Preflight on the inventory and the PKI the deploy will use; False means stop."""
+    findings = preflight(cluster.inventory_dir, pki_dir=cluster.pki.dir)
     if not (args.quiet and worst(findings) == "OK"):
         print_findings(findings, console, title="preflight")
-    return None if worst(findings) in ("CRITICAL", "UNKNOWN") else cluster
+    return worst(findings) not in ("CRITICAL", "UNKNOWN")
 
 
 def deploy_etcd(run: Run, cluster: Cluster, certs: Any, *, force: bool, dry_run: bool) -> None:
@@ -116,10 +117,22 @@ def deploy(argv: list[str]) -> int:
     if args.retry_failed:
         return cli.retry_failed("deploy", args.retry_failed)
     console = make_console()
-    cluster = check_inputs(args, console)
-    if cluster is None:
+    inventory_cluster = load_inventory(args, console)
+    if inventory_cluster is None:
         return cli.EXIT_UNKNOWN
+    with deploy_pki(inventory_cluster, dry_run=args.dry_run) as (cluster, issued):
+        if issued:
+            done = "would be issued or renewed" if args.dry_run else "issued or renewed"
+            console.print(f"PKI: {len(issued)} items {done} in {inventory_cluster.pki.dir}")
+        if not passes_preflight(args, cluster, console):
+            return cli.EXIT_UNKNOWN
+        return deploy_cluster(args, argv, cluster, console)
+
+
+def deploy_cluster(args: Any, argv: list[str], cluster: Cluster, console: Console) -> int:
+    """Every step of the deploy, in order, on the hosts the options select."""
     run = cli.new_run(args, "deploy", argv)
+    run.nr.config.user_defined[PKI_DIR_SETTING] = str(cluster.pki.dir)
     run.step("facts", gather_facts)
     run.step("hosts", ensure_hosts_file, entries=cluster.host_entries(), dry_run=args.dry_run)
     run.step("packages", ensure_role_packages, dry_run=args.dry_run)

@@ -15,7 +15,7 @@ from tasks.load_balancer import UNIT as HAPROXY_UNIT
 from tasks.load_balancer import haproxy_config, load_balanced
 from tasks.packages import ensure_packages
 from tasks.runtime import runtime_unit
-from tasks.systemd import ensure_unit_config, owe_restart
+from tasks.systemd import ensure_unit_config
 
 
 def role_packages(host: Host) -> list[str]:
@@ -48,10 +48,9 @@ def ensure_etcd_member(
         task=etcd.ensure_etcd_config,
         config=config,
         config_file=settings["config_file"],
+        restart=task.host.name in certificates_changed,
         dry_run=dry_run,
     )
-    if task.host.name in certificates_changed:
-        task.run(task=owe_restart, unit=etcd.UNIT, dry_run=dry_run)
     return Result(host=task.host, changed=result.changed, diff=result[0].diff)
 
 

@@ -46,9 +46,15 @@ class EtcdRollout:
 
 
 def ensure_etcd_config(
-    task: Task, *, config: dict[str, Any], config_file: str, dry_run: bool | None = None
+    task: Task,
+    *,
+    config: dict[str, Any],
+    config_file: str,
+    restart: bool = False,
+    dry_run: bool | None = None,
 ) -> Result:
-    """Ensure etcd's data directory, environment file and drop-in; owe a restart on change."""
+    """Ensure etcd's data directory, environment file and drop-in; owe a restart on change
+    (or when `restart`: its certificates changed)."""
     data_dir = task.run(
         task=ensure_directory,
         path=config["data_dir"],
@@ -58,7 +64,14 @@ def ensure_etcd_config(
     )
     files = [ConfigFile(config_file, render(task, "etcd/etcd.conf.j2", etcd=config))]
     dropin = render(task, "systemd/env-dropin.conf.j2", environment_file=config_file)
-    unit = task.run(task=ensure_unit_config, unit=UNIT, files=files, dropin=dropin, dry_run=dry_run)
+    unit = task.run(
+        task=ensure_unit_config,
+        unit=UNIT,
+        files=files,
+        dropin=dropin,
+        restart=restart,
+        dry_run=dry_run,
+    )
     return Result(
         host=task.host,
         changed=data_dir.changed or unit.changed,

@@ -24,7 +24,6 @@ from tasks.systemd import (
     ConfigFile,
     ensure_service,
     ensure_unit_config,
-    owe_restart,
     unit_state,
 )
 from tasks.templates import render
@@ -117,14 +116,21 @@ def unit_file(task: Task, cluster: Cluster, component: str) -> str:
 
 
 def ensure_component_config(
-    task: Task, *, cluster: Cluster, component: str, dry_run: bool | None = None
+    task: Task,
+    *,
+    cluster: Cluster,
+    component: str,
+    restart: bool = False,
+    dry_run: bool | None = None,
 ) -> Result:
-    """Ensure `component`'s flags, extra files and unit; any change owes it a restart."""
+    """Ensure `component`'s flags, extra files and unit; any change (or `restart`: its
+    certificates changed) owes it a restart."""
     result = task.run(
         task=ensure_unit_config,
         unit=unit_of(component),
         files=component_files(task, cluster, component),
         unit_file=unit_file(task, cluster, component),
+        restart=restart,
         dry_run=dry_run,
     )
     return Result(host=task.host, changed=result.changed, diff=result[0].diff)
@@ -139,13 +145,17 @@ def ensure_components_config(
     dry_run: bool | None = None,
 ) -> Result:
     """Ensure each of `components` is configured; new certificates owe each a restart too."""
+    restart = task.host.name in certificates_changed
     steps = [
-        task.run(task=ensure_component_config, cluster=cluster, component=c, dry_run=dry_run)
+        task.run(
+            task=ensure_component_config,
+            cluster=cluster,
+            component=c,
+            restart=restart,
+            dry_run=dry_run,
+        )
         for c in components
     ]
-    if task.host.name in certificates_changed:
-        for component in components:
-            task.run(task=owe_restart, unit=unit_of(component), dry_run=dry_run)
     return combined(task, steps)
 
 

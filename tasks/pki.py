@@ -18,16 +18,22 @@ from kubenorn.inventory_files import FILES
 from kubenorn.nornir_setup import inventory_dir_of
 from kubenorn.pki.deployed import RemoteFile, deployed_findings
 from kubenorn.pki.placement import content, directories, placements
+from kubenorn.pki.rehearsal import with_pki_dir
 from kubenorn.pki.store import Store
 from tasks.compose import combined
 from tasks.files import ensure_directory, ensure_file, file_meta, read_file
+
+# Set by a run whose PKI state is not the inventory's own (a dry run's throwaway copy).
+PKI_DIR_SETTING = "kubenorn_pki_dir"
 
 
 def cluster_of(task: Task) -> Cluster:
     """The cluster model of the inventory this task's Nornir object was loaded from."""
     directory = inventory_dir_of(task.nornir).resolve()
     stamps = tuple((directory / name).stat().st_mtime_ns for name in FILES)
-    return _load(directory, stamps)
+    cluster = _load(directory, stamps)
+    pki_dir = task.nornir.config.user_defined.get(PKI_DIR_SETTING)
+    return with_pki_dir(cluster, Path(pki_dir)) if pki_dir else cluster
 
 
 @lru_cache(maxsize=4)

@@ -122,9 +122,11 @@ def ensure_unit_config(
     files: Sequence[ConfigFile],
     dropin: str | None = None,
     unit_file: str | None = None,
+    restart: bool = False,
     dry_run: bool | None = None,
 ) -> Result:
-    """Ensure `unit`'s files (and unit file or kubenorn drop-in); a change owes it a restart."""
+    """Ensure `unit`'s files (and unit file or kubenorn drop-in); a change owes it a restart,
+    as does `restart` (something else it reads changed, such as its certificates)."""
     owed_before = restart_owed(task, unit)
     # Owe first: a run killed after writing and before restarting still restarts next time.
     task.run(task=owe_restart, unit=unit, dry_run=dry_run)
@@ -160,7 +162,8 @@ def ensure_unit_config(
             )
         )
     changed = any(result.changed for result in results)  # every step has run already
-    if not changed and not owed_before:
+    owed = changed or owed_before or restart
+    if not owed:
         task.run(task=forgive_restart, unit=unit, dry_run=dry_run)
-    restart = task.is_dry_run(dry_run) and (changed or owed_before)
-    return combined(task, results, f"would restart {unit}\n" if restart else "")
+    would = task.is_dry_run(dry_run) and owed
+    return combined(task, results, f"would restart {unit}\n" if would else "")

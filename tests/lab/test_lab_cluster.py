@@ -170,6 +170,25 @@ def test_a_changed_lease_is_a_dry_run_diff_then_rolls_only_the_elected_component
     assert verifies_ok_within(cluster, 30)
 
 
+def test_a_dry_run_before_any_pki_shows_every_restart_and_changes_nothing(
+    cluster: Path,
+    lab,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    fresh = inventory_with(cluster, tmp_path, "pki", dir=str(tmp_path / "never-issued"))
+    before = main_pids(lab)
+    capsys.readouterr()
+    assert deploy.main(["-i", str(fresh), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "items would be issued or renewed" in out
+    for unit in ("etcd", "kube-apiserver", "kube-scheduler", "kubelet", "kube-proxy"):
+        assert out.count(f"would restart {unit}.service") == 3, unit
+    assert not (tmp_path / "never-issued").exists()
+    assert main_pids(lab) == before
+    assert changed_records(cluster, tmp_path / "after.json") == []
+
+
 def test_a_stopped_runtime_fails_verify_naming_the_node_and_check(
     cluster: Path,
     lab,
