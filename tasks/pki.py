@@ -13,15 +13,17 @@ from pathlib import Path
 
 from nornir.core.task import Result, Task
 
-from kubenorn.cluster import Cluster, load_cluster
+from kubenorn.cluster import Cluster, Host, load_cluster
 from kubenorn.inventory_files import FILES
 from kubenorn.nornir_setup import inventory_dir_of
 from kubenorn.pki.deployed import RemoteFile, deployed_findings
 from kubenorn.pki.placement import content, directories, placements
 from kubenorn.pki.rehearsal import with_pki_dir
 from kubenorn.pki.store import Store
+from kubenorn.profiles import CONTROL_PLANE, WORKER
 from tasks.compose import combined
 from tasks.files import ensure_directory, ensure_file, file_meta, read_file
+from tasks.systemd import forgive_restarts, owe_restarts, restarts_owed
 
 # Set by a run whose PKI state is not the inventory's own (a dry run's throwaway copy).
 PKI_DIR_SETTING = "kubenorn_pki_dir"
@@ -42,13 +44,26 @@ def _load(directory: Path, stamps: tuple[int, ...]) -> Cluster:
     return load_cluster(directory)
 
 
+def certificate_readers(host: Host) -> list[str]:
+    """The services that read this host's PKI files: a change owes each a restart."""
+    components = ["etcd"] if host.has_role("etcd") else []
+    components += CONTROL_PLANE if host.has_role("controllers") else ()
+    components += WORKER if host.has_role("nodes") else ()
+    return [f"{component}.service" for component in components]
+
+
 def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
-    """Ensure this host holds exactly the PKI files its roles need, with modes and owners."""
+    """Ensure this host holds exactly the PKI files its roles need, with modes and owners;
+    a change owes the services that read them a restart, recorded on the host first."""
     cluster = cluster_of(task)
     host = cluster.host(task.host.name)
     store = Store(cluster.pki.dir)
     # All read before any is written; files a service writes itself (and restarts for) skipped.
     wanted = [(p, content(store, p)) for p in placements(cluster, host) if p.service is None]
+    readers = certificate_readers(host)
+    owed_before = restarts_owed(task, readers)
+    # Owe first: a run that dies after a certificate is written still restarts its readers.
+    task.run(task=owe_restarts, units=readers, dry_run=dry_run)
     results = [
         task.run(
             task=ensure_directory,
@@ -73,6 +88,9 @@ def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
         )
         for p, data in wanted
     ]
+    if not any(result.changed for result in results):
+        not_owed = [unit for unit in readers if unit not in owed_before]
+        task.run(task=forgive_restarts, units=not_owed, dry_run=dry_run)
     return combined(task, results)
 
 

@@ -43,25 +43,31 @@ def owed_marker(unit: str) -> str:
     return posixpath.join(RESTART_OWED_DIR, unit)
 
 
-def owe_restart(task: Task, *, unit: str, dry_run: bool | None = None) -> Result:
-    """Record on the host that `unit` must restart (survives an interrupted run)."""
+def owe_restarts(task: Task, *, units: Sequence[str], dry_run: bool | None = None) -> Result:
+    """Record on the host that each of `units` must restart (survives an interrupted run)."""
     if task.is_dry_run(dry_run):
-        return Result(host=task.host, changed=False, result=f"would restart {unit}")
+        return Result(host=task.host, changed=False, result=f"would restart {', '.join(units)}")
     run(task, ["mkdir", "-p", RESTART_OWED_DIR], sudo=True)
-    run(task, ["touch", owed_marker(unit)], sudo=True)
-    return Result(host=task.host, changed=False, result=f"restart owed: {unit}")
+    run(task, ["touch", *map(owed_marker, units)], sudo=True)
+    return Result(host=task.host, changed=False, result=f"restart owed: {', '.join(units)}")
 
 
-def forgive_restart(task: Task, *, unit: str, dry_run: bool | None = None) -> Result:
-    """Drop a restart owed by `unit` that turned out not to be needed."""
-    if not task.is_dry_run(dry_run):
-        run(task, ["rm", "-f", owed_marker(unit)], sudo=True)
+def forgive_restarts(task: Task, *, units: Sequence[str], dry_run: bool | None = None) -> Result:
+    """Drop restarts owed by `units` that turned out not to be needed."""
+    if units and not task.is_dry_run(dry_run):
+        run(task, ["rm", "-f", *map(owed_marker, units)], sudo=True)
     return Result(host=task.host, changed=False)
 
 
 def restart_owed(task: Task, unit: str) -> bool:
     """Whether an earlier change left `unit` owing a restart."""
     return run(task, ["test", "-e", owed_marker(unit)], ok_codes=(0, 1)).rc == 0
+
+
+def restarts_owed(task: Task, units: Sequence[str]) -> set[str]:
+    """Which of `units` an earlier change left owing a restart (one round trip)."""
+    listed = run(task, ["ls", "-1", RESTART_OWED_DIR], ok_codes=(0, 2))  # 2: no debts yet
+    return set(listed.stdout.split()) & set(units)
 
 
 def unit_state(task: Task, unit: str) -> tuple[bool, bool]:
@@ -129,7 +135,7 @@ def ensure_unit_config(
     as does `restart` (something else it reads changed, such as its certificates)."""
     owed_before = restart_owed(task, unit)
     # Owe first: a run killed after writing and before restarting still restarts next time.
-    task.run(task=owe_restart, unit=unit, dry_run=dry_run)
+    task.run(task=owe_restarts, units=[unit], dry_run=dry_run)
     results = [
         task.run(
             task=ensure_file,
@@ -164,6 +170,6 @@ def ensure_unit_config(
     changed = any(result.changed for result in results)  # every step has run already
     owed = changed or owed_before or restart
     if not owed:
-        task.run(task=forgive_restart, unit=unit, dry_run=dry_run)
+        task.run(task=forgive_restarts, units=[unit], dry_run=dry_run)
     would = task.is_dry_run(dry_run) and owed
     return combined(task, results, f"would restart {unit}\n" if would else "")

@@ -17,7 +17,9 @@ import yaml
 from lab_support import inventory_with
 
 from kubenorn.cluster import load_cluster
+from kubenorn.nornir_setup import init_nornir
 from runbooks import deploy, drill, pki, verify
+from tasks.pki import ensure_certificates
 
 NODES = ["kube.node01", "kube.node02", "kube.node03"]
 CONTROLLERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
@@ -187,6 +189,23 @@ def test_a_dry_run_before_any_pki_shows_every_restart_and_changes_nothing(
     assert not (tmp_path / "never-issued").exists()
     assert main_pids(lab) == before
     assert changed_records(cluster, tmp_path / "after.json") == []
+
+
+def test_certificates_from_a_run_that_died_still_restart_their_readers_next_time(
+    cluster: Path,
+    lab,  # noqa: ANN001
+) -> None:
+    before = main_pids(lab)
+    assert pki.main(["-i", str(cluster), "rotate", "kubelet-server-kube.node02"]) == 0
+    # A run that wrote the new certificate, then died before the kubelet's steps.
+    nr = init_nornir(cluster).filter(name="kube.node02")
+    assert not nr.run(task=ensure_certificates).failed
+    nr.close_connections(on_good=True, on_failed=True)
+    assert deploy.main(["-i", str(cluster), "--quiet"]) == 0
+    after = main_pids(lab)
+    restarted = {unit for unit, pid in after.items() if before[unit] != pid}
+    assert restarted == {"kubelet@kube.node02", "kube-proxy@kube.node02"}
+    assert verifies_ok_within(cluster, 30)
 
 
 def test_a_stopped_runtime_fails_verify_naming_the_node_and_check(

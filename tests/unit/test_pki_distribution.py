@@ -34,6 +34,7 @@ class FakeHosts:
     files: dict[tuple[str, str], tuple[bytes, str, str, str]] = field(default_factory=dict)
     calls: list[dict] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)
+    owed: dict[str, set[str]] = field(default_factory=dict)  # host -> units owing a restart
 
     def ensure_file(self, task: Task, *, path: str, content: bytes | str, **options) -> Result:  # noqa: ANN003
         data = content.encode() if isinstance(content, str) else content
@@ -52,6 +53,21 @@ class FakeHosts:
             self.files[(task.host.name, path)] = wanted
         return Result(host=task.host, changed=changed, diff=f"{path}\n" if changed else "")
 
+    def restarts_owed(self, task: Task, units: list[str]) -> set[str]:
+        return self.owed.get(task.host.name, set()) & set(units)
+
+    def owe_restarts(self, task: Task, *, units: list[str], dry_run: bool | None = None) -> Result:
+        if not task.is_dry_run(dry_run):
+            self.owed.setdefault(task.host.name, set()).update(units)
+        return Result(host=task.host)
+
+    def forgive_restarts(
+        self, task: Task, *, units: list[str], dry_run: bool | None = None
+    ) -> Result:
+        if not task.is_dry_run(dry_run):
+            self.owed.get(task.host.name, set()).difference_update(units)
+        return Result(host=task.host)
+
     def read_file(self, task: Task, path: str) -> bytes | None:
         if task.host.name in self.unreachable:
             raise RemoteError(f"{task.host.name}: cannot connect: timed out")
@@ -66,7 +82,15 @@ class FakeHosts:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeHosts:
     hosts = FakeHosts()
-    for name in ("ensure_file", "ensure_directory", "read_file", "file_meta"):
+    for name in (
+        "ensure_file",
+        "ensure_directory",
+        "read_file",
+        "file_meta",
+        "restarts_owed",
+        "owe_restarts",
+        "forgive_restarts",
+    ):
         monkeypatch.setattr(tasks.pki, name, getattr(hosts, name))
     return hosts
 
@@ -204,3 +228,33 @@ def test_a_host_that_cannot_be_read_is_unknown(
     fake.unreachable.add("kube.node02")
     assert remote_check(inventory, tmp_path) == 3
     assert "kube.node02" in capsys.readouterr().out
+
+
+CONTROLLER_READERS = {
+    "etcd.service",
+    "kube-apiserver.service",
+    "kube-scheduler.service",
+    "kube-controller-manager.service",
+}
+
+
+def test_new_files_owe_their_readers_a_restart_that_outlives_the_run(
+    nr: Nornir, fake: FakeHosts
+) -> None:
+    distribute(nr)
+    assert fake.owed["kube.controller01"] == CONTROLLER_READERS
+    assert fake.owed["kube.node01"] == {"kubelet.service", "kube-proxy.service"}
+    distribute(nr)  # nothing changed, but the restarts are still owed until paid
+    assert fake.owed["kube.controller01"] == CONTROLLER_READERS
+
+
+def test_no_change_owes_nothing_and_a_dry_run_records_no_debt(
+    nr: Nornir, inventory: Path, fake: FakeHosts
+) -> None:
+    dry = init_nornir(inventory, dry_run=True)
+    distribute(dry)
+    assert not any(fake.owed.values())
+    distribute(nr)
+    fake.owed.clear()  # the restarts were paid
+    distribute(nr)
+    assert not any(fake.owed.values())
