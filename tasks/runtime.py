@@ -24,6 +24,8 @@ from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config
 from tasks.templates import render
 
 UNITS = {"containerd": "containerd.service", "docker": "docker.service"}
+# daemon.json keys kubenorn derives from runtime.docker.tcp; the inventory must not set them.
+DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 # Refused, reset, timed out, bad TLS (all OSError), or not HTTP at all.
 PROBE_ERRORS = (OSError, http.client.HTTPException, ValueError)
 
@@ -35,10 +37,6 @@ def runtime_settings(task: Task) -> tuple[str, dict[str, Any]]:
     if kind not in UNITS:
         raise RemoteError(f"{task.host.name}: runtime.kind {kind!r}: use containerd or docker")
     return kind, settings
-
-
-# daemon.json keys kubenorn derives from runtime.docker.tcp; the inventory must not set them.
-DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,8 @@ def runtime_unit(task: Task) -> RuntimeUnit:
     kind, settings = runtime_settings(task)
     if kind == "containerd":
         return RuntimeUnit(UNITS[kind], [containerd_config(task, settings["containerd"])])
-    host = cluster_of(task).host(task.host.name)
+    cluster = cluster_of(task)
+    host = cluster.host(task.host.name)
     docker = settings["docker"]
     tls = docker_tls(host)
     daemon = docker_daemon(task.host.name, docker["daemon"], [f.path for f in tls])
@@ -63,7 +62,7 @@ def runtime_unit(task: Task) -> RuntimeUnit:
     files = [ConfigFile(docker["config_file"], daemon_json)]
     if host.docker_tcp is None:
         return RuntimeUnit(UNITS[kind], files)
-    store = Store(cluster_of(task).pki.dir)
+    store = Store(cluster.pki.dir)
     files += [
         ConfigFile(f.path, pki_content(store, f), f.mode, f.owner, f.group, secret=f.secret)
         for f in tls
