@@ -22,8 +22,15 @@ from kubenorn.pki.rehearsal import with_pki_dir
 from kubenorn.pki.store import Store
 from kubenorn.profiles import CONTROL_PLANE, WORKER
 from tasks.compose import combined
-from tasks.files import ensure_directory, ensure_file, file_meta, read_file
-from tasks.systemd import forgive_restarts, owe_restarts, restarts_owed
+from tasks.files import (
+    FileMeta,
+    ensure_directory,
+    ensure_file,
+    file_meta,
+    files_in_place,
+    read_file,
+)
+from tasks.systemd import owe_restarts
 
 # Set by a run whose PKI state is not the inventory's own (a dry run's throwaway copy).
 PKI_DIR_SETTING = "kubenorn_pki_dir"
@@ -60,10 +67,6 @@ def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
     store = Store(cluster.pki.dir)
     # All read before any is written; files a service writes itself (and restarts for) skipped.
     wanted = [(p, content(store, p)) for p in placements(cluster, host) if p.service is None]
-    readers = certificate_readers(host)
-    owed_before = restarts_owed(task, readers)
-    # Owe first: a run that dies after a certificate is written still restarts its readers.
-    task.run(task=owe_restarts, units=readers, dry_run=dry_run)
     results = [
         task.run(
             task=ensure_directory,
@@ -75,6 +78,12 @@ def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
         )
         for d in directories(cluster, host)
     ]
+    desired = {p.path: (data, FileMeta(p.mode, p.owner, p.group)) for p, data in wanted}
+    in_place = files_in_place(task, desired)
+    stale = [(p, data) for p, data in wanted if p.path not in in_place]
+    if stale:
+        # Owe first: a run that dies after a certificate is written still restarts its readers.
+        task.run(task=owe_restarts, units=certificate_readers(host), dry_run=dry_run)
     results += [
         task.run(
             task=ensure_file,
@@ -86,11 +95,8 @@ def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
             secret=p.secret,
             dry_run=dry_run,
         )
-        for p, data in wanted
+        for p, data in stale
     ]
-    if not any(result.changed for result in results):
-        not_owed = [unit for unit in readers if unit not in owed_before]
-        task.run(task=forgive_restarts, units=not_owed, dry_run=dry_run)
     return combined(task, results)
 
 

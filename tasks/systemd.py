@@ -64,12 +64,6 @@ def restart_owed(task: Task, unit: str) -> bool:
     return run(task, ["test", "-e", owed_marker(unit)], ok_codes=(0, 1)).rc == 0
 
 
-def restarts_owed(task: Task, units: Sequence[str]) -> set[str]:
-    """Which of `units` an earlier change left owing a restart (one round trip)."""
-    listed = run(task, ["ls", "-1", RESTART_OWED_DIR], ok_codes=(0, 2))  # 2: no debts yet
-    return set(listed.stdout.split()) & set(units)
-
-
 def unit_state(task: Task, unit: str) -> tuple[bool, bool]:
     """(enabled, active) of `unit`."""
     enabled = run(task, ["systemctl", "is-enabled", "--quiet", unit], ok_codes=range(256)).rc == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,7 @@ from tasks.files import (
     ensure_directory,
     ensure_file,
     file_meta,
+    files_in_place,
     read_file,
 )
 from tasks.ssh import RemoteError
@@ -428,3 +431,25 @@ def test_ensure_absent_shows_what_goes_and_removes_it_once(
     assert removed[0].changed and PATH not in host.files
     again = run_on(nr, "h1", ensure_absent, path=PATH)
     assert not again[0].changed
+
+
+def test_files_in_place_surveys_many_files_in_one_round_trip(nr: Nornir, fleet: Fleet) -> None:
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    survey = (
+        "644 root root /etc/a\n600 etcd etcd /etc/b\n640 root root /etc/c\n==\n"
+        f"{sha(b'a')}  /etc/a\n{sha(b'old')}  /etc/b\n{sha(b'c')}  /etc/c\n"
+    )
+    stat_error = "stat: cannot statx '/etc/d': No such file or directory\n"
+    fleet["h1"].script[re.compile(r"sh -c .*")] = (1, survey, stat_error)
+    wanted = {
+        "/etc/a": (b"a", FileMeta("0644", "root", "root")),  # in place
+        "/etc/b": (b"new", FileMeta("0600", "etcd", "etcd")),  # content differs
+        "/etc/c": (b"c", FileMeta("0600", "root", "root")),  # mode differs
+        "/etc/d": (b"d", FileMeta("0644", "root", "root")),  # missing
+    }
+    in_place = call(nr, "h1", lambda task: files_in_place(task, wanted))
+    assert in_place == {"/etc/a"}
+    [line] = fleet["h1"].lines()
+    assert line.endswith(" sh /etc/a /etc/b /etc/c /etc/d")
