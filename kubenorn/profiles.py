@@ -14,6 +14,11 @@ CONTROL_PLANE = ("kube-apiserver", "kube-scheduler", "kube-controller-manager")
 WORKER = ("kubelet", "kube-proxy")
 
 
+def unit_of(component: str) -> str:
+    """The systemd unit kubenorn writes for a Kubernetes component."""
+    return f"{component}.service"
+
+
 class ProfileError(ValueError):
     """No profile holds the inventory's Kubernetes version."""
 

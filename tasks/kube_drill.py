@@ -8,7 +8,7 @@ import shlex
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
-from tasks.kube_units import unit_of
+from kubenorn.profiles import unit_of
 from tasks.kube_verify import api_get, leader_record
 from tasks.ssh import RemoteError, run
 

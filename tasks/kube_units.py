@@ -14,7 +14,7 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
-from kubenorn.profiles import CONTROL_PLANE
+from kubenorn.profiles import CONTROL_PLANE, unit_of
 from tasks.compose import combined
 from tasks.facts import facts_of
 from tasks.runtime import UNITS as RUNTIME_UNITS
@@ -30,10 +30,6 @@ from tasks.templates import render
 
 HEALTH_TIMEOUT = 90.0  # seconds a (re)started component has to answer its health check
 HEALTH_POLL = 0.5
-
-
-def unit_of(component: str) -> str:
-    return f"{component}.service"
 
 
 def environment_file(cluster: Cluster, component: str) -> str:

@@ -19,8 +19,8 @@ from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
-from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile
-from tasks.kube_units import http_status, unhealthy, unit_of
+from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile, unit_of
+from tasks.kube_units import http_status, unhealthy
 from tasks.ssh import run
 from tasks.systemd import unit_state
 

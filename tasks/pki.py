@@ -20,8 +20,9 @@ from kubenorn.pki.deployed import RemoteFile, deployed_findings
 from kubenorn.pki.placement import content, directories, placements
 from kubenorn.pki.rehearsal import with_pki_dir
 from kubenorn.pki.store import Store
-from kubenorn.profiles import CONTROL_PLANE, WORKER
+from kubenorn.profiles import CONTROL_PLANE, WORKER, unit_of
 from tasks.compose import combined
+from tasks.etcd import UNIT as ETCD_UNIT
 from tasks.files import (
     FileMeta,
     ensure_directory,
@@ -53,10 +54,10 @@ def _load(directory: Path, stamps: tuple[int, ...]) -> Cluster:
 
 def certificate_readers(host: Host) -> list[str]:
     """The services that read this host's PKI files: a change owes each a restart."""
-    components = ["etcd"] if host.has_role("etcd") else []
-    components += CONTROL_PLANE if host.has_role("controllers") else ()
-    components += WORKER if host.has_role("nodes") else ()
-    return [f"{component}.service" for component in components]
+    units = [ETCD_UNIT] if host.has_role("etcd") else []
+    units += map(unit_of, CONTROL_PLANE) if host.has_role("controllers") else []
+    units += map(unit_of, WORKER) if host.has_role("nodes") else []
+    return units
 
 
 def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:

@@ -148,9 +148,9 @@ def directories(cluster: Cluster, host: Host) -> tuple[Directory, ...]:
     if host.has_role("controllers") or host.has_role("nodes"):
         wanted.append(Directory(cluster.kubernetes.cert_dir, "0755", "root", "root"))
         wanted.append(Directory(cluster.kubernetes.config_dir, "0755", "root", "root"))
-    if docker_tls(host):
-        assert host.docker_tcp is not None
-        wanted.append(Directory(host.docker_tcp.cert_dir, "0700", "root", "root"))
+    # Only dockerd (root) reads its TLS files.
+    docker_dirs = {posixpath.dirname(p.path) for p in docker_tls(host)}
+    wanted += [Directory(d, "0700", "root", "root") for d in sorted(docker_dirs)]
     return tuple(dict.fromkeys(wanted))
 
 

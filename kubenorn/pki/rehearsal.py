@@ -27,11 +27,16 @@ def with_pki_dir(cluster: Cluster, directory: Path) -> Cluster:
 def deploy_pki(cluster: Cluster, *, dry_run: bool) -> Iterator[tuple[Cluster, list[Change]]]:
     """The cluster whose PKI state the deploy reads, and what init issued or renewed for it."""
     if not dry_run:
-        yield cluster, [c for c in init(cluster) if c.action != "kept"]
+        yield cluster, issue(cluster)
         return
     with tempfile.TemporaryDirectory(prefix="kubenorn-dry-run-pki-") as scratch:
         copy = Path(scratch) / "pki"
         if cluster.pki.dir.is_dir():
             shutil.copytree(cluster.pki.dir, copy)
         rehearsed = with_pki_dir(cluster, copy)
-        yield rehearsed, [c for c in init(rehearsed) if c.action != "kept"]
+        yield rehearsed, issue(rehearsed)
+
+
+def issue(cluster: Cluster) -> list[Change]:
+    """What init issued or renewed (the items it kept left out)."""
+    return [change for change in init(cluster) if change.action != "kept"]
