@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import kernel
 from lab.processes import alive_pid, children, sh, start_background, stop_pid
 from lab.settings import LabError, LabHost, LabSettings
 
@@ -39,9 +40,21 @@ class HostPaths:
     def log(self) -> Path:
         return self.top / "console.log"
 
+    @property
+    def containerd(self) -> Path:
+        """containerd's state, bound into the host (overlayfs cannot hold its snapshots)."""
+        return self.top / "containerd"
+
 
 def paths(settings: LabSettings, host: LabHost) -> HostPaths:
-    return HostPaths(settings.state_dir / "hosts" / host.name)
+    """A host's state for the inventory's suite: hosts of one name keep one state per suite."""
+    return HostPaths(settings.state_dir / "hosts" / settings.suite / host.name)
+
+
+def other_suites(settings: LabSettings, host: LabHost) -> list[HostPaths]:
+    """The same host name's state under the other suites (which must not run at once)."""
+    found = (settings.state_dir / "hosts").glob(f"*/{host.name}")
+    return [HostPaths(top) for top in found if top.parent.name != settings.suite]
 
 
 def is_mounted(path: Path) -> bool:
@@ -74,6 +87,10 @@ def write_identity(settings: LabSettings, host: LabHost, root: Path, public_key:
     (etc / "resolv.conf").unlink(missing_ok=True)
     (etc / "resolv.conf").write_text("")
     (etc / "apt" / "sources.list").write_text(f"deb [trusted=yes] {settings.repo_url} ./\n")
+    # The machine's kernel has no loadable modules: without the mask the host boots degraded.
+    masked = etc / "systemd" / "system" / "systemd-modules-load.service"
+    if not masked.is_symlink():
+        masked.symlink_to("/dev/null")
     authorize(root, public_key)
     install_host_keys(settings, host, root)
 
@@ -115,6 +132,8 @@ def nspawn_pid(settings: LabSettings, host: LabHost) -> int | None:
 def boot(settings: LabSettings, host: LabHost) -> int:
     """Start the container and give it its address from outside; the nspawn PID."""
     where = paths(settings, host)
+    cgroups = kernel.host_cgroups(settings, host.name)
+    where.containerd.mkdir(parents=True, exist_ok=True)
     argv = [
         "systemd-nspawn",
         "-D",
@@ -124,12 +143,20 @@ def boot(settings: LabSettings, host: LabHost) -> int:
         "-b",
         f"--machine={host.name}",
         f"--network-bridge={settings.bridge}",
-        # docker and containerd inside a host need these; the lab is test equipment.
+        # docker, containerd and the kubelet inside a host need these; the lab is test equipment.
         "--capability=all",
         "--system-call-filter=@keyring bpf",
+        # The kubelet's OOM watcher reads the kernel log.
+        "--bind=/dev/kmsg",
+        # containerd's snapshots cannot live on the host's overlay root.
+        f"--bind={where.containerd}:/var/lib/containerd",
+        *kernel.nspawn_binds(cgroups),
     ]
-    pid = start_background(argv, where.log, where.pid_file)
+    pid = start_background(
+        argv, where.log, where.pid_file, before_exec=lambda: kernel.join_cgroups(cgroups)
+    )
     container = wait_for_container(pid, host)
+    kernel.rebind_inside(container, cgroups)
     netns = ["nsenter", "-t", str(container), "-n", "ip"]
     sh(
         [
@@ -158,11 +185,22 @@ def wait_for_container(pid: int, host: LabHost, timeout: float = 30.0) -> int:
 
 
 def stop(settings: LabSettings, host: LabHost) -> None:
-    """Shut the container down (SIGTERM to nspawn, then SIGKILL) and unmount its overlay."""
-    pid = nspawn_pid(settings, host)
+    """Shut the container down (SIGTERM to nspawn, then SIGKILL), unmount its overlay and
+    remove its cgroups."""
+    _stop(paths(settings, host))
+    kernel.remove_host_cgroups(settings, host.name)
+
+
+def stop_other_suites(settings: LabSettings, host: LabHost) -> None:
+    """Stop the same host name booted from another suite (another lab inventory)."""
+    for where in other_suites(settings, host):
+        _stop(where)
+
+
+def _stop(where: HostPaths) -> None:
+    pid = alive_pid(where.pid_file, f"-D {where.root} ")
     if pid:
         stop_pid(pid, timeout=20.0)
-    where = paths(settings, host)
     where.pid_file.unlink(missing_ok=True)
     unmount_overlay(where)
 

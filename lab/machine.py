@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import aptrepo, hosts, network, rootfs
+from lab import aptrepo, hosts, kernel, kubebuild, network, rootfs
 from lab.processes import sh
 from lab.settings import LabError, LabHost, LabSettings, load_settings
 from lab.sim.packaging import build_all as build_simulators
@@ -54,13 +54,18 @@ class Lab:
     def up(self) -> None:
         """Build what is missing, repair what is stale, boot what is down; idempotent."""
         with self.locked():
+            for change in kernel.ensure_sysctls(self.settings):
+                print(f"lab: set on the machine for the hosts' kubelets: {change}", flush=True)
             base = rootfs.ensure_base(self.settings)
-            build_simulators(self.settings.extra_debs)
-            aptrepo.ensure_index(self.settings, aptrepo.ensure_downloads(self.settings))
+            downloads = aptrepo.ensure_downloads(self.settings)
+            aptrepo.ensure_index(self.settings, downloads, self.own_packages())
             network.ensure_bridge(self.settings)
             aptrepo.ensure_server(self.settings)
             public_key = self._ensure_key()
             running = {h.name for h in self.settings.hosts if hosts.nspawn_pid(self.settings, h)}
+            for host in self.settings.hosts:
+                if host.name not in running:  # the same name booted from another inventory
+                    hosts.stop_other_suites(self.settings, host)
             if not running:
                 network.remove_stale_veths(self.settings)
             for host in self.settings.hosts:
@@ -71,11 +76,20 @@ class Lab:
             self._write_known_hosts()
             self._wait_for_ssh(self.settings.hosts)
 
+    def own_packages(self) -> list[Path]:
+        """The lab's own .debs for this suite: real Kubernetes built from the Go module, or the
+        reference profile's simulators."""
+        version = self.settings.kubernetes_build
+        if version is None:
+            return build_simulators(self.settings.extra_debs)
+        return kubebuild.ensure_version(version, self.settings.state_dir)
+
     def down(self, purge: bool = False) -> None:
         """Stop every host, unmount, remove veths, bridge and server; `purge` drops host state."""
         with self.locked():
             for host in self.settings.hosts:
                 hosts.stop(self.settings, host)
+                hosts.stop_other_suites(self.settings, host)
                 if purge:
                     sh(["rm", "-rf", "--", str(hosts.paths(self.settings, host).top)])
             aptrepo.stop_server(self.settings)

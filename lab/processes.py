@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lab.settings import LabError
@@ -19,6 +20,7 @@ def sh(
     timeout: float = 600,
     input_text: str | None = None,
     cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv`; LabError naming the command and its stderr when it fails."""
     try:
@@ -29,6 +31,7 @@ def sh(
             timeout=timeout,
             input=input_text,
             cwd=cwd,
+            env=env,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
@@ -39,8 +42,11 @@ def sh(
     return done
 
 
-def start_background(argv: list[str], log: Path, pid_file: Path) -> int:
-    """Start `argv` detached (own session, no stdin), record its PID; the PID."""
+def start_background(
+    argv: list[str], log: Path, pid_file: Path, before_exec: Callable[[], None] | None = None
+) -> int:
+    """Start `argv` detached (own session, no stdin), record its PID; the PID. `before_exec`
+    runs in the child just before it executes `argv` (e.g. to join cgroups)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -49,6 +55,7 @@ def start_background(argv: list[str], log: Path, pid_file: Path) -> int:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=before_exec,
         )
     pid_file.write_text(f"{process.pid}\n")
     return process.pid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -36,10 +37,15 @@ class LabSettings:
     boot_timeout: float
     inventory: Path
     hosts: tuple[LabHost, ...]
+    # The Kubernetes version to build from the Go module; None where simulators stand in.
+    kubernetes_build: str | None
+    sysctl: dict[str, str]
+    cgroup_controllers: tuple[str, ...]
 
     @property
     def repo_url(self) -> str:
-        return f"http://{self.gateway.ip}:{self.repo_port}"
+        """The apt source of this suite's repository (one directory per suite)."""
+        return f"http://{self.gateway.ip}:{self.repo_port}/{self.suite}"
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:
@@ -57,19 +63,39 @@ def load_settings(inventory: Path | None = None) -> LabSettings:
     raw = yaml.safe_load((LAB_DIR / "lab.yaml").read_text())
     inventory = (inventory or DEFAULT_INVENTORY).resolve()
     gateway = ipaddress.IPv4Interface(raw["gateway"])
+    suite = suite_of(raw["suites"], inventory)
     return LabSettings(
         bridge=raw["bridge"],
         gateway=gateway,
         state_dir=Path(raw["state_dir"]),
-        suite=raw["suite"],
+        suite=suite["suite"],
         include=tuple(raw["include"]),
         repo_port=int(raw["repo"]["port"]),
-        repo_packages=tuple(raw["repo"]["packages"]),
+        repo_packages=tuple(suite["packages"]),
         extra_debs=LAB_DIR / raw["repo"]["extra_debs"],
         boot_timeout=float(raw["boot_timeout"]),
         inventory=inventory,
         hosts=lab_hosts(inventory / "hosts.yaml", gateway),
+        kubernetes_build=kubernetes_version(inventory) if suite["build_kubernetes"] else None,
+        sysctl={str(k): str(v) for k, v in raw["sysctl"].items()},
+        cgroup_controllers=tuple(raw["cgroup_controllers"]),
     )
+
+
+def suite_of(suites: dict[str, Any], inventory: Path) -> dict[str, Any]:
+    """lab.yaml's suite entry for a lab inventory, by the inventory directory's name."""
+    if inventory.name not in suites:
+        raise LabError(f"{inventory}: not a lab inventory (lab.yaml's suites: {', '.join(suites)})")
+    return suites[inventory.name]
+
+
+def kubernetes_version(inventory: Path) -> str:
+    """The inventory's cluster.kubernetes_version, the version the lab builds."""
+    defaults = yaml.safe_load((inventory / "defaults.yaml").read_text()) or {}
+    version = (defaults.get("data") or {}).get("cluster", {}).get("kubernetes_version")
+    if not version:
+        raise LabError(f"{inventory}/defaults.yaml: data.cluster.kubernetes_version is not set")
+    return str(version)
 
 
 def lab_hosts(hosts_file: Path, gateway: ipaddress.IPv4Interface) -> tuple[LabHost, ...]:
@@ -86,18 +112,28 @@ def lab_hosts(hosts_file: Path, gateway: ipaddress.IPv4Interface) -> tuple[LabHo
     return tuple(hosts)
 
 
-def debian_mirror(suite: str, sources: tuple[Path, ...] = APT_SOURCES) -> str:
-    """The mirror URI the machine's own apt sources use for `suite` (never a hard-coded host)."""
-    for path in sources:
-        if not path.is_file():
-            continue
-        text = path.read_text()
-        found = (
-            _deb822_mirror(text, suite) if path.suffix == ".sources" else _list_mirror(text, suite)
-        )
-        if found:
-            return found
+def debian_mirror(
+    suite: str, sources: tuple[Path, ...] = APT_SOURCES, machine_suite: str | None = None
+) -> str:
+    """The mirror URI the machine's own apt sources use for `suite`, else for the machine's own
+    suite (a Debian mirror serves every suite); never a hard-coded host."""
+    for wanted in (suite, machine_suite or machine_codename()):
+        for path in sources:
+            if not path.is_file():
+                continue
+            text = path.read_text()
+            parse = _deb822_mirror if path.suffix == ".sources" else _list_mirror
+            if found := parse(text, wanted):
+                return found
     raise LabError(f"no Debian mirror for {suite} in {', '.join(map(str, sources))}")
+
+
+def machine_codename(os_release: Path = Path("/etc/os-release")) -> str:
+    """The machine's own Debian suite (VERSION_CODENAME)."""
+    for line in os_release.read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise LabError(f"{os_release} names no VERSION_CODENAME")
 
 
 def _deb822_mirror(text: str, suite: str) -> str | None:

@@ -1,6 +1,7 @@
 """The local lab: `python -m runbooks.lab up|down|status|ssh HOST [CMD...]`.
 
 up      build (once, cached) and boot the lab hosts; on a running lab, change nothing
+build   build (or reuse) the inventory's Kubernetes binaries from the Go module and package them
 down    stop every host and remove mounts, veths, the bridge and the apt server (--purge:
         also the hosts' own state)
 status  each host, its address, whether it runs and whether ssh answers (exit 1 if not all)
@@ -28,6 +29,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up")
+    commands.add_parser("build")
     down = commands.add_parser("down")
     down.add_argument("--purge", action="store_true", help="also delete the hosts' state")
     commands.add_parser("status")
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             lab.up()
             print(f"lab up: {len(lab.settings.hosts)} hosts in {time.monotonic() - started:.1f}s")
             return status(lab)
+        if args.command == "build":
+            for deb in lab.own_packages():
+                print(deb)
+            return 0
         if args.command == "down":
             lab.down(purge=args.purge)
             print("lab down")

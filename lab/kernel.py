@@ -1,0 +1,109 @@
+"""What a real kubelet needs from the machine that an nspawn host cannot give itself.
+
+- Kernel settings: /proc/sys is read-only inside a host, and vm.overcommit_memory,
+  kernel.panic and kernel.panic_on_oops are machine-wide, so the lab sets them on the machine
+  (and says so); the inotify limits let many hosts' systemd and kubelets watch files.
+- Writable cgroup v1 controllers: nspawn mounts them read-only inside a host. Each host gets a
+  cgroup of its own under the lab process's cgroup in every controller; nspawn is started in it
+  (so the host's processes are, and /proc/self/cgroup agrees with the mount), the directory is
+  bound to /mnt/cg-CONTROLLER, and re-bound over /sys/fs/cgroup/CONTROLLER inside the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from lab.processes import sh
+from lab.settings import LabError, LabSettings
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+INSIDE = "/mnt/cg-{controller}"
+
+
+def ensure_sysctls(settings: LabSettings) -> list[str]:
+    """Set the machine's kernel settings the lab needs; the ones changed, as 'key: old -> new'."""
+    changed = []
+    for key, wanted in settings.sysctl.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        current = path.read_text().strip()
+        if current == wanted:
+            continue
+        try:
+            path.write_text(wanted)
+        except OSError as error:
+            raise LabError(f"cannot set {key}={wanted} on the machine: {error}") from error
+        changed.append(f"{key}: {current} -> {wanted}")
+    return changed
+
+
+def own_cgroups(proc_cgroup: str) -> dict[str, str]:
+    """controller -> cgroup path, from /proc/PID/cgroup text (v1 lines only)."""
+    found = {}
+    for line in proc_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(","):
+            if controller:
+                found[controller] = path
+    return found
+
+
+def host_cgroups(settings: LabSettings, host_name: str) -> dict[str, Path]:
+    """controller -> the host's own cgroup directory on the machine (created, cpuset filled)."""
+    mine = own_cgroups(Path("/proc/self/cgroup").read_text())
+    directories = {}
+    for controller in settings.cgroup_controllers:
+        if controller not in mine:
+            raise LabError(f"the machine has no cgroup v1 {controller} controller")
+        parent = CGROUP_ROOT / controller / mine[controller].lstrip("/")
+        directory = parent / "kubenorn-lab" / host_name
+        _make(directory, parent, controller)
+        directories[controller] = directory
+    return directories
+
+
+def _make(directory: Path, parent: Path, controller: str) -> None:
+    """mkdir -p under `parent`; a new cpuset cgroup copies its parent's CPUs and memory nodes."""
+    for level in (directory.parent, directory):
+        if level.exists():
+            continue
+        level.mkdir()
+        if controller == "cpuset":
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                (level / name).write_text((level.parent / name).read_text())
+
+
+def join_cgroups(directories: dict[str, Path]) -> None:
+    """Move the calling process into the directories (run before exec'ing nspawn)."""
+    for directory in directories.values():
+        (directory / "cgroup.procs").write_text("0")
+
+
+def nspawn_binds(directories: dict[str, Path]) -> list[str]:
+    return [f"--bind={d}:{INSIDE.format(controller=c)}" for c, d in directories.items()]
+
+
+def rebind_inside(container_pid: int, directories: dict[str, Path]) -> None:
+    """Inside the host: each bound cgroup over its read-only /sys/fs/cgroup/CONTROLLER."""
+    for controller in directories:
+        target = CGROUP_ROOT / controller
+        sh(
+            [
+                "nsenter", "-t", str(container_pid), "-m", "mount", "--bind",
+                INSIDE.format(controller=controller), str(target),
+            ]
+        )  # fmt: skip
+
+
+def remove_host_cgroups(settings: LabSettings, host_name: str) -> None:
+    """Remove a stopped host's cgroups, deepest first (empty once its processes are gone)."""
+    mine = own_cgroups(Path("/proc/self/cgroup").read_text())
+    for controller in settings.cgroup_controllers:
+        directory = CGROUP_ROOT / controller / mine.get(controller, "/").lstrip("/")
+        directory = directory / "kubenorn-lab" / host_name
+        if not directory.is_dir():
+            continue
+        levels = [p for p in directory.rglob("*") if p.is_dir()]
+        for level in sorted(levels, key=lambda p: len(p.parts), reverse=True) + [directory]:
+            with contextlib.suppress(OSError):  # still busy: left for the next stop
+                level.rmdir()
