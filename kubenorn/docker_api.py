@@ -6,13 +6,14 @@ with the client certificate kubenorn issued (kept on the control machine like th
 
 from __future__ import annotations
 
-import http.client
 import json
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-TIMEOUT = 5.0
+from kubenorn.https_probe import TIMEOUT, https_get
+
+MAX_BODY = 1 << 20  # /version is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,7 @@ def docker_version(address: str, port: int, tls: DockerTls) -> str:
     context = ssl.create_default_context(cafile=str(tls.ca_file))
     if tls.client is not None:
         context.load_cert_chain(*map(str, tls.client))
-    connection = http.client.HTTPSConnection(address, port, context=context, timeout=TIMEOUT)
-    try:
-        connection.request("GET", "/version")
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise OSError(f"GET /version answered HTTP {response.status}")
+    status, body = https_get(address, port, "/version", context, timeout=TIMEOUT, limit=MAX_BODY)
+    if status != 200:
+        raise OSError(f"GET /version answered HTTP {status}")
     return str(json.loads(body).get("Version", "?"))
