@@ -21,6 +21,7 @@ from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
 from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile, unit_of
 from tasks.kube_units import http_status, unhealthy
+from tasks.kubelet_api import kubelet_anonymous
 from tasks.ssh import run
 from tasks.systemd import unit_state
 
@@ -207,7 +208,10 @@ def judge_control_plane(cluster: Cluster, views: list[ControllerView]) -> list[F
 
 
 def check_worker(task: Task, *, cluster: Cluster) -> Result:
-    """A node's findings: the apiserver through its load balancer, kubelet, kube-proxy."""
+    """A node's findings: the apiserver through its load balancer, kubelet, kube-proxy.
+
+    And whether the kubelet's API refuses a stranger, asked from here (the control machine).
+    """
     endpoint = cluster.apiserver
     path = task.host["load_balancer"]["health_check"]
     url = f"https://{endpoint.name}:{endpoint.port}{path}"
@@ -219,6 +223,10 @@ def check_worker(task: Task, *, cluster: Cluster) -> Result:
         f"{url}: {code or 'no answer'} {body.splitlines()[-1] if body else ''}".strip(),
     )
     findings = [through, *component_findings(task, cluster, WORKER)]
+    kubelet = next(f for f in findings if f.check == "kubelet")
+    if "not active" not in kubelet.detail:  # a stopped kubelet is one finding, not two
+        address = cluster.host(task.host.name).address
+        findings += kubelet_anonymous(cluster.kubernetes.profile.name, task.host.name, address)
     return Result(host=task.host, result=findings, record_data=[f.as_dict() for f in findings])
 
 
