@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kubenorn.inventory_fields import Problem, Section, valid_dns_name
 from kubenorn.inventory_files import Raw, load_raw
-from kubenorn.profiles import Profile, profile_for
+from kubenorn.profiles import Profile, ProfileError, profile_for
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -51,6 +51,7 @@ class Host:
     etcd_name: str | None = None
     runtime: str | None = None  # a node's container runtime kind (runtime.kind)
     docker_tcp: DockerTcp | None = None  # docker's API on TCP, mutual TLS only
+    pod_cidr: IPNetwork | None = None  # a node's pod addresses (inside cluster.cluster_cidr)
 
     @property
     def dns_names(self) -> tuple[str, ...]:
@@ -129,6 +130,9 @@ class KubernetesSettings:
     config_dir: str
     cert_dir: str
     user: str
+    pause_image: str | None = None  # the pod sandbox image (containerd's sandbox_image)
+    kube_reserved: tuple[tuple[str, str], ...] = ()  # (resource, quantity) for the kubelet
+    conntrack_max_per_core: int | None = None  # kube-proxy's; None leaves its default
 
     @property
     def profile(self) -> Profile:
@@ -144,6 +148,8 @@ class Cluster:
     name: str
     domain: str
     service_cidr: IPNetwork
+    dns_service_ip: IPAddress  # the cluster DNS Service's address (kubelet clusterDNS)
+    cluster_cidr: IPNetwork | None  # every pod address; each node's pod_cidr lies inside
     apiserver: ApiServer
     kubernetes: KubernetesSettings
     etcd: EtcdSettings
@@ -208,11 +214,14 @@ def _build(raw: Raw) -> Cluster | None:
     cluster = settings.section("cluster")
     api = cluster.section("apiserver")
     apiserver = ApiServer(api.text("name"), api.port("port"), api.address("address", None))
+    service_cidr = cluster.network("service_cidr")
     built = Cluster(
         inventory_dir=raw.directory,
         name=cluster.text("name"),
         domain=cluster.dns_name("domain"),
-        service_cidr=cluster.network("service_cidr"),
+        service_cidr=service_cidr,
+        dns_service_ip=_dns_service_ip(cluster, service_cidr),
+        cluster_cidr=cluster.network("cluster_cidr", None),
         apiserver=apiserver,
         kubernetes=_kubernetes(
             settings.section("kubernetes"), cluster.version("kubernetes_version")
@@ -222,6 +231,8 @@ def _build(raw: Raw) -> Cluster | None:
         hosts=hosts,
     )
     _check_roles(raw, hosts)
+    if not _has_errors(raw.problems):
+        _check_pod_networks(raw, built)
     return None if _has_errors(raw.problems) else built
 
 
@@ -239,7 +250,9 @@ def _host(raw: Raw, name: str) -> Host | None:
     runtime_section = data.section("runtime", required=False)
     runtime = runtime_section.text("kind", None)
     docker_tcp = _docker_tcp(runtime_section) if runtime == "docker" else None
-    return Host(name, address, raw.groups_of(name), fqdn, etcd_name, runtime, docker_tcp)
+    pod_cidr = data.network("pod_cidr", None)
+    groups = raw.groups_of(name)
+    return Host(name, address, groups, fqdn, etcd_name, runtime, docker_tcp, pod_cidr)
 
 
 def _docker_tcp(runtime: Section) -> DockerTcp | None:
@@ -273,7 +286,41 @@ def _kubernetes(section: Section, version: str) -> KubernetesSettings:
         config_dir=section.abs_path("config_dir"),
         cert_dir=section.abs_path("cert_dir"),
         user=section.text("user", "root"),
+        pause_image=section.text("pause_image", None),
+        kube_reserved=section.resources("kube_reserved"),
+        conntrack_max_per_core=section.count("conntrack_max_per_core"),
     )
+
+
+# kubeadm's choice: the cluster DNS Service takes the tenth address of the service range.
+DNS_SERVICE_INDEX = 10
+
+
+def _dns_service_ip(cluster: Section, service_cidr: IPNetwork | None) -> IPAddress:
+    """cluster.dns_service_ip, by default the service range's tenth address (as kubeadm);
+    inside the range, and neither its network address nor the `kubernetes` Service's."""
+    declared = cluster.address("dns_service_ip", None)
+    fallback: IPAddress = IPv4Address(0)
+    if service_cidr is None:
+        return declared or fallback
+    if declared is None:
+        if service_cidr.num_addresses <= DNS_SERVICE_INDEX + 1:
+            message = (
+                f"service_cidr {service_cidr} has no address {DNS_SERVICE_INDEX} for the "
+                "cluster DNS Service: set cluster.dns_service_ip"
+            )
+            cluster.problem("service_cidr", message)
+            return fallback
+        return service_cidr[DNS_SERVICE_INDEX]
+    if declared not in service_cidr:
+        cluster.problem("dns_service_ip", f"{declared} is not inside service_cidr {service_cidr}")
+    elif declared in (service_cidr[0], service_cidr[1], service_cidr[-1]):
+        message = (
+            f"{declared} is the service range's network, broadcast or `kubernetes` Service "
+            "address; the cluster DNS Service needs another"
+        )
+        cluster.problem("dns_service_ip", message)
+    return declared
 
 
 def _pki(section: Section, inventory_dir: Path) -> PkiSettings:
@@ -295,6 +342,61 @@ def _check_roles(raw: Raw, hosts: tuple[Host, ...]) -> None:
     _no_duplicates(raw, [(h.name, str(h.address)) for h in hosts], "data.address", "address")
     etcd = [(h.name, h.etcd_name or h.name) for h in hosts if h.has_role("etcd")]
     _no_duplicates(raw, etcd, "data.etcd_name", "etcd member name")
+
+
+def _check_pod_networks(raw: Raw, cluster: Cluster) -> None:
+    """Pod ranges: cluster.cluster_cidr clear of the service range and of the hosts, each
+    node's pod_cidr inside it and apart from the others'; every node has one where its
+    profile gives each node its own."""
+    fields = raw.defaults_section.section("cluster")
+    cluster_cidr = cluster.cluster_cidr
+    try:
+        required = cluster.kubernetes.profile.node_pod_cidr
+    except ProfileError:  # preflight names the version
+        required = False
+    if cluster_cidr is None:
+        if required or any(h.pod_cidr is not None for h in cluster.hosts):
+            why = f"Kubernetes {cluster.kubernetes.version}" if required else "pod_cidr is set"
+            message = f"missing (expected a CIDR such as 10.200.0.0/16: {why})"
+            fields.problem("cluster_cidr", message)
+        return
+    service = cluster.service_cidr
+    if cluster_cidr.version != service.version or cluster_cidr.overlaps(service):
+        message = f"{cluster_cidr} must be of service_cidr's IP version and apart from it"
+        fields.problem("cluster_cidr", message)
+    for host in cluster.hosts:
+        if host.address in cluster_cidr:
+            message = f"{host.address} is inside cluster.cluster_cidr {cluster_cidr}"
+            raw.problems.append(Problem("hosts.yaml", host.name, "data.address", message))
+    for node in cluster.nodes if required else ():
+        if node.pod_cidr is None:
+            message = f"missing (expected this node's pod range inside {cluster_cidr})"
+            raw.host_section(node.name).problem("pod_cidr", message)
+    _check_pod_cidrs(raw, cluster.hosts, cluster_cidr)
+
+
+def _check_pod_cidrs(raw: Raw, hosts: tuple[Host, ...], cluster_cidr: IPNetwork) -> None:
+    """Each pod_cidr on a node, inside `cluster_cidr`, overlapping no earlier node's."""
+    owner: dict[str, IPNetwork] = {}
+    for host, pods in ((h, h.pod_cidr) for h in hosts if h.pod_cidr is not None):
+        data = raw.host_section(host.name)
+        clash = [
+            name for name, other in owner.items() if _inside(other, pods) or _inside(pods, other)
+        ]
+        if not host.has_role("nodes"):
+            data.problem_at("pod_cidr", "only nodes run pods")
+        elif not _inside(pods, cluster_cidr):
+            data.problem_at("pod_cidr", f"{pods} is not inside cluster.cluster_cidr {cluster_cidr}")
+        elif clash:
+            data.problem_at("pod_cidr", f"{pods} overlaps the pod_cidr of {clash[0]}")
+        else:
+            owner[host.name] = pods
+
+
+def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
+    """Whether network `inner` lies within `outer` (False across IP versions)."""
+    first, last = int(inner.network_address), int(inner.broadcast_address)
+    return inner.version == outer.version and int(outer[0]) <= first and last <= int(outer[-1])
 
 
 def _no_duplicates(raw: Raw, pairs: list[tuple[str, str]], field: str, what: str) -> None:

@@ -77,11 +77,17 @@ class Section:
                 return layer.data[key], layer
         return _MISSING, self.layers[0]
 
-    def problem(self, key: str, message: str) -> None:
+    def problem(self, key: str, message: str, status: Status = "CRITICAL") -> None:
         """An error about `key` (or, for "-", the entry itself) of the most specific layer."""
         layer = self.layers[0]
         name = f"{layer.prefix}{key}" if key != "-" else "-"
-        self.problems.append(Problem(layer.file, layer.where, name, message))
+        self.problems.append(Problem(layer.file, layer.where, name, message, status))
+
+    def problem_at(self, key: str, message: str) -> None:
+        """An error about the value of `key`, named where that value is set (host, group or
+        defaults data), for rules that look at more than the one field."""
+        _, layer = self._find(key)
+        self.problems.append(Problem(layer.file, layer.where, f"{layer.prefix}{key}", message))
 
     def _get(self, key: str, default: Any, check: Callable[[Any], Any], expected: str) -> Any:
         value, layer = self._find(key)
@@ -125,13 +131,21 @@ class Section:
     def positive(self, key: str, default: int) -> int:
         return self._get(key, default, lambda v: _integer(v, 1, 100_000), "a number") or 0
 
+    def count(self, key: str) -> int | None:
+        """An optional whole number, 0 included (None when absent)."""
+        return self._get(key, None, lambda v: _integer(v, 0, 2**31 - 1), "a whole number")
+
     def address(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, default, lambda v: ip_address(_text(v)), "an IP address")
 
-    def network(self, key: str) -> Any:
+    def network(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(
-            key, _MISSING, lambda v: ip_network(_text(v)), "a CIDR such as 10.32.0.0/24"
+            key, default, lambda v: ip_network(_text(v)), "a CIDR such as 10.32.0.0/24"
         )
+
+    def resources(self, key: str) -> tuple[tuple[str, str], ...]:
+        """Resource reservations: `cpu=100m,memory=128Mi` or a mapping; () when absent."""
+        return self._get(key, (), _resources, "resource=quantity pairs") or ()
 
     def dns_name(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, default, _dns_name, "a DNS name")
@@ -182,6 +196,31 @@ def _choice(value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+# What the kubelet reserves for (kubeReserved, systemReserved), and Kubernetes quantities.
+RESOURCES = ("cpu", "memory", "ephemeral-storage", "pid")
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+def _resources(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for entry in _text(value).split(","):
+            name, sep, quantity = entry.strip().partition("=")
+            if not sep:
+                raise ValueError(f"entry {entry.strip()!r} is not resource=quantity")
+            pairs.append((name.strip(), quantity.strip()))
+    for name, quantity in pairs:
+        if name not in RESOURCES:
+            raise ValueError(f"{name!r} cannot be reserved (only {', '.join(RESOURCES)})")
+        if not _QUANTITY.match(quantity):
+            raise ValueError(f"{name}={quantity!r}: not a quantity such as 100m or 128Mi")
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise ValueError("a resource is named twice")
+    return tuple(pairs)
 
 
 def _initial_cluster(value: Any) -> tuple[tuple[str, str], ...]:

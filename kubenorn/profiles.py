@@ -41,6 +41,10 @@ class Profile:
     leader_lock: str  # "leases" or "endpoints"
     health: dict[str, str]
     extra_files: dict[str, tuple[str, ...]]
+    # Each node's inventory pod_cidr is its pod range (kubelet podCIDR, CNI configuration).
+    node_pod_cidr: bool = False
+    # The kubelet refuses cgroup v1 unless told otherwise (failCgroupV1: false).
+    cgroup_v1_deprecated: bool = False
 
     def holds(self, version: str) -> bool:
         return self.first <= version_tuple(version) < self.below
@@ -67,6 +71,8 @@ def _profile(raw: dict[str, Any]) -> Profile:
         leader_lock=str(raw["leader_lock"]),
         health=dict(raw["health"]),
         extra_files={c: tuple(files) for c, files in (raw.get("extra_files") or {}).items()},
+        node_pod_cidr=bool(raw.get("node_pod_cidr", False)),
+        cgroup_v1_deprecated=bool(raw.get("cgroup_v1_deprecated", False)),
     )
 
 

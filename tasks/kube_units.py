@@ -1,8 +1,9 @@
 """The five Kubernetes components as systemd services: flags, unit, start, health on the host.
 
 Each component reads its flags from one environment file rendered from its version profile's
-template (templates/kubernetes/<profile>/<component>.env.j2); the unit is kubenorn's own,
-since the packages ship binaries only.
+template (templates/kubernetes/<profile>/<component>.env.j2), and any configuration file its
+profile gives it (kubernetes.config_dir/<file>, from <profile>/<file>.j2); the unit is
+kubenorn's own, since the packages ship binaries only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
+from kubenorn.findings import Finding
 from kubenorn.profiles import CONTROL_PLANE, unit_of
 from tasks.compose import combined
 from tasks.facts import facts_of
@@ -37,36 +39,73 @@ def environment_file(cluster: Cluster, component: str) -> str:
 
 
 def template_context(
-    cluster: Cluster, host_name: str, kubernetes: dict[str, Any], runtime: dict[str, str]
+    cluster: Cluster, host_name: str, kubernetes: dict[str, Any], runtime: dict[str, Any]
 ) -> dict[str, Any]:
-    """What the profile templates may use: the cluster, the host, its inventory data."""
+    """What the profile templates may use: the cluster, the host, its inventory data, and
+    (on a node) its runtime (`runtime_context`)."""
     host = cluster.host(host_name)
+    settings = cluster.kubernetes
     return {
         "host_name": host.name,  # `host` and `name` are taken by nornir
         "address": str(host.address),
+        "pod_cidr": None if host.pod_cidr is None else str(host.pod_cidr),
         "cluster_name": cluster.name,
         "domain": cluster.domain,
-        "config_dir": cluster.kubernetes.config_dir,
-        "cert_dir": cluster.kubernetes.cert_dir,
+        "config_dir": settings.config_dir,
+        "cert_dir": settings.cert_dir,
         "etcd_servers": ",".join(cluster.etcd.client_urls),
         "service_cidr": str(cluster.service_cidr),
+        "cluster_dns": str(cluster.dns_service_ip),
+        "cluster_cidr": None if cluster.cluster_cidr is None else str(cluster.cluster_cidr),
         "apiserver_url": cluster.apiserver.url,
         "apiserver_port": cluster.apiserver.port,
         "controller_count": len(cluster.controllers),
+        "kube_reserved": dict(settings.kube_reserved),
+        "conntrack_max_per_core": settings.conntrack_max_per_core,
         "kubernetes": kubernetes,
         **runtime,
     }
 
 
-def node_runtime(task: Task) -> dict[str, str]:
-    """A node's runtime socket and the cgroup driver the kubelet must share with it."""
+def runtime_context(socket: str, cgroup_version: int) -> dict[str, Any]:
+    """What the kubelet must share with its node's runtime: the socket and the cgroup driver.
+
+    The runtime uses systemd's cgroup driver on cgroup v2 (containerd as kubenorn configures
+    it, docker by default since 20.10); the kubelet must use the same one.
+    """
+    return {
+        "runtime_socket": socket,
+        "cgroup_driver": "systemd" if cgroup_version == 2 else "cgroupfs",
+        "cgroup_v1": cgroup_version == 1,
+    }
+
+
+def node_runtime(task: Task) -> dict[str, Any]:
+    """This node's `runtime_context` (nothing on a host that is not a node)."""
     if not cluster_role(task, "nodes"):
         return {}
     kind, settings = runtime_settings(task)
-    # The runtime uses systemd's cgroup driver on cgroup v2 (containerd as kubenorn
-    # configures it, docker by default since 20.10); the kubelet must use the same one.
-    driver = "systemd" if facts_of(task).cgroup_version == 2 else "cgroupfs"
-    return {"runtime_socket": settings[kind]["socket"], "cgroup_driver": driver}
+    return runtime_context(settings[kind]["socket"], facts_of(task).cgroup_version)
+
+
+CGROUP_V1 = "cgroup v1 is deprecated; kubelet 1.35+ refuses it unless failCgroupV1 is false"
+
+
+def cgroup_warnings(cluster: Cluster, cgroup_versions: dict[str, int]) -> list[Finding]:
+    """A WARNING for each node on cgroup v1 (host -> facts' cgroup version) where the profile's
+    kubelet refuses it by default: kubenorn sets failCgroupV1: false there, which works for now."""
+    if not cluster.kubernetes.profile.cgroup_v1_deprecated:
+        return []
+    return [
+        Finding(
+            "kubelet.cgroup",
+            name,
+            "WARNING",
+            f"{CGROUP_V1}: kubenorn sets it false on this node; move the host to cgroup v2",
+        )
+        for name, version in sorted(cgroup_versions.items())
+        if version == 1 and cluster.host(name).has_role("nodes")
+    ]
 
 
 def cluster_role(task: Task, role: str) -> bool:
@@ -84,20 +123,25 @@ def ordered_after(task: Task, cluster: Cluster, component: str) -> list[str]:
     return []
 
 
-def component_files(task: Task, cluster: Cluster, component: str) -> list[ConfigFile]:
-    """`component`'s environment file and any extra file its profile gives it."""
+def component_templates(cluster: Cluster, component: str) -> list[tuple[str, str]]:
+    """(path on the host, template) of `component`'s environment file and of each extra file
+    its profile gives it."""
     profile = cluster.kubernetes.profile
-    context = template_context(cluster, task.host.name, task.host["kubernetes"], node_runtime(task))
-    files = [
-        ConfigFile(
-            environment_file(cluster, component),
-            render(task, profile.template(f"{component}.env"), **context),
-        )
+    files = [(environment_file(cluster, component), profile.template(f"{component}.env"))]
+    files += [
+        (posixpath.join(cluster.kubernetes.config_dir, name), profile.template(name))
+        for name in profile.extra_files.get(component, ())
     ]
-    for name in profile.extra_files.get(component, ()):
-        path = posixpath.join(cluster.kubernetes.config_dir, name)
-        files.append(ConfigFile(path, render(task, profile.template(name), **context)))
     return files
+
+
+def component_files(task: Task, cluster: Cluster, component: str) -> list[ConfigFile]:
+    """`component`'s environment file and any extra file its profile gives it, rendered."""
+    context = template_context(cluster, task.host.name, task.host["kubernetes"], node_runtime(task))
+    return [
+        ConfigFile(path, render(task, template, **context))
+        for path, template in component_templates(cluster, component)
+    ]
 
 
 def unit_file(task: Task, cluster: Cluster, component: str) -> str:

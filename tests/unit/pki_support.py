@@ -32,10 +32,11 @@ def inventory_copy(name: str, tmp_path: Path) -> Path:
     return target
 
 
-def add_host(inventory: Path, name: str, address: str, groups: list[str]) -> None:
-    """Append a host to the inventory's hosts.yaml."""
+def add_host(inventory: Path, name: str, address: str, groups: list[str], **data: str) -> None:
+    """Append a host to the inventory's hosts.yaml, with `address` and any other `data`."""
+    fields = "".join(f"    {key}: {value}\n" for key, value in {"address": address, **data}.items())
     with (inventory / "hosts.yaml").open("a") as hosts:
-        hosts.write(f"{name}:\n  groups: [{', '.join(groups)}]\n  data:\n    address: {address}\n")
+        hosts.write(f"{name}:\n  groups: [{', '.join(groups)}]\n  data:\n{fields}")
 
 
 @dataclass

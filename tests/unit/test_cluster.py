@@ -38,7 +38,7 @@ def test_the_good_inventory_makes_a_cluster_with_derived_etcd_urls() -> None:
     assert [h.name for h in cluster.nodes] == ["kube.node01", "kube.node02"]
     assert cluster.apiserver.url == "https://kube.apiserver:6443"
     assert cluster.first_service_ip == ip_address("10.32.0.1")
-    assert cluster.kubernetes.profile.name == "current"
+    assert cluster.kubernetes.profile.name == "supported"
     assert cluster.pki.dir == (INVENTORIES / "good" / ".pki").resolve()
 
 
@@ -213,3 +213,173 @@ def test_wrong_shapes_are_problems_never_exceptions(tmp_path: Path, file: str, c
     cluster, problems = inspect(inventory)
     assert cluster is None
     assert problems and all(p.status == "CRITICAL" for p in problems)
+
+
+def set_cluster(**fields: object):  # noqa: ANN201 - an edit for edit_yaml
+    return lambda d: d["data"]["cluster"].update(fields)
+
+
+def set_kubernetes(**fields: object):  # noqa: ANN201
+    return lambda d: d["data"]["kubernetes"].update(fields)
+
+
+def set_host(host: str, **fields: object):  # noqa: ANN201
+    return lambda d: d[host]["data"].update(fields)
+
+
+def drop_host_field(host: str, field: str):  # noqa: ANN201
+    return lambda d: d[host]["data"].pop(field)
+
+
+# Pod and service networks, and the Kubernetes fields the supported profile renders: each
+# wrong value is one problem naming its file, host (or defaults) and field.
+NETWORK_CASES = {
+    "no cluster_cidr": (
+        "defaults.yaml",
+        lambda d: d["data"]["cluster"].pop("cluster_cidr"),
+        "defaults.yaml: defaults: data.cluster.cluster_cidr: missing (expected a CIDR such as "
+        "10.200.0.0/16: Kubernetes 1.37.2)",
+    ),
+    "cluster_cidr not a network": (
+        "defaults.yaml",
+        set_cluster(cluster_cidr="10.200.0.1/16"),
+        "defaults.yaml: defaults: data.cluster.cluster_cidr: 10.200.0.1/16 has host bits set",
+    ),
+    "cluster_cidr over the service range": (
+        "defaults.yaml",
+        set_cluster(service_cidr="10.200.255.0/24"),
+        "defaults.yaml: defaults: data.cluster.cluster_cidr: 10.200.0.0/16 must be of "
+        "service_cidr's IP version and apart from it",
+    ),
+    "a node without pod_cidr": (
+        "hosts.yaml",
+        drop_host_field("kube.node02", "pod_cidr"),
+        "hosts.yaml: kube.node02: data.pod_cidr: missing (expected this node's pod range "
+        "inside 10.200.0.0/16)",
+    ),
+    "pod_cidr outside cluster_cidr": (
+        "hosts.yaml",
+        set_host("kube.node02", pod_cidr="10.201.2.0/24"),
+        "hosts.yaml: kube.node02: data.pod_cidr: 10.201.2.0/24 is not inside "
+        "cluster.cluster_cidr 10.200.0.0/16",
+    ),
+    "pod_cidr overlapping another node's": (
+        "hosts.yaml",
+        set_host("kube.node02", pod_cidr="10.200.0.0/23"),
+        "hosts.yaml: kube.node02: data.pod_cidr: 10.200.0.0/23 overlaps the pod_cidr of "
+        "kube.node01",
+    ),
+    "pod_cidr with host bits": (
+        "hosts.yaml",
+        set_host("kube.node02", pod_cidr="10.200.2.1/24"),
+        "hosts.yaml: kube.node02: data.pod_cidr: 10.200.2.1/24 has host bits set",
+    ),
+    "pod_cidr on a controller": (
+        "hosts.yaml",
+        set_host("kube.controller02", pod_cidr="10.200.9.0/24"),
+        "hosts.yaml: kube.controller02: data.pod_cidr: only nodes run pods",
+    ),
+    "a host among the pods": (
+        "hosts.yaml",
+        set_host("kube.node02", address="10.200.7.7"),
+        "hosts.yaml: kube.node02: data.address: 10.200.7.7 is inside cluster.cluster_cidr "
+        "10.200.0.0/16",
+    ),
+    "dns_service_ip outside the service range": (
+        "defaults.yaml",
+        set_cluster(dns_service_ip="10.33.0.10"),
+        "defaults.yaml: defaults: data.cluster.dns_service_ip: 10.33.0.10 is not inside "
+        "service_cidr 10.32.0.0/24",
+    ),
+    "dns_service_ip taken by the kubernetes Service": (
+        "defaults.yaml",
+        set_cluster(dns_service_ip="10.32.0.1"),
+        "defaults.yaml: defaults: data.cluster.dns_service_ip: 10.32.0.1 is the service "
+        "range's network, broadcast or `kubernetes` Service address; the cluster DNS Service "
+        "needs another",
+    ),
+    "a service range with no tenth address": (
+        "defaults.yaml",
+        set_cluster(service_cidr="10.32.0.0/29"),
+        "defaults.yaml: defaults: data.cluster.service_cidr: service_cidr 10.32.0.0/29 has no "
+        "address 10 for the cluster DNS Service: set cluster.dns_service_ip",
+    ),
+    "conntrack_max_per_core negative": (
+        "defaults.yaml",
+        set_kubernetes(conntrack_max_per_core=-1),
+        "defaults.yaml: defaults: data.kubernetes.conntrack_max_per_core: must be a whole "
+        "number from 0 to 2147483647, not -1",
+    ),
+    "conntrack_max_per_core quoted": (
+        "defaults.yaml",
+        set_kubernetes(conntrack_max_per_core="0"),
+        "defaults.yaml: defaults: data.kubernetes.conntrack_max_per_core: must be a whole "
+        "number from 0 to 2147483647, not '0'",
+    ),
+    "kube_reserved of something the kubelet cannot reserve": (
+        "defaults.yaml",
+        set_kubernetes(kube_reserved="cpu=100m,gpu=1"),
+        "defaults.yaml: defaults: data.kubernetes.kube_reserved: 'gpu' cannot be reserved "
+        "(only cpu, memory, ephemeral-storage, pid)",
+    ),
+    "kube_reserved not a quantity": (
+        "defaults.yaml",
+        set_kubernetes(kube_reserved={"memory": "lots"}),
+        "defaults.yaml: defaults: data.kubernetes.kube_reserved: memory='lots': not a "
+        "quantity such as 100m or 128Mi",
+    ),
+    "kube_reserved not pairs": (
+        "defaults.yaml",
+        set_kubernetes(kube_reserved="cpu"),
+        "defaults.yaml: defaults: data.kubernetes.kube_reserved: entry 'cpu' is not "
+        "resource=quantity",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NETWORK_CASES.values(), ids=NETWORK_CASES.keys())
+def test_pod_networks_and_kubernetes_fields_are_checked(tmp_path: Path, case) -> None:  # noqa: ANN001
+    file, change, expected = case
+    inventory = inventory_copy("good", tmp_path)
+    edit_yaml(inventory / file, change)
+    assert problem_texts(inventory) == [expected]
+
+
+def test_the_new_fields_as_the_model_holds_them(tmp_path: Path) -> None:
+    cluster = load_cluster(INVENTORIES / "good")
+    assert cluster.dns_service_ip == ip_address("10.32.0.10")  # kubeadm's choice: the tenth
+    assert str(cluster.cluster_cidr) == "10.200.0.0/16"
+    assert str(cluster.host("kube.node02").pod_cidr) == "10.200.2.0/24"
+    assert cluster.host("kube.controller01").pod_cidr is None
+    assert cluster.kubernetes.conntrack_max_per_core is None  # unset: kube-proxy's default
+    assert cluster.kubernetes.kube_reserved == ()
+    inventory = inventory_copy("good", tmp_path)
+    edit_yaml(inventory / "defaults.yaml", set_cluster(dns_service_ip="10.32.0.53"))
+    edit_yaml(
+        inventory / "defaults.yaml",
+        set_kubernetes(
+            conntrack_max_per_core=0,
+            kube_reserved={"cpu": "200m", "memory": "1Gi"},
+            pause_image="registry.k8s.io/pause:3.10.1",
+        ),
+    )
+    cluster = load_cluster(inventory)
+    assert cluster.dns_service_ip == ip_address("10.32.0.53")
+    assert cluster.kubernetes.conntrack_max_per_core == 0
+    assert cluster.kubernetes.kube_reserved == (("cpu", "200m"), ("memory", "1Gi"))
+    assert cluster.kubernetes.pause_image == "registry.k8s.io/pause:3.10.1"
+
+
+def test_the_reference_profile_needs_no_pod_ranges(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    edit_yaml(inventory / "defaults.yaml", set_cluster(kubernetes_version="1.6.0"))
+    edit_yaml(inventory / "defaults.yaml", lambda d: d["data"]["cluster"].pop("cluster_cidr"))
+    edit_yaml(inventory / "hosts.yaml", drop_host_field("kube.node01", "pod_cidr"))
+    edit_yaml(inventory / "hosts.yaml", drop_host_field("kube.node02", "pod_cidr"))
+    assert problem_texts(inventory) == []
+    # A pod_cidr given anyway still needs the cluster range it belongs to.
+    edit_yaml(inventory / "hosts.yaml", set_host("kube.node01", pod_cidr="10.200.1.0/24"))
+    assert problem_texts(inventory) == [
+        "defaults.yaml: defaults: data.cluster.cluster_cidr: missing (expected a CIDR such as "
+        "10.200.0.0/16: pod_cidr is set)"
+    ]

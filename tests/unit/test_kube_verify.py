@@ -28,7 +28,7 @@ SPEC = {"holderIdentity": "kube.controller02_5b1f", "leaseDurationSeconds": 4, "
 
 
 def test_a_lease_and_an_endpoints_annotation_give_the_same_record() -> None:
-    lease = leader_record(profile_for("1.30.0"), {"spec": SPEC})
+    lease = leader_record(profile_for("1.37.2"), {"spec": SPEC})
     annotations = {LEADER_ANNOTATION: json.dumps(SPEC)}
     endpoints = leader_record(profile_for("1.6.0"), {"metadata": {"annotations": annotations}})
     assert lease == endpoints == LeaderRecord("kube.controller02_5b1f", NOW, 4.0)
@@ -36,7 +36,7 @@ def test_a_lease_and_an_endpoints_annotation_give_the_same_record() -> None:
 
 
 def test_an_object_nobody_holds_has_no_record() -> None:
-    assert leader_record(profile_for("1.30.0"), {"spec": {}}) is None
+    assert leader_record(profile_for("1.37.2"), {"spec": {}}) is None
     assert leader_record(profile_for("1.6.0"), {"metadata": {}}) is None
 
 

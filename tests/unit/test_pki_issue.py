@@ -70,7 +70,7 @@ def test_a_second_init_issues_nothing_and_touches_no_file(inventory: Path, capsy
 
 def test_adding_a_node_issues_only_that_nodes_certificates(inventory: Path) -> None:
     init(load_cluster(inventory))
-    add_host(inventory, "kube.node03", "10.99.0.23", ["nodes"])
+    add_host(inventory, "kube.node03", "10.99.0.23", ["nodes"], pod_cidr="10.200.3.0/24")
     changes = init(load_cluster(inventory))
     assert issued(changes) == {
         "kubelet-client-kube.node03": "issued",

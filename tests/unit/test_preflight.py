@@ -99,7 +99,7 @@ def test_etcd_quorum_sizes(tmp_path: Path, members: int, expected: str | None) -
     )
     (inventory / "hosts.yaml").write_text(
         hosts + "cp:\n  groups: [controllers]\n  data:\n    address: 10.99.2.1\n"
-        "wk:\n  groups: [nodes]\n  data:\n    address: 10.99.2.2\n"
+        "wk:\n  groups: [nodes]\n  data:\n    address: 10.99.2.2\n    pod_cidr: 10.200.1.0/24\n"
     )
     statuses = [s for s, _, _ in problems(preflight(inventory, pki=False))]
     assert statuses == ([expected] if expected else [])
@@ -130,13 +130,13 @@ def test_unsupported_versions() -> None:
         "data.etcd.version",
     ]
     assert "Kubernetes 1.12.0 has no profile" in found[0][2]
-    assert "1.6 (>= 1.6, < 1.7), current (>= 1.24, < 1.31)" in found[0][2]
+    assert "1.6 (>= 1.6, < 1.7), supported (>= 1.35, < 1.38)" in found[0][2]
 
 
 def test_a_runtime_the_version_cannot_use_names_each_node(tmp_path: Path) -> None:
     inventory = inventory_copy("good", tmp_path)
     defaults = inventory / "defaults.yaml"
-    defaults.write_text(defaults.read_text().replace('"1.30.0"', '"1.6.0"'))
+    defaults.write_text(defaults.read_text().replace('"1.37.2"', '"1.6.0"'))
     found = problems(preflight(inventory, pki=False))
     assert {d.split(": ")[0] for _, _, d in found} == {"defaults.yaml"}
     assert [h for _, h, _ in found] == ["kube.node01", "kube.node02"]
