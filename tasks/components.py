@@ -14,7 +14,7 @@ from tasks.kube_units import ensure_component_config
 from tasks.load_balancer import UNIT as HAPROXY_UNIT
 from tasks.load_balancer import haproxy_config, load_balanced
 from tasks.packages import ensure_packages
-from tasks.runtime import runtime_unit
+from tasks.runtime import ensure_cni_config, runtime_unit
 from tasks.systemd import ensure_unit_config
 
 
@@ -124,6 +124,7 @@ def check_drift(task: Task, *, cluster: Cluster) -> Result:
                 dry_run=True,
             )
         )
+        diffs.append(task.run(task=ensure_cni_config, dry_run=True))
     for role, components in (("controllers", CONTROL_PLANE), ("nodes", WORKER)):
         if cluster.host(task.host.name).has_role(role):
             diffs += [

@@ -1,4 +1,5 @@
-"""The container runtime of a node: containerd or docker, configured from inventory data."""
+"""The container runtime of a node: containerd or docker, configured from inventory data, and
+the node's CNI configuration (the pod network the runtime sets up for each pod)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from nornir.core.task import Result, Task
 
-from kubenorn.cluster import IPAddress
+from kubenorn.cluster import Cluster, Host, IPAddress
 from kubenorn.docker_api import DockerTls, docker_version
 from kubenorn.findings import Finding
 from kubenorn.pki.placement import content as pki_content
@@ -17,6 +18,7 @@ from kubenorn.pki.plan import DOCKER_CA, DOCKER_CLIENT
 from kubenorn.pki.store import Store
 from tasks.compose import combined
 from tasks.facts import facts_of
+from tasks.files import ensure_absent, ensure_directory, ensure_file
 from tasks.packages import ensure_packages
 from tasks.pki import cluster_of
 from tasks.ssh import RemoteError, run
@@ -28,6 +30,11 @@ UNITS = {"containerd": "containerd.service", "docker": "docker.service"}
 DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 # Refused, reset, timed out, bad TLS (all OSError), or not HTTP at all.
 PROBE_ERRORS = (OSError, http.client.HTTPException, ValueError)
+# Where containerd's CRI (conf_dir in its config.toml) reads the pod network; the first file
+# in name order is the one used. The plugins are Debian's containernetworking-plugins.
+CNI_DIR = "/etc/cni/net.d"
+CNI_CONFIG = f"{CNI_DIR}/10-kubenorn.conflist"
+CNI_BRIDGE = "cni0"
 
 
 def runtime_settings(task: Task) -> tuple[str, dict[str, Any]]:
@@ -76,12 +83,58 @@ def runtime_unit(task: Task) -> RuntimeUnit:
     return RuntimeUnit(UNITS[kind], files, dropin)
 
 
+def containerd_context(
+    containerd: dict[str, Any], cgroup_version: int, pause_image: str | None
+) -> dict[str, Any]:
+    """What containerd's config.toml holds: its socket, the systemd cgroup driver on cgroup v2,
+    and the pod sandbox image (kubernetes.pause_image; the kubelet has no flag for it since
+    1.35), or containerd's own default when the inventory names none."""
+    return {
+        "socket": containerd["socket"],
+        "systemd_cgroup": cgroup_version == 2,
+        "sandbox_image": pause_image,
+    }
+
+
 def containerd_config(task: Task, containerd: dict[str, Any]) -> ConfigFile:
-    """containerd's config.toml; the systemd cgroup driver where the host runs cgroup v2."""
-    systemd_cgroup = facts_of(task).cgroup_version == 2
-    socket = containerd["socket"]
-    text = render(task, "containerd/config.toml.j2", socket=socket, systemd_cgroup=systemd_cgroup)
+    """containerd's config.toml for this node, from inventory data and facts."""
+    context = containerd_context(
+        containerd, facts_of(task).cgroup_version, cluster_of(task).kubernetes.pause_image
+    )
+    text = render(task, "containerd/config.toml.j2", **context)
     return ConfigFile(containerd["config_file"], text)
+
+
+def cni_context(cluster: Cluster, host: Host) -> dict[str, Any] | None:
+    """The node's pod network for the CNI template: a bridge on its pod_cidr, where the profile
+    gives each node its pod range; None where kubenorn writes no CNI configuration."""
+    if host.pod_cidr is None or not cluster.kubernetes.profile.node_pod_cidr:
+        return None
+    default_route = "0.0.0.0/0" if host.pod_cidr.version == 4 else "::/0"
+    return {"bridge": CNI_BRIDGE, "pod_cidr": str(host.pod_cidr), "default_route": default_route}
+
+
+def ensure_cni_config(task: Task, *, dry_run: bool | None = None) -> Result:
+    """Ensure this node's CNI configuration, or its absence where none is wanted.
+
+    The runtime reads the directory on every pod it sets up, so a change restarts nothing.
+    containerd also runs the `loopback` plugin for each pod itself, so the list holds only the
+    pod's own interface (bridge, with host-local addresses from pod_cidr) and portmap.
+    """
+    cluster = cluster_of(task)
+    context = cni_context(cluster, cluster.host(task.host.name))
+    if context is None:
+        return task.run(task=ensure_absent, path=CNI_CONFIG, dry_run=dry_run)[0]
+    steps = [
+        task.run(task=ensure_directory, path=CNI_DIR, dry_run=dry_run),
+        task.run(
+            task=ensure_file,
+            path=CNI_CONFIG,
+            content=render(task, "cni/10-kubenorn.conflist.j2", **context),
+            dry_run=dry_run,
+        ),
+    ]
+    return combined(task, steps)
 
 
 def docker_daemon(host: str, daemon: dict[str, Any], tls_paths: list[str]) -> dict[str, Any]:
@@ -106,7 +159,8 @@ def listen_address(address: IPAddress, port: int) -> str:
 
 
 def ensure_runtime(task: Task, *, dry_run: bool | None = None) -> Result:
-    """Ensure the inventory's container runtime is installed, configured and running."""
+    """Ensure the inventory's container runtime is installed, configured and running, and the
+    node's CNI configuration."""
     kind, settings = runtime_settings(task)
     wanted = runtime_unit(task)
     steps = [
@@ -119,6 +173,7 @@ def ensure_runtime(task: Task, *, dry_run: bool | None = None) -> Result:
             dry_run=dry_run,
         ),
         task.run(task=ensure_service, unit=wanted.unit, dry_run=dry_run),
+        task.run(task=ensure_cni_config, dry_run=dry_run),
     ]
     return combined(task, steps)
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import tomllib
+from ipaddress import ip_network
 
 import pytest
 import yaml
 
 from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import REPO_ROOT
-from tasks.runtime import summary_line
+from tasks.runtime import cni_context, containerd_context, summary_line
 from tasks.templates import ENVIRONMENT
 
 GOLDEN = REPO_ROOT / "tests" / "data" / "golden"
@@ -27,13 +30,59 @@ def defaults(inventory: str) -> dict:  # type: ignore[type-arg]
     return yaml.safe_load((REPO_ROOT / inventory / "defaults.yaml").read_text())["data"]
 
 
-@pytest.mark.parametrize("systemd_cgroup", [True, False])
-def test_containerd_config(systemd_cgroup: bool) -> None:
-    socket = defaults("lab/inventory")["runtime"]["containerd"]["socket"]
-    text = ENVIRONMENT.get_template("containerd/config.toml.j2").render(
-        socket=socket, systemd_cgroup=systemd_cgroup
-    )
-    golden(f"containerd-{'systemd' if systemd_cgroup else 'cgroupfs'}.toml", text)
+def containerd_toml(cgroup_version: int, pause_image: str | None) -> str:
+    containerd = defaults("lab/inventory")["runtime"]["containerd"]
+    context = containerd_context(containerd, cgroup_version, pause_image)
+    return ENVIRONMENT.get_template("containerd/config.toml.j2").render(**context)
+
+
+@pytest.mark.parametrize("cgroup_version", [2, 1])
+def test_containerd_config(cgroup_version: int) -> None:
+    pause_image = load_cluster(REPO_ROOT / "lab" / "inventory").kubernetes.pause_image
+    text = containerd_toml(cgroup_version, pause_image)
+    golden(f"containerd-{'systemd' if cgroup_version == 2 else 'cgroupfs'}.toml", text)
+    config = tomllib.loads(text)
+    assert config["version"] == 2  # containerd 1.7's format (Debian trixie: 1.7.24)
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    # The kubelet has no flag for the sandbox image since 1.35: containerd's setting is the one.
+    assert cri["sandbox_image"] == defaults("lab/inventory")["kubernetes"]["pause_image"]
+    assert cri["sandbox_image"] == "registry.k8s.io/pause:3.10.1"
+    assert cri["cni"] == {"bin_dir": "/usr/lib/cni", "conf_dir": "/etc/cni/net.d"}
+    options = cri["containerd"]["runtimes"]["runc"]["options"]
+    assert options["SystemdCgroup"] is (cgroup_version == 2)
+
+
+def test_containerd_keeps_its_own_sandbox_image_when_the_inventory_names_none() -> None:
+    cri = tomllib.loads(containerd_toml(2, None))["plugins"]["io.containerd.grpc.v1.cri"]
+    assert "sandbox_image" not in cri
+
+
+@pytest.mark.parametrize("node", ["kube.node01", "kube.node03"])
+def test_each_node_gets_a_cni_bridge_on_its_own_pod_range(node: str) -> None:
+    cluster = load_cluster(REPO_ROOT / "lab" / "inventory")
+    context = cni_context(cluster, cluster.host(node))
+    assert context is not None
+    text = ENVIRONMENT.get_template("cni/10-kubenorn.conflist.j2").render(**context)
+    if node == "kube.node01":
+        golden("cni-lab-node01.conflist", text)
+    conflist = json.loads(text)
+    hosts = yaml.safe_load((REPO_ROOT / "lab" / "inventory" / "hosts.yaml").read_text())
+    pod_cidr = hosts[node]["data"]["pod_cidr"]
+    assert [plugin["type"] for plugin in conflist["plugins"]] == ["bridge", "portmap"]
+    bridge = conflist["plugins"][0]
+    assert (bridge["bridge"], bridge["isGateway"], bridge["ipMasq"]) == ("cni0", True, False)
+    assert bridge["ipam"]["type"] == "host-local"
+    assert bridge["ipam"]["ranges"] == [[{"subnet": pod_cidr}]]
+    assert ip_network(pod_cidr).subnet_of(ip_network(cluster.cluster_cidr))  # type: ignore[arg-type]
+    assert conflist["cniVersion"] == "1.0.0"
+
+
+def test_no_cni_configuration_where_the_profile_gives_nodes_no_pod_range() -> None:
+    reference = load_cluster(REPO_ROOT / "lab" / "inventory-1.6")  # docker, no pod_cidr
+    assert cni_context(reference, reference.host("kube.node01")) is None
+    lab = load_cluster(REPO_ROOT / "lab" / "inventory")
+    no_range = dataclasses.replace(lab.host("kube.node01"), pod_cidr=None)
+    assert cni_context(lab, no_range) is None
 
 
 def test_the_reference_daemon_json_keeps_its_settings_and_drops_tcp() -> None:
