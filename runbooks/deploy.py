@@ -2,9 +2,11 @@
 
 Order: PKI state, preflight, facts, hosts file, packages, certificates, etcd (configuration,
 then a first start in parallel or a quorum-safe rolling restart), the nodes' container runtime
-and load balancer, the control plane (configured in parallel, then started or restarted one
-controller at a time, each healthy before the next), the workers (kubelet, kube-proxy). A host
-that fails goes no further; exit 0 only when every targeted host succeeded.
+(and CNI configuration) and load balancer, the control plane (configured in parallel, then
+started or restarted one controller at a time, each healthy before the next), the workers
+(kubelet, kube-proxy). A host that fails goes no further; exit 0 only when every targeted host
+succeeded. What the facts show that works but should change (a node on cgroup v1 where the
+kubelet refuses it by default) is printed as WARNING findings and kept with the run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tasks.components import (
 )
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
-from tasks.kube_units import ensure_components_config, start_components
+from tasks.kube_units import cgroup_warnings, ensure_components_config, start_components
 from tasks.load_balancer import ensure_load_balancer, load_balanced
 from tasks.pki import PKI_DIR_SETTING, ensure_certificates
 from tasks.runtime import ensure_runtime
@@ -133,7 +135,11 @@ def deploy_cluster(args: Any, argv: list[str], cluster: Cluster, console: Consol
     """Every step of the deploy, in order, on the hosts the options select."""
     run = cli.new_run(args, "deploy", argv)
     run.nr.config.user_defined[PKI_DIR_SETTING] = str(cluster.pki.dir)
-    run.step("facts", gather_facts)
+    facts = run.step("facts", gather_facts)
+    warnings = cgroup_warnings(
+        cluster, {host: r[0].result.cgroup_version for host, r in facts.items() if not r.failed}
+    )
+    run.findings = [f.as_dict() for f in warnings]
     run.step("hosts", ensure_hosts_file, entries=cluster.host_entries(), dry_run=args.dry_run)
     run.step("packages", ensure_role_packages, dry_run=args.dry_run)
     certs = run.step("certificates", ensure_certificates, dry_run=args.dry_run)
@@ -151,6 +157,8 @@ def deploy_cluster(args: Any, argv: list[str], cluster: Cluster, console: Consol
     deploy_components(run, cluster, certs, role="nodes", serial=False, dry_run=args.dry_run)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
+    if warnings:  # even under --quiet: something to act on, though the deploy went on
+        print_findings(warnings, console, title="deploy warnings")
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 
