@@ -16,7 +16,7 @@ from pathlib import Path
 
 SIM_DIR = Path(__file__).resolve().parent
 DEFAULT_DEST = SIM_DIR.parent / "build" / "debs"
-VERSIONS = ("1.6.0", "1.30.0")
+VERSIONS = ("1.6.0",)
 COMMON = "kubenorn-sim-common"
 COMMON_VERSION = "1.0.0"
 LIBRARY = "/usr/lib/kubenorn-sim"

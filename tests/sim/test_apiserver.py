@@ -1,4 +1,5 @@
-"""The kube-apiserver simulator: flags per version, client certificates, etcd, health."""
+"""The kube-apiserver simulator (1.6, the reference profile's): its flags, client
+certificates, objects in etcd, health."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from simkit import Client, LocalEtcd, apiserver_argv, free_port, simulator, wait
 @pytest.fixture(scope="module")
 def apiserver(pki: dict[str, Any], etcd: LocalEtcd) -> Iterator[int]:
     port = free_port()
-    process = simulator("apiserver", "1.30.0", apiserver_argv(pki, etcd, port))
+    process = simulator("apiserver", "1.6.0", apiserver_argv(pki, etcd, port))
     try:
-        wait_until(lambda: Client(port, pki).call("GET", "/readyz")[0] == 200)
+        wait_until(lambda: Client(port, pki).call("GET", "/healthz")[0] == 200)
         yield port
     finally:
         process.terminate()
@@ -25,10 +26,10 @@ def apiserver(pki: dict[str, Any], etcd: LocalEtcd) -> Iterator[int]:
 @pytest.mark.parametrize(
     ("version", "flag", "accepted"),
     [
-        ("1.30.0", "--insecure-port=8080", False),
         ("1.6.0", "--insecure-port=8080", True),
-        ("1.30.0", "--no-such-flag", False),
-        ("1.30.0", "--etcd-servers", False),
+        ("1.6.0", "--service-account-issuer=https://kubernetes.default.svc", False),  # 1.12+
+        ("1.6.0", "--no-such-flag", False),
+        ("1.6.0", "--etcd-servers", False),
     ],
 )
 def test_flags_are_those_of_the_version(version: str, flag: str, accepted: bool) -> None:
@@ -41,8 +42,8 @@ def test_flags_are_those_of_the_version(version: str, flag: str, accepted: bool)
 
 
 def test_version_and_help_say_what_it_is() -> None:
-    version = simulator("apiserver", "1.30.0", ["--version"])
-    assert version.communicate(timeout=20)[0].strip() == "Kubernetes v1.30.0"
+    version = simulator("apiserver", "1.6.0", ["--version"])
+    assert version.communicate(timeout=20)[0].strip() == "Kubernetes v1.6.0"
     helped = simulator("apiserver", "1.6.0", ["--help"])
     assert "SIMULATOR" in helped.communicate(timeout=20)[0]
 
@@ -80,19 +81,18 @@ def test_a_client_certificate_from_another_ca_is_refused(
     assert Client(apiserver, pki, "etcd_client").call("GET", "/api/v1/nodes")[0] == 403
 
 
-def test_readyz_fails_while_etcd_is_down_and_recovers(
+def test_healthz_fails_while_etcd_is_down_and_recovers(
     apiserver: int, pki: dict[str, Any], etcd: LocalEtcd
 ) -> None:
     client = Client(apiserver, pki)
-    assert client.call("GET", "/readyz")[0] == 200
+    assert client.call("GET", "/healthz")[0] == 200
     etcd.stop()
     try:
-        code, body = client.call("GET", "/readyz")
+        code, body = client.call("GET", "/healthz")
         assert code == 500 and "etcd" in body
-        assert client.call("GET", "/livez")[0] == 200
     finally:
         etcd.start()
-    wait_until(lambda: client.call("GET", "/readyz")[0] == 200)
+    wait_until(lambda: client.call("GET", "/healthz")[0] == 200)
 
 
 def test_the_1_6_componentstatuses_show_the_etcd_false_alarm(

@@ -1,4 +1,5 @@
-"""Scheduler leader election through the apiserver simulator: one leader, failover on loss."""
+"""Scheduler leader election through the 1.6 apiserver simulator (the endpoints' leader
+annotation): one leader, failover on loss; kube-proxy's health."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 from simkit import Client, LocalEtcd, apiserver_argv, free_port, simulator, wait_until
 
 LEASE, RENEW, RETRY = 2.0, 1.5, 0.5
-LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
+ENDPOINTS_PATH = "/api/v1/namespaces/kube-system/endpoints/kube-scheduler"
+LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 
 
 def kubeconfig(
@@ -56,44 +58,55 @@ def kubeconfig(
 
 
 @pytest.fixture(scope="module")
-def apiserver_port(pki: dict[str, Any], etcd: LocalEtcd) -> Iterator[int]:
-    port = free_port()
-    process = simulator("apiserver", "1.30.0", apiserver_argv(pki, etcd, port))
+def apiserver(pki: dict[str, Any], etcd: LocalEtcd) -> Iterator[tuple[int, int]]:
+    """A 1.6 apiserver: (secure port, insecure port on loopback, as the reference design)."""
+    secure, insecure = free_port(), free_port()
+    argv = apiserver_argv(
+        pki, etcd, secure, f"--insecure-port={insecure}", "--insecure-bind-address=127.0.0.1"
+    )
+    process = simulator("apiserver", "1.6.0", argv)
     try:
-        wait_until(lambda: Client(port, pki).call("GET", "/readyz")[0] == 200)
-        yield port
+        wait_until(lambda: Client(secure, pki).call("GET", "/healthz")[0] == 200)
+        yield secure, insecure
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def start_scheduler(config: str) -> tuple[subprocess.Popen[str], str]:
+def start_scheduler(insecure: int) -> tuple[subprocess.Popen[str], str]:
     argv = [
-        f"--kubeconfig={config}",
+        f"--master=http://127.0.0.1:{insecure}",
         "--leader-elect=true",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={free_port()}",
+        "--address=127.0.0.1",
+        f"--port={free_port()}",
         f"--leader-elect-lease-duration={LEASE}s",
         f"--leader-elect-renew-deadline={RENEW}s",
         f"--leader-elect-retry-period={RETRY}s",
     ]
-    process = simulator("controlplane", "1.30.0", argv, binary="kube-scheduler")
+    process = simulator("controlplane", "1.6.0", argv, binary="kube-scheduler")
     identity = (process.stderr.readline() if process.stderr else "").strip().rsplit(" as ", 1)[-1]
     return process, identity
 
 
+def leader_record(client: Client) -> dict[str, Any]:
+    """The scheduler's leader record: 1.6 keeps it in the endpoints' leader annotation."""
+    code, endpoints = client.call("GET", ENDPOINTS_PATH)
+    if code != 200:
+        return {}
+    annotations = endpoints.get("metadata", {}).get("annotations", {})
+    return dict(json.loads(annotations.get(LEADER_ANNOTATION, "{}")))
+
+
 def holder(client: Client) -> str:
-    code, lease = client.call("GET", LEASE_PATH)
-    return lease["spec"]["holderIdentity"] if code == 200 else ""
+    return str(leader_record(client).get("holderIdentity", ""))
 
 
 def test_one_scheduler_leads_and_another_takes_over_within_the_lease(
-    apiserver_port: int, pki: dict[str, Any], tmp_path: Path
+    apiserver: tuple[int, int], pki: dict[str, Any]
 ) -> None:
-    pair = pki["ca_authority"].issue("scheduler", cn="system:kube-scheduler")
-    config = kubeconfig(tmp_path, "kube-scheduler", apiserver_port, pki, pair)
-    schedulers = dict(start_scheduler(config)[::-1] for _ in range(3))  # identity -> process
-    admin = Client(apiserver_port, pki)
+    secure, insecure = apiserver
+    schedulers = dict(start_scheduler(insecure)[::-1] for _ in range(3))  # identity -> process
+    admin = Client(secure, pki)
     try:
         try:
             wait_until(lambda: holder(admin) in schedulers)
@@ -113,7 +126,7 @@ def test_one_scheduler_leads_and_another_takes_over_within_the_lease(
         assert holder(admin) in schedulers and holder(admin) != leader
         # Behaviour set by the flags: a candidate waits out the lease, then tries every retry.
         assert moved_after <= LEASE + 2 * RETRY + 5.0
-        assert admin.call("GET", LEASE_PATH)[1]["spec"]["leaseTransitions"] >= 1
+        assert leader_record(admin)["leaderTransitions"] >= 1
     finally:
         for process in schedulers.values():
             process.kill()
@@ -129,20 +142,22 @@ def proxy_healthz(port: int) -> int:
 
 
 def test_kube_proxy_healthz_follows_whether_it_reaches_the_apiserver(
-    apiserver_port: int, pki: dict[str, Any], tmp_path: Path
+    apiserver: tuple[int, int], pki: dict[str, Any], tmp_path: Path
 ) -> None:
+    secure, _ = apiserver
     pair = pki["ca_authority"].issue("proxy", cn="system:kube-proxy")
-    reaching = kubeconfig(tmp_path, "kube-proxy", apiserver_port, pki, pair)
+    reaching = kubeconfig(tmp_path, "kube-proxy", secure, pki, pair)
     stranded = kubeconfig(tmp_path, "kube-proxy-stranded", free_port(), pki, pair)
     ports = {config: free_port() for config in (reaching, stranded)}
     proxies = [
         simulator(
             "proxy",
-            "1.30.0",
+            "1.6.0",
             [
                 f"--kubeconfig={config}",
                 "--proxy-mode=iptables",
-                f"--healthz-bind-address=127.0.0.1:{port}",
+                "--healthz-bind-address=127.0.0.1",
+                f"--healthz-port={port}",
             ],
         )
         for config, port in ports.items()
@@ -154,52 +169,3 @@ def test_kube_proxy_healthz_follows_whether_it_reaches_the_apiserver(
         for process in proxies:
             process.kill()
             process.wait(timeout=10)
-
-
-def test_the_1_6_scheduler_elects_through_the_endpoints_annotation(
-    pki: dict[str, Any], etcd: LocalEtcd
-) -> None:
-    secure, insecure = free_port(), free_port()
-    apiserver = simulator(
-        "apiserver",
-        "1.6.0",
-        apiserver_argv(
-            pki, etcd, secure, f"--insecure-port={insecure}", "--insecure-bind-address=127.0.0.1"
-        ),
-    )
-    argv = [
-        f"--master=http://127.0.0.1:{insecure}",
-        "--leader-elect=true",
-        "--address=127.0.0.1",
-        f"--port={free_port()}",
-        "--leader-elect-lease-duration=2s",
-        "--leader-elect-renew-deadline=1500ms",
-        "--leader-elect-retry-period=500ms",
-    ]
-    admin = Client(secure, pki)
-    path = "/api/v1/namespaces/kube-system/endpoints/kube-scheduler"
-    try:
-        wait_until(lambda: admin.call("GET", "/healthz")[0] == 200)
-        scheduler = simulator("controlplane", "1.6.0", argv, binary="kube-scheduler")
-        identity = (scheduler.stderr.readline() if scheduler.stderr else "").strip()
-        try:
-
-            def annotated() -> bool:
-                code, endpoints = admin.call("GET", path)
-                record = (
-                    endpoints.get("metadata", {})
-                    .get("annotations", {})
-                    .get("control-plane.alpha.kubernetes.io/leader", "{}")
-                    if code == 200
-                    else "{}"
-                )
-                holder = json.loads(record).get("holderIdentity", "")
-                return bool(holder) and identity.endswith(f" as {holder}")
-
-            wait_until(annotated)
-        finally:
-            scheduler.kill()
-            scheduler.wait(timeout=10)
-    finally:
-        apiserver.kill()
-        apiserver.wait(timeout=10)
