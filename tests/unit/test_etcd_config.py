@@ -29,7 +29,7 @@ def rendered(inventory: Path, host: str) -> str:
 
 @pytest.mark.parametrize(
     ("inventory", "golden"),
-    [("lab/inventory", "etcd-3.4.conf"), ("inventory", "etcd-3.1.conf")],
+    [("lab/inventory", "etcd-3.5.conf"), ("inventory", "etcd-3.1.conf")],
 )
 def test_etcd_conf_matches_its_golden_file(inventory: str, golden: str) -> None:
     text = rendered(REPO_ROOT / inventory, "kube.controller02")
