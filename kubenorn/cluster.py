@@ -16,7 +16,8 @@ from pathlib import Path
 
 from kubenorn.inventory_fields import Problem, Section, valid_dns_name
 from kubenorn.inventory_files import Raw, load_raw
-from kubenorn.profiles import Profile, ProfileError, profile_for
+from kubenorn.networks import check_pod_networks, dns_service_ip
+from kubenorn.profiles import Profile, profile_for
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -220,7 +221,7 @@ def _build(raw: Raw) -> Cluster | None:
         name=cluster.text("name"),
         domain=cluster.dns_name("domain"),
         service_cidr=service_cidr,
-        dns_service_ip=_dns_service_ip(cluster, service_cidr),
+        dns_service_ip=dns_service_ip(cluster, service_cidr),
         cluster_cidr=cluster.network("cluster_cidr", None),
         apiserver=apiserver,
         kubernetes=_kubernetes(
@@ -232,7 +233,7 @@ def _build(raw: Raw) -> Cluster | None:
     )
     _check_roles(raw, hosts)
     if not _has_errors(raw.problems):
-        _check_pod_networks(raw, built)
+        check_pod_networks(raw, built)
     return None if _has_errors(raw.problems) else built
 
 
@@ -292,37 +293,6 @@ def _kubernetes(section: Section, version: str) -> KubernetesSettings:
     )
 
 
-# kubeadm's choice: the cluster DNS Service takes the tenth address of the service range.
-DNS_SERVICE_INDEX = 10
-
-
-def _dns_service_ip(cluster: Section, service_cidr: IPNetwork | None) -> IPAddress:
-    """cluster.dns_service_ip, by default the service range's tenth address (as kubeadm);
-    inside the range, and neither its network address nor the `kubernetes` Service's."""
-    declared = cluster.address("dns_service_ip", None)
-    fallback: IPAddress = IPv4Address(0)
-    if service_cidr is None:
-        return declared or fallback
-    if declared is None:
-        if service_cidr.num_addresses <= DNS_SERVICE_INDEX + 1:
-            message = (
-                f"service_cidr {service_cidr} has no address {DNS_SERVICE_INDEX} for the "
-                "cluster DNS Service: set cluster.dns_service_ip"
-            )
-            cluster.problem("service_cidr", message)
-            return fallback
-        return service_cidr[DNS_SERVICE_INDEX]
-    if declared not in service_cidr:
-        cluster.problem("dns_service_ip", f"{declared} is not inside service_cidr {service_cidr}")
-    elif declared in (service_cidr[0], service_cidr[1], service_cidr[-1]):
-        message = (
-            f"{declared} is the service range's network, broadcast or `kubernetes` Service "
-            "address; the cluster DNS Service needs another"
-        )
-        cluster.problem("dns_service_ip", message)
-    return declared
-
-
 def _pki(section: Section, inventory_dir: Path) -> PkiSettings:
     return PkiSettings(
         dir=(inventory_dir / (section.text("dir", ".pki") or ".pki")).resolve(),
@@ -342,61 +312,6 @@ def _check_roles(raw: Raw, hosts: tuple[Host, ...]) -> None:
     _no_duplicates(raw, [(h.name, str(h.address)) for h in hosts], "data.address", "address")
     etcd = [(h.name, h.etcd_name or h.name) for h in hosts if h.has_role("etcd")]
     _no_duplicates(raw, etcd, "data.etcd_name", "etcd member name")
-
-
-def _check_pod_networks(raw: Raw, cluster: Cluster) -> None:
-    """Pod ranges: cluster.cluster_cidr clear of the service range and of the hosts, each
-    node's pod_cidr inside it and apart from the others'; every node has one where its
-    profile gives each node its own."""
-    fields = raw.defaults_section.section("cluster")
-    cluster_cidr = cluster.cluster_cidr
-    try:
-        required = cluster.kubernetes.profile.node_pod_cidr
-    except ProfileError:  # preflight names the version
-        required = False
-    if cluster_cidr is None:
-        if required or any(h.pod_cidr is not None for h in cluster.hosts):
-            why = f"Kubernetes {cluster.kubernetes.version}" if required else "pod_cidr is set"
-            message = f"missing (expected a CIDR such as 10.200.0.0/16: {why})"
-            fields.problem("cluster_cidr", message)
-        return
-    service = cluster.service_cidr
-    if cluster_cidr.version != service.version or cluster_cidr.overlaps(service):
-        message = f"{cluster_cidr} must be of service_cidr's IP version and apart from it"
-        fields.problem("cluster_cidr", message)
-    for host in cluster.hosts:
-        if host.address in cluster_cidr:
-            message = f"{host.address} is inside cluster.cluster_cidr {cluster_cidr}"
-            raw.problems.append(Problem("hosts.yaml", host.name, "data.address", message))
-    for node in cluster.nodes if required else ():
-        if node.pod_cidr is None:
-            message = f"missing (expected this node's pod range inside {cluster_cidr})"
-            raw.host_section(node.name).problem("pod_cidr", message)
-    _check_pod_cidrs(raw, cluster.hosts, cluster_cidr)
-
-
-def _check_pod_cidrs(raw: Raw, hosts: tuple[Host, ...], cluster_cidr: IPNetwork) -> None:
-    """Each pod_cidr on a node, inside `cluster_cidr`, overlapping no earlier node's."""
-    owner: dict[str, IPNetwork] = {}
-    for host, pods in ((h, h.pod_cidr) for h in hosts if h.pod_cidr is not None):
-        data = raw.host_section(host.name)
-        clash = [
-            name for name, other in owner.items() if _inside(other, pods) or _inside(pods, other)
-        ]
-        if not host.has_role("nodes"):
-            data.problem_at("pod_cidr", "only nodes run pods")
-        elif not _inside(pods, cluster_cidr):
-            data.problem_at("pod_cidr", f"{pods} is not inside cluster.cluster_cidr {cluster_cidr}")
-        elif clash:
-            data.problem_at("pod_cidr", f"{pods} overlaps the pod_cidr of {clash[0]}")
-        else:
-            owner[host.name] = pods
-
-
-def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
-    """Whether network `inner` lies within `outer` (False across IP versions)."""
-    first, last = int(inner.network_address), int(inner.broadcast_address)
-    return inner.version == outer.version and int(outer[0]) <= first and last <= int(outer[-1])
 
 
 def _no_duplicates(raw: Raw, pairs: list[tuple[str, str]], field: str, what: str) -> None:

@@ -77,11 +77,11 @@ class Section:
                 return layer.data[key], layer
         return _MISSING, self.layers[0]
 
-    def problem(self, key: str, message: str, status: Status = "CRITICAL") -> None:
+    def problem(self, key: str, message: str) -> None:
         """An error about `key` (or, for "-", the entry itself) of the most specific layer."""
         layer = self.layers[0]
         name = f"{layer.prefix}{key}" if key != "-" else "-"
-        self.problems.append(Problem(layer.file, layer.where, name, message, status))
+        self.problems.append(Problem(layer.file, layer.where, name, message))
 
     def problem_at(self, key: str, message: str) -> None:
         """An error about the value of `key`, named where that value is set (host, group or
