@@ -37,11 +37,12 @@ class Lab:
 
     @property
     def key_file(self) -> Path:
-        return self.settings.inventory / "id_ed25519"
+        """The SSH key the inventory names (lab inventories share lab/inventory's)."""
+        return self.settings.ssh_files["key_file"]
 
     @property
     def known_hosts(self) -> Path:
-        return self.settings.inventory / "known_hosts"
+        return self.settings.ssh_files["known_hosts"]
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -41,6 +41,7 @@ class LabSettings:
     kubernetes_build: str | None
     sysctl: dict[str, str]
     cgroup_controllers: tuple[str, ...]
+    ssh_files: dict[str, Path]  # key_file, known_hosts: as the inventory names them
 
     @property
     def repo_url(self) -> str:
@@ -76,7 +77,10 @@ def load_settings(inventory: Path | None = None) -> LabSettings:
         boot_timeout=float(raw["boot_timeout"]),
         inventory=inventory,
         hosts=lab_hosts(inventory / "hosts.yaml", gateway),
-        kubernetes_build=kubernetes_version(inventory) if suite["build_kubernetes"] else None,
+        kubernetes_build=kubernetes_data(inventory)["kubernetes_version"]
+        if suite["build_kubernetes"]
+        else None,
+        ssh_files=ssh_files(inventory),
         sysctl={str(k): str(v) for k, v in raw["sysctl"].items()},
         cgroup_controllers=tuple(raw["cgroup_controllers"]),
     )
@@ -89,13 +93,25 @@ def suite_of(suites: dict[str, Any], inventory: Path) -> dict[str, Any]:
     return suites[inventory.name]
 
 
-def kubernetes_version(inventory: Path) -> str:
-    """The inventory's cluster.kubernetes_version, the version the lab builds."""
+def defaults_data(inventory: Path, section: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """`keys` of one section of the inventory's defaults data (the lab reads nothing else)."""
     defaults = yaml.safe_load((inventory / "defaults.yaml").read_text()) or {}
-    version = (defaults.get("data") or {}).get("cluster", {}).get("kubernetes_version")
-    if not version:
-        raise LabError(f"{inventory}/defaults.yaml: data.cluster.kubernetes_version is not set")
-    return str(version)
+    values = (defaults.get("data") or {}).get(section) or {}
+    missing = [key for key in keys if not values.get(key)]
+    if missing:
+        raise LabError(f"{inventory}/defaults.yaml: data.{section}.{missing[0]} is not set")
+    return {key: str(values[key]) for key in keys}
+
+
+def kubernetes_data(inventory: Path) -> dict[str, str]:
+    """The inventory's cluster.kubernetes_version: the version the lab builds."""
+    return defaults_data(inventory, "cluster", ("kubernetes_version",))
+
+
+def ssh_files(inventory: Path) -> dict[str, Path]:
+    """The key and known_hosts files the inventory names, resolved from its directory."""
+    files = defaults_data(inventory, "ssh", ("key_file", "known_hosts"))
+    return {key: (inventory / value).resolve() for key, value in files.items()}
 
 
 def lab_hosts(hosts_file: Path, gateway: ipaddress.IPv4Interface) -> tuple[LabHost, ...]:
