@@ -1,123 +1,33 @@
-"""The whole cluster on the lab, in both version profiles: deploy, idempotence, failures, drills.
+"""The whole cluster on the lab in the supported profile: deploy, idempotence, failures, drills.
 
-The module deploys the current profile (lab/inventory) once; the reference-profile test
-deploys lab/inventory-1.6 onto the same hosts and puts the current profile back afterwards.
+The module deploys lab/inventory (real Kubernetes) once; test_lab_reference.py does the same for
+the 1.6 reference profile on its own hosts.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import ssl
-import time
 from pathlib import Path
 
 import pytest
-import yaml
-from lab_support import inventory_with
+from lab_support import (
+    CONTROLLERS,
+    NODES,
+    changed_records,
+    inventory_with,
+    main_pids,
+    verifies_ok_within,
+    warnings,
+)
 
-from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import init_nornir
 from runbooks import deploy, drill, pki, verify
 from tasks.pki import ensure_certificates
-
-NODES = ["kube.node01", "kube.node02", "kube.node03"]
-CONTROLLERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
-UNITS = {
-    "controller": ["etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"],
-    "node": ["haproxy", "kubelet", "kube-proxy"],
-}
 
 
 @pytest.fixture(scope="module")
 def cluster(lab, lab_inventory: Path) -> Path:  # noqa: ANN001
     assert deploy.main(["-i", str(lab_inventory), "--quiet"]) == 0
     return lab_inventory
-
-
-def main_pids(lab) -> dict[str, str]:  # noqa: ANN001
-    """unit@host -> its main PID, for every service a deploy manages."""
-    pids = {}
-    for role, hosts in (("controller", CONTROLLERS), ("node", NODES)):
-        for host in hosts:
-            command = ["systemctl", "show", "--property=MainPID", "--value", *UNITS[role]]
-            for unit, pid in zip(UNITS[role], lab.ssh(host, command).stdout.split(), strict=True):
-                pids[f"{unit}@{host}"] = pid
-    return pids
-
-
-def changed_records(inventory: Path, report: Path) -> list[dict]:  # type: ignore[type-arg]
-    assert deploy.main(["-i", str(inventory), "--quiet", "--json", str(report)]) == 0
-    return [r for r in json.loads(report.read_text())["records"] if r["changed"]]
-
-
-def verifies_ok_within(inventory: Path, seconds: float) -> bool:
-    """Whether verify exits 0 within `seconds` (a node reports Ready at its next heartbeat)."""
-    deadline = time.monotonic() + seconds
-    while verify.main(["-i", str(inventory), "--quiet"]) != 0:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(1)
-    return True
-
-
-def warnings(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith("WARNING")]
-
-
-def docker_api_says(address: str, pki: Path, client: str | None) -> str:
-    """The status line docker's TCP API gives a TLS client showing `client`'s certificate."""
-    context = ssl.create_default_context(cafile=pki / "docker-ca.crt")
-    if client is not None:
-        context.load_cert_chain(pki / f"{client}.crt", pki / f"{client}.key")
-    try:
-        with (
-            socket.create_connection((address, 2376), timeout=5) as raw,
-            context.wrap_socket(raw, server_hostname=address) as tls,
-        ):
-            tls.sendall(b"GET /version HTTP/1.0\r\nHost: docker\r\n\r\n")
-            return tls.recv(64).decode(errors="replace").split("\r\n")[0]
-    except OSError as error:  # TLS 1.3 reports a refused client certificate on first read
-        return f"refused: {error}"
-
-
-def docker_tcp_takes_only_kubenorns_client_certificate(inventory: Path, lab) -> None:  # noqa: ANN001
-    model = load_cluster(inventory)
-    for node in model.nodes:
-        address = str(node.address)
-        sockets = lab.ssh(node.name, ["ss", "-ltnp"]).stdout.splitlines()
-        assert [line.split()[3] for line in sockets if "dockerd" in line] == [f"{address}:2376"]
-        assert " 200 " in docker_api_says(address, model.pki.dir, "docker-client")
-        # The cluster CA's admin identity is not docker's: no Kubernetes credential is root.
-        assert docker_api_says(address, model.pki.dir, "admin").startswith("refused")
-        assert docker_api_says(address, model.pki.dir, None).startswith("refused")
-
-
-def docker_pids(lab) -> dict[str, str]:  # noqa: ANN001
-    show = ["systemctl", "show", "--property=MainPID", "--value", "docker"]
-    return {node: lab.ssh(node, show).stdout.strip() for node in NODES}
-
-
-def a_renewed_docker_certificate_restarts_that_docker_only(inventory: Path, lab) -> None:  # noqa: ANN001
-    before, docker_before = main_pids(lab), docker_pids(lab)
-    assert pki.main(["-i", str(inventory), "rotate", "docker-server-kube.node01"]) == 0
-    assert deploy.main(["-i", str(inventory), "--quiet"]) == 0
-    docker_after = docker_pids(lab)
-    assert docker_after.pop("kube.node01") != docker_before.pop("kube.node01")
-    assert docker_after == docker_before
-    assert main_pids(lab) == before
-    docker_tcp_takes_only_kubenorns_client_certificate(inventory, lab)
-
-
-def turning_docker_tcp_off_removes_the_listener(inventory: Path, lab, tmp_path: Path) -> None:  # noqa: ANN001
-    docker = yaml.safe_load((inventory / "defaults.yaml").read_text())["data"]["runtime"]["docker"]
-    no_tcp = inventory_with(inventory, tmp_path, "runtime", docker={**docker, "tcp": None})
-    assert deploy.main(["-i", str(no_tcp), "--quiet"]) == 0
-    for node in NODES:
-        assert "dockerd" not in lab.ssh(node, ["ss", "-ltnp"]).stdout, node
-        dropin = "/etc/systemd/system/docker.service.d/kubenorn.conf"
-        assert lab.ssh(node, ["test", "-e", dropin]).returncode == 1, node
-    assert verifies_ok_within(no_tcp, 30)
 
 
 def test_the_deployed_cluster_verifies_ok(cluster: Path, lab) -> None:  # noqa: ANN001
@@ -252,45 +162,4 @@ def test_one_apiserver_down_is_a_warning_while_the_load_balancer_serves(
 @pytest.mark.parametrize("scenario", ["scheduler", "controller-manager", "apiserver"])
 def test_the_drill_passes(cluster: Path, scenario: str) -> None:
     assert drill.main(["-i", str(cluster), "--quiet", scenario]) == 0
-    assert verifies_ok_within(cluster, 30)
-
-
-def test_the_reference_profile_deploys_verifies_and_survives_its_drills(
-    cluster: Path,
-    lab,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
-) -> None:
-    reference = cluster.parent / "inventory-1.6"
-    try:
-        assert deploy.main(["-i", str(reference), "--quiet"]) == 0
-        assert changed_records(reference, tmp_path / "again.json") == []
-        assert verifies_ok_within(reference, 30)
-        assert (
-            verify.main(["-i", str(reference), "--quiet", "--json", str(tmp_path / "v.json")]) == 0
-        )
-        records = json.loads((tmp_path / "v.json").read_text())["records"]
-        findings = [f for r in records if isinstance(r["data"], list) for f in r["data"]]
-        tcp = [f for f in findings if f["check"] == "runtime.tcp"]
-        assert sorted((f["host"], f["status"]) for f in tcp) == [(n, "OK") for n in NODES]
-        version = lab.ssh("kube.controller01", ["kube-apiserver", "--version"]).stdout
-        assert version.strip() == "Kubernetes v1.6.0"
-        listening = lab.ssh("kube.controller01", ["ss", "-ltn"]).stdout
-        assert "127.0.0.1:8080 " in listening and "0.0.0.0:8080 " not in listening
-        docker_tcp_takes_only_kubenorns_client_certificate(reference, lab)
-        lab.ssh("kube.node02", ["systemctl", "stop", "docker.socket", "docker"])
-        try:
-            capsys.readouterr()
-            assert verify.main(["-i", str(reference), "--quiet"]) == 1
-            problems = warnings(capsys.readouterr().out)
-            assert problems and all("kube.node02" in line for line in problems), problems
-        finally:
-            lab.ssh("kube.node02", ["systemctl", "start", "docker"])
-        assert verifies_ok_within(reference, 30)
-        for scenario in ("scheduler", "controller-manager", "apiserver"):
-            assert drill.main(["-i", str(reference), "--quiet", scenario]) == 0, scenario
-        a_renewed_docker_certificate_restarts_that_docker_only(reference, lab)
-        turning_docker_tcp_off_removes_the_listener(reference, lab, tmp_path)
-    finally:
-        assert deploy.main(["-i", str(cluster), "--quiet"]) == 0
     assert verifies_ok_within(cluster, 30)
