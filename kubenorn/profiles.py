@@ -45,6 +45,8 @@ class Profile:
     node_pod_cidr: bool = False
     # The kubelet refuses cgroup v1 unless told otherwise (failCgroupV1: false).
     cgroup_v1_deprecated: bool = False
+    # Where the kubelet serves its API, for verify's anonymous probe; None: not probed.
+    kubelet_api_port: int | None = None
 
     def holds(self, version: str) -> bool:
         return self.first <= version_tuple(version) < self.below
@@ -73,6 +75,7 @@ def _profile(raw: dict[str, Any]) -> Profile:
         extra_files={c: tuple(files) for c, files in (raw.get("extra_files") or {}).items()},
         node_pod_cidr=bool(raw.get("node_pod_cidr", False)),
         cgroup_v1_deprecated=bool(raw.get("cgroup_v1_deprecated", False)),
+        kubelet_api_port=raw.get("kubelet_api_port"),
     )
 
 

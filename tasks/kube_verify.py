@@ -226,7 +226,7 @@ def check_worker(task: Task, *, cluster: Cluster) -> Result:
     kubelet = next(f for f in findings if f.check == "kubelet")
     if "not active" not in kubelet.detail:  # a stopped kubelet is one finding, not two
         address = cluster.host(task.host.name).address
-        findings += kubelet_anonymous(cluster.kubernetes.profile.name, task.host.name, address)
+        findings += kubelet_anonymous(cluster.kubernetes.profile, task.host.name, address)
     return Result(host=task.host, result=findings, record_data=[f.as_dict() for f in findings])
 
 

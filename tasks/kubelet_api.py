@@ -4,40 +4,19 @@ Whoever gets answers from a kubelet's API (port 10250) without credentials can l
 node's pods and exec into them. So the probe goes from the control machine, as a stranger
 would: no client certificate, the kubelet's certificate not verified. 401 or 403 is the answer
 wanted; any 2xx is CRITICAL; no answer, or another answer, is UNKNOWN with its cause.
-The port, and whether a profile is probed at all, are data (kubelet_api.yaml, next to this).
+The port, and whether a profile is probed at all, are profile data (kubelet_api_port in
+templates/kubernetes/profiles.yaml).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-
-import yaml
-
 from kubenorn.cluster import IPAddress, url
 from kubenorn.findings import Finding, Status
 from kubenorn.https_probe import TIMEOUT, anonymous_get
+from kubenorn.profiles import Profile
 
-SETTINGS_FILE = Path(__file__).with_name("kubelet_api.yaml")
 CHECK = "kubelet-anonymous"
 PATH = "/pods"
-
-
-@dataclass(frozen=True)
-class KubeletApi:
-    """Where a profile's kubelet serves its API, and whether verify probes it anonymously."""
-
-    port: int
-    check_anonymous: bool
-
-
-@cache
-def kubelet_api(profile: str, path: Path = SETTINGS_FILE) -> KubeletApi:
-    """The settings for the profile named `profile`: its entry over `default`."""
-    document = yaml.safe_load(path.read_text())
-    raw = {**document["default"], **(document.get("profiles") or {}).get(profile, {})}
-    return KubeletApi(int(raw["port"]), bool(raw["check_anonymous"]))
 
 
 def judge(status: int | None, cause: str, port: int) -> tuple[Status, str]:
@@ -63,11 +42,8 @@ def anonymous_finding(
     return Finding(CHECK, host, verdict, detail)
 
 
-def kubelet_anonymous(
-    profile: str, host: str, address: IPAddress, *, settings: Path = SETTINGS_FILE
-) -> list[Finding]:
-    """The check for node `host` at `address`; none where `profile`'s settings turn it off."""
-    api = kubelet_api(profile, settings)
-    if not api.check_anonymous:
+def kubelet_anonymous(profile: Profile, host: str, address: IPAddress) -> list[Finding]:
+    """The check for node `host` at `address`; none where `profile` names no kubelet API."""
+    if profile.kubelet_api_port is None:
         return []
-    return [anonymous_finding(host, address, api.port)]
+    return [anonymous_finding(host, address, profile.kubelet_api_port)]

@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from ipaddress import ip_address
 from pathlib import Path
@@ -26,8 +27,8 @@ from pki_support import Leaf, make_ca, new_key
 from kubenorn.docker_api import DockerTls, docker_version
 from kubenorn.https_probe import TIMEOUT, cause
 from kubenorn.pki import keys
-from kubenorn.profiles import all_profiles
-from tasks.kubelet_api import KubeletApi, anonymous_finding, kubelet_anonymous, kubelet_api
+from kubenorn.profiles import all_profiles, profile_for
+from tasks.kubelet_api import anonymous_finding, kubelet_anonymous
 
 LOCALHOST = ip_address("127.0.0.1")
 SHORT = 0.3  # seconds: the probe's timeout where a test waits for it
@@ -184,42 +185,21 @@ def test_docker_api_still_verifies_and_reads_its_answer(
         docker_version("127.0.0.1", port_of(kubelet), DockerTls(tls_files[1], None))
 
 
-def test_the_port_and_the_switch_come_from_the_settings_file(tmp_path: Path) -> None:
-    assert kubelet_api("a profile not listed") == KubeletApi(port=10250, check_anonymous=True)
-    assert kubelet_api("1.6") == KubeletApi(port=10250, check_anonymous=False)
-    other = tmp_path / "kubelet_api.yaml"
-    other.write_text(
-        "default: {port: 10250, check_anonymous: true}\nprofiles:\n  x: {port: 11250}\n"
-    )
-    assert kubelet_api("x", other) == KubeletApi(port=11250, check_anonymous=True)
-
-
-def test_a_profile_whose_settings_say_so_is_probed_on_the_port_they_give(
-    tmp_path: Path, kubelet: FakeKubelet
-) -> None:
+def test_a_profile_with_a_kubelet_api_port_is_probed_on_it(kubelet: FakeKubelet) -> None:
     kubelet.status = 401
-    settings = tmp_path / "kubelet_api.yaml"
-    settings.write_text(f"default: {{port: {port_of(kubelet)}, check_anonymous: true}}\n")
-    findings = kubelet_anonymous("current", "kube.node01", LOCALHOST, settings=settings)
+    profile = replace(profile_for("1.37.2"), kubelet_api_port=port_of(kubelet))
+    findings = kubelet_anonymous(profile, "kube.node01", LOCALHOST)
     assert [(f.host, f.status) for f in findings] == [("kube.node01", "OK")]
     assert [path for _, path, _ in kubelet.seen] == ["/pods"]
 
 
-def test_a_profile_whose_settings_say_no_is_not_probed(
-    tmp_path: Path, kubelet: FakeKubelet
-) -> None:
-    settings = tmp_path / "kubelet_api.yaml"
-    settings.write_text(
-        f"default: {{port: {port_of(kubelet)}, check_anonymous: true}}\n"
-        'profiles:\n  "1.6": {check_anonymous: false}\n'
-    )
-    assert kubelet_anonymous("1.6", "kube.node01", LOCALHOST, settings=settings) == []
+def test_a_profile_without_one_is_not_probed(kubelet: FakeKubelet) -> None:
+    profile = replace(profile_for("1.37.2"), kubelet_api_port=None)
+    assert kubelet_anonymous(profile, "kube.node01", LOCALHOST) == []
     assert kubelet.seen == []
 
 
-def test_every_profile_has_settings_and_the_reference_is_not_probed() -> None:
-    """Listed or defaulted, each profile of profiles.yaml gets a port; 1.6 is left out."""
-    for profile in all_profiles():
-        api = kubelet_api(profile.name)
-        assert api.port == 10250
-        assert api.check_anonymous == (profile.name != "1.6"), profile.name
+def test_the_supported_profile_is_probed_on_10250_and_the_reference_is_not() -> None:
+    """The 1.6 simulator serves no kubelet API; the real 1.6 kubelet would be CRITICAL."""
+    ports = {profile.name: profile.kubelet_api_port for profile in all_profiles()}
+    assert ports == {"1.6": None, "supported": 10250}
