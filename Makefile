@@ -6,15 +6,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: lab test unit lint format deps venv lab-up lab-down lab-status bench clean
+.PHONY: lab test unit lint format deps go venv lab-build lab-up lab-down lab-status bench clean
 
-# The main job: the lab up, the cluster deployed onto it, verified, and the report printed.
-lab: deps venv lab-up
+# The main job: the lab up (Kubernetes built from its Go module on first use), the cluster
+# deployed onto it, verified, and the report printed.
+lab: deps go venv lab-up
 	$(PY) -m runbooks.deploy -i lab/inventory
 	$(PY) -m runbooks.verify -i lab/inventory --verbose
 
 # The whole suite: unit tests and lab end-to-end tests (one lab per session, shared).
-test: deps venv
+test: deps go venv
 	@$(PYTEST) tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
@@ -40,6 +41,11 @@ deps:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
+# The lab builds Kubernetes with the machine's Go (1.26 or newer; the release's go.mod says so).
+go:
+	@command -v go >/dev/null || { echo "go not found: the lab builds Kubernetes with Go >= 1.26" >&2; exit 1; }
+	@go version | awk '{ split(substr($$3, 3), v, "."); if (v[1] < 1 || (v[1] == 1 && v[2] < 26)) { print "need Go >= 1.26, have " $$3 > "/dev/stderr"; exit 1 } }'
+
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -47,6 +53,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+lab-build: venv
+	$(PY) -m runbooks.lab build
 
 lab-up: venv
 	$(PY) -m runbooks.lab up
@@ -58,6 +67,7 @@ lab-status: venv
 	$(PY) -m runbooks.lab status
 
 bench: venv lab-up
+	$(PY) bench/lab.py
 	$(PY) bench/primitives.py
 	$(PY) bench/pki.py
 	$(PY) bench/deploy.py
