@@ -187,20 +187,22 @@ def wait_for_container(pid: int, host: LabHost, timeout: float = 30.0) -> int:
 def stop(settings: LabSettings, host: LabHost) -> None:
     """Shut the container down (SIGTERM to nspawn, then SIGKILL), unmount its overlay and
     remove its cgroups."""
-    _stop(paths(settings, host))
+    _stop(settings, host, paths(settings, host))
     kernel.remove_host_cgroups(settings, host.name)
 
 
 def stop_other_suites(settings: LabSettings, host: LabHost) -> None:
     """Stop the same host name booted from another suite (another lab inventory)."""
     for where in other_suites(settings, host):
-        _stop(where)
+        _stop(settings, host, where)
 
 
-def _stop(where: HostPaths) -> None:
+def _stop(settings: LabSettings, host: LabHost, where: HostPaths) -> None:
     pid = alive_pid(where.pid_file, f"-D {where.root} ")
     if pid:
-        stop_pid(pid, timeout=20.0)
+        stop_pid(pid, timeout=30.0)
+    # Whatever outlived nspawn (its SIGKILL leaves the container's init running) goes now.
+    kernel.kill_leftovers(settings, host.name)
     where.pid_file.unlink(missing_ok=True)
     unmount_overlay(where)
 

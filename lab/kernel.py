@@ -12,6 +12,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import time
 from pathlib import Path
 
 from lab.processes import sh
@@ -95,12 +98,49 @@ def rebind_inside(container_pid: int, directories: dict[str, Path]) -> None:
         )  # fmt: skip
 
 
+def kill_leftovers(settings: LabSettings, host_name: str, timeout: float = 10.0) -> list[int]:
+    """SIGKILL whatever still runs in a host's cgroups once its nspawn is gone; the PIDs.
+
+    nspawn killed by SIGKILL (a shutdown that outlasted its timeout) leaves the container's
+    init running, orphaned: its processes stay in the host's cgroups until killed. Killing the
+    PID namespace's init takes the whole namespace with it.
+    """
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout
+    while pids := _cgroup_pids(settings, host_name):
+        if time.monotonic() > deadline:
+            raise LabError(f"{host_name}: processes {pids[:5]} survive SIGKILL")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed += [pid for pid in pids if pid not in killed]
+        time.sleep(0.1)
+    return killed
+
+
+def _cgroup_pids(settings: LabSettings, host_name: str) -> list[int]:
+    directory = _host_dir(settings, host_name, "pids")
+    if not directory.is_dir():
+        return []
+    return sorted(
+        {
+            int(line)
+            for procs in directory.rglob("cgroup.procs")
+            for line in procs.read_text().split()
+        }
+    )
+
+
+def _host_dir(settings: LabSettings, host_name: str, controller: str) -> Path:
+    mine = own_cgroups(Path("/proc/self/cgroup").read_text())
+    parent = CGROUP_ROOT / controller / mine.get(controller, "/").lstrip("/")
+    return parent / "kubenorn-lab" / host_name
+
+
 def remove_host_cgroups(settings: LabSettings, host_name: str) -> None:
     """Remove a stopped host's cgroups, deepest first (empty once its processes are gone)."""
-    mine = own_cgroups(Path("/proc/self/cgroup").read_text())
     for controller in settings.cgroup_controllers:
-        directory = CGROUP_ROOT / controller / mine.get(controller, "/").lstrip("/")
-        directory = directory / "kubenorn-lab" / host_name
+        directory = _host_dir(settings, host_name, controller)
         if not directory.is_dir():
             continue
         levels = [p for p in directory.rglob("*") if p.is_dir()]
