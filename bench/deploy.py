@@ -10,28 +10,14 @@ re-deploy's ratio to its 3 s target.
 from __future__ import annotations
 
 import argparse
-import resource
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import timed
 
 from kubenorn.nornir_setup import REPO_ROOT
 from runbooks import deploy, verify
 
 REDEPLOY_TARGET = 3.0
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(label: str, action: Callable[[], int]) -> float:
-    started, cpu = time.perf_counter(), cpu_seconds()
-    code = action()
-    wall = time.perf_counter() - started
-    print(f"{label:<32} {wall:8.2f} s wall {cpu_seconds() - cpu:7.2f} s CPU   exit {code}")
-    return wall
 
 
 def main() -> None:

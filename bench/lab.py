@@ -11,30 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from timing import timed
 
 from kubenorn.nornir_setup import REPO_ROOT
 from lab.kubebuild import Build, parse_version
 from lab.machine import Lab
 from runbooks import deploy, verify
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process and the children it waited for."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def timed(label: str, action: Callable[[], object]) -> float:
-    started, cpu = time.perf_counter(), cpu_seconds()
-    action()
-    wall = time.perf_counter() - started
-    print(f"{label:<36} {wall:8.2f} s wall {cpu_seconds() - cpu:8.2f} s CPU")
-    return wall
 
 
 def main() -> None:
