@@ -16,7 +16,7 @@ lab: deps go venv lab-up
 
 # The whole suite: unit tests and lab end-to-end tests (one lab per session, shared).
 test: deps go venv
-	@$(PYTEST) tests; rc=$$?; \
+	@$(PYTEST) --durations=15 tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 # Everything that needs no lab.
