@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from rich.console import Console
-from rich.markup import escape
+
+from kubenorn.text import for_console
 
 Status = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
@@ -71,7 +72,14 @@ def print_findings(
     for f in shown:
         status = f"[{STYLES[f.status]}]{f.status:<8}[/]"
         line = f"{f.host:<{host_width}}  {f.check:<{check_width}}  {f.detail}"
-        console.print(f"{status} {escape(line)}", soft_wrap=True)
+        console.print(f"{status} {for_console(line)}", soft_wrap=True)
     counts = {status: sum(1 for f in findings if f.status == status) for status in EXIT_CODES}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     console.print(f"{title}: {worst(findings)} ({summary or 'nothing checked'})", soft_wrap=True)
+
+
+def print_problems(console: Console, problems: list[Finding]) -> None:
+    """One line per finding, its status in colour, its detail as text (never markup)."""
+    for f in problems:
+        line = for_console(f"{f.host} {f.check}: {f.detail}")
+        console.print(f"[{STYLES[f.status]}]{f.status}[/] {line}", soft_wrap=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kubenorn.records import Record, RunInfo
 from kubenorn.report import failures
+from kubenorn.text import printable
 
 
 def junit_tree(info: RunInfo, records: list[Record], steps: list[str]) -> ET.ElementTree:
@@ -27,18 +28,18 @@ def junit_tree(info: RunInfo, records: list[Record], steps: list[str]) -> ET.Ele
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=record.host,
-            name=record.task,
+            classname=printable(record.host),
+            name=printable(record.task),
             time=f"{record.duration:.3f}",
         )
         if record.status == "failed":
             cause = innermost.get((record.host, record.task), record)
-            failure = ET.SubElement(case, "failure", message=cause.message)
-            failure.text = f"{cause.task}: {cause.message}"
+            failure = ET.SubElement(case, "failure", message=printable(cause.message))
+            failure.text = printable(f"{cause.task}: {cause.message}")
         elif record.status == "skipped":
-            ET.SubElement(case, "skipped", message=record.message)
+            ET.SubElement(case, "skipped", message=printable(record.message))
         if record.diff:
-            ET.SubElement(case, "system-out").text = record.diff
+            ET.SubElement(case, "system-out").text = printable(record.diff)
     root = ET.Element("testsuites", name="kubenorn")
     root.append(suite)
     return ET.ElementTree(root)

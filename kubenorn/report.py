@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from kubenorn.records import Record, RunInfo
+from kubenorn.text import for_console
 
 # Without a terminal (cron, CI, pipes) rich would wrap at 80 columns and cut host names.
 PLAIN_WIDTH = 160
@@ -61,7 +61,7 @@ def print_summary(
     console.print(summary_table(info, records, steps))
     for record in failures(records):
         # Messages quote commands and their output ("[a-z]*", "[sudo]"): text, never markup.
-        where = escape(f"{record.host} {record.task}: {record.message}")
+        where = for_console(f"{record.host} {record.task}: {record.message}")
         console.print(f"[bold red]FAILED[/] {where}")
     changed = sum(1 for r in records if r.status == "changed" and r.task in steps)
     failed_hosts = sorted({r.host for r in records if r.status == "failed"})

@@ -25,6 +25,7 @@ from kubenorn.preflight import preflight
 from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
+from kubenorn.text import for_console
 from tasks.components import (
     ensure_etcd_member,
     ensure_role_packages,
@@ -46,7 +47,8 @@ def load_inventory(args: Any, console: Console) -> Cluster | None:
     try:
         return load_cluster(inventory)
     except ClusterError as error:
-        console.print(f"[red]inventory {inventory} is not usable:[/]\n{error}")
+        console.print(f"[red]inventory {for_console(str(inventory))} is not usable:[/]")
+        console.print(for_console(str(error)))
         return None
 
 

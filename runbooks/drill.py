@@ -27,10 +27,11 @@ from kubenorn import cli
 from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elected, wait_for
-from kubenorn.findings import Finding
+from kubenorn.findings import print_problems
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.run import Run
+from kubenorn.text import for_console
 from tasks.etcd import kill_member, revive_member
 from tasks.kube_drill import (
     kill_component,
@@ -129,7 +130,7 @@ def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
         console.print(f"[red]no {component} leader on a controller: verify the cluster first[/]")
         return cli.finish(run, args, cli.EXIT_FAILED, console)
     observer = next(name for name in controllers if name != old.host)
-    console.print(f"{component} leader: {old.holder}; watching through {observer}")
+    console.print(for_console(f"{component} leader: {old.holder}; watching through {observer}"))
     run.step("kill-leader", kill_component, only=lambda h: h.name == old.host, component=component)
 
     def taken_over() -> bool:
@@ -139,7 +140,7 @@ def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
     election = wait_for(taken_over, ELECTION_TIMEOUT, interval=0.2)
     new = leader_seen(run, cluster, component, observer)
     recovered, problems = wait_control_plane_healthy(run.nr, cluster, RECOVERY_TIMEOUT)
-    console.print(f"new leader: {new.holder if new else 'none'}")
+    console.print(for_console(f"new leader: {new.holder if new else 'none'}"))
     console.print(f"time to a new leader after the kill: {seconds(election)}")
     console.print(f"time to full health after that: {seconds(recovered)}")
     print_problems(console, problems)
@@ -190,11 +191,6 @@ def apiserver_outage(args: argparse.Namespace, argv: list[str], cluster: Cluster
 
 def seconds(value: float | None) -> str:
     return "never" if value is None else f"{value * 1000:.0f} ms"
-
-
-def print_problems(console: Console, problems: list[Finding]) -> None:
-    for finding in problems:
-        console.print(f"[red]{finding.status}[/] {finding.host} {finding.check}: {finding.detail}")
 
 
 SCENARIOS = {

@@ -16,6 +16,7 @@ from kubenorn.findings import EXIT_CODES
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.snapshots import SnapshotInvalid, prune, snapshot_name, verify_snapshot
+from kubenorn.text import for_console
 from tasks.etcd_backup import fetch_snapshot
 from tasks.etcd_verify import observe_etcd_member
 
@@ -51,7 +52,7 @@ def backup(argv: list[str]) -> int:
     try:
         status = verify_snapshot(path)
     except SnapshotInvalid as error:
-        console.print(f"CRITICAL: {error}")
+        console.print(for_console(f"CRITICAL: {error}"))
         return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
     pruned = prune(destination, cluster.name, args.keep)
     if not args.quiet:

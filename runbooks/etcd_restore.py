@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kubenorn import cli
 from kubenorn.cluster import load_cluster
+from kubenorn.findings import print_problems
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.profiles import CONTROL_PLANE
 from kubenorn.report import make_console
@@ -72,10 +73,7 @@ def restore(argv: list[str]) -> int:
     if any(r.changed for r in stopped.values()) and not run.failed:
         # Leader leases restored from the snapshot are stale: wait for fresh elections.
         _, problems = wait_control_plane_healthy(run.nr, cluster, LEADERS_TIMEOUT)
-        for finding in problems:
-            console.print(
-                f"[red]{finding.status}[/] {finding.host} {finding.check}: {finding.detail}"
-            )
+        print_problems(console, problems)
         if problems:
             return cli.finish(run, args, cli.EXIT_FAILED, console)
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)

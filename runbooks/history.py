@@ -10,6 +10,7 @@ from rich.table import Table
 from kubenorn import history
 from kubenorn.cli import EXIT_OK, UsageError, main_wrapper
 from kubenorn.report import make_console
+from kubenorn.text import for_console
 
 
 def runs_table(limit: int) -> Table:
@@ -17,13 +18,11 @@ def runs_table(limit: int) -> Table:
     for column in ("run", "runbook", "started", "exit", "dry run", "inventory"):
         table.add_column(column)
     for run in history.runs(limit=limit):
+        cells = (run["run_id"], run["runbook"], run["started_at"], str(run["exit_code"]))
         table.add_row(
-            run["run_id"],
-            run["runbook"],
-            run["started_at"],
-            str(run["exit_code"]),
+            *map(for_console, cells),
             "yes" if run["dry_run"] else "",
-            run["inventory"],
+            for_console(run["inventory"]),
         )
     return table
 
@@ -39,11 +38,11 @@ def records_table(run_id: str, *, failed_only: bool) -> Table:
         if failed_only and record["status"] != "failed":
             continue
         table.add_row(
-            record["host"],
-            record["task"],
+            for_console(record["host"]),
+            for_console(record["task"]),
             record["status"],
             f"{record['duration']:.3f}s",
-            record["message"] or "",
+            for_console(record["message"] or ""),
         )
     return table
 

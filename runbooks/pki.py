@@ -28,6 +28,7 @@ from kubenorn.pki.store import PkiError
 from kubenorn.records import failure_message
 from kubenorn.report import make_console
 from kubenorn.run import Run
+from kubenorn.text import for_console
 from tasks.pki import check_deployed_certificates
 
 
@@ -72,7 +73,9 @@ def do_init(cluster: Cluster, args: argparse.Namespace, console: Console) -> int
     done = [c for c in changes if c.action != "kept"]
     width = max((len(c.item) for c in done), default=0)
     for change in done:
-        console.print(f"{change.action:<8} {change.item:<{width}}  {change.detail}".rstrip())
+        console.print(
+            for_console(f"{change.action:<8} {change.item:<{width}}  {change.detail}".rstrip())
+        )
     if done:
         console.print(f"{len(done)} changed, {len(changes) - len(done)} already valid")
     else:
