@@ -22,6 +22,7 @@ from kubenorn.nornir_setup import InventoryError, init_nornir
 from kubenorn.progress import StepProgress
 from kubenorn.report import make_console, print_summary
 from kubenorn.run import Run, RunInterrupted
+from kubenorn.text import scrub_secrets
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -159,7 +160,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
     try:
         return body(sys.argv[1:] if argv is None else argv)
     except (InventoryError, UsageError, AlreadyRunning, ClusterError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {scrub_secrets(str(error))}", file=sys.stderr)
         return EXIT_UNKNOWN
     except RunInterrupted as stop:
         info = stop.run.close(EXIT_INTERRUPTED)

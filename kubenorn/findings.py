@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 
-from kubenorn.text import for_console
+from kubenorn.text import for_console, scrub_secrets
 
 Status = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
@@ -26,6 +26,10 @@ class Finding:
     host: str
     status: Status
     detail: str
+
+    def __post_init__(self) -> None:
+        # Details quote errors, and errors quote what they choked on: never key material.
+        object.__setattr__(self, "detail", scrub_secrets(self.detail))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

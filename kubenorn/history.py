@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from kubenorn.nornir_setup import CONFIG_FILE
+from kubenorn.private_files import create_private
 from kubenorn.records import Record, RunInfo
 
 HISTORY_ENV = "KUBENORN_HISTORY_DB"
@@ -48,9 +49,9 @@ def history_path() -> Path:
 
 @contextmanager
 def connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
-    """A connection to the history database, created with its schema on first use."""
+    """A connection to the history database, created 0600 (in a 0700 directory) on first use."""
     path = path or history_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     with closing(sqlite3.connect(path, timeout=30)) as connection:
         connection.executescript(SCHEMA)
         with connection:

@@ -15,6 +15,8 @@ from nornir.core.exceptions import NornirSubTaskError
 from nornir.core.inventory import Host
 from nornir.core.task import MultiResult, Result, Task
 
+from kubenorn.text import scrub_secrets
+
 Status = Literal["ok", "changed", "failed", "skipped"]
 
 
@@ -66,12 +68,19 @@ def now_iso() -> str:
 
 
 def failure_message(result: Result) -> str:
-    """The message a person needs: the innermost failure's own words, never a traceback."""
+    """The message a person needs: the innermost failure's own words, never a traceback.
+
+    Key material an error quoted (a corrupt kubeconfig's client-key-data) is redacted.
+    """
+    return scrub_secrets(_failure_text(result))
+
+
+def _failure_text(result: Result) -> str:
     error = result.exception
     if isinstance(error, NornirSubTaskError):
         inner = next((r for r in error.result if r.failed and r is not error.result[0]), None)
         inner = inner or next((r for r in error.result if r.failed), None)
-        return failure_message(inner) if inner is not None else str(error)
+        return _failure_text(inner) if inner is not None else str(error)
     if error is None:
         return str(result.result or "failed")
     text = str(error).strip()

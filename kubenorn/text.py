@@ -26,3 +26,34 @@ def printable(text: str) -> str:
 def for_console(text: str) -> str:
     """`text` made printable and escaped, so rich prints it as it is, never as markup."""
     return escape(printable(text))
+
+
+REDACTED = "[redacted]"
+# A PEM private key, whole or cut short (an error may quote only its start).
+PEM_PRIVATE_KEY = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
+)
+# A value after a key-ish name: kubeconfig's client-key-data, private_key, token, password...
+SECRET_VALUE = re.compile(
+    r"""(?P<name>[\w.-]*(?:key[-_]?data|private[-_]?key|secret|token|passphrase|password)"""
+    r"""["']?\s*[:=]\s*["']?)(?P<value>[A-Za-z0-9+/_.~-]{8,}={0,2})""",
+    re.IGNORECASE,
+)
+# Base64 of "-----BEGIN" (a PEM block inside *-data), wherever it appears alone.
+BASE64_PEM = re.compile(r"LS0tLS1CRUdJT[A-Za-z0-9+/]*={0,2}")
+# A fragment of one without its name (YAML cuts the line it quotes): a long base64 run mixing
+# upper case, lower case and digits, which hex digests, paths and names do not.
+BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
+
+
+def _key_like(run: re.Match[str]) -> str:
+    text = run.group()
+    mixed = any(c.isupper() for c in text) and any(c.islower() for c in text)
+    return REDACTED if mixed and any(c.isdigit() for c in text) else text
+
+
+def scrub_secrets(text: str) -> str:
+    """`text` with private keys and the values of key-ish names replaced by [redacted]."""
+    text = PEM_PRIVATE_KEY.sub(lambda m: f"-----BEGIN {m.group(1)}PRIVATE KEY-----{REDACTED}", text)
+    text = SECRET_VALUE.sub(lambda m: m.group("name") + REDACTED, text)
+    return BASE64_RUN.sub(_key_like, BASE64_PEM.sub(REDACTED, text))

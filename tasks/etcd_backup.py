@@ -9,6 +9,7 @@ from pathlib import Path
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
+from kubenorn.private_files import fetch_private
 from tasks import etcdctl
 from tasks.etcd import UNIT, client_tls, member_of
 from tasks.files import sftp
@@ -31,13 +32,9 @@ def fetch_snapshot(task: Task, *, cluster: Cluster, destination: Path) -> Result
         json_output=False,
     )
     run(task, command, sudo=True, timeout=300)
-    partial = destination.with_name(destination.name + ".partial")
     try:
-        sftp(task).get(remote, str(partial))
-        partial.chmod(0o600)
-        partial.rename(destination)
+        fetch_private(sftp(task), remote, destination)
     finally:
-        partial.unlink(missing_ok=True)
         run(task, ["rm", "-f", remote], sudo=True)
     return Result(host=task.host, changed=False, result=str(destination))
 
