@@ -9,18 +9,67 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
+import re
+import shlex
 import sys
 from pathlib import Path
 
-from kubenorn.cli import EXIT_OK, main_wrapper
+from kubenorn.cli import EXIT_OK, UsageError, main_wrapper
 from kubenorn.nornir_setup import REPO_ROOT, default_inventory_dir
 
 CRON_FILE = Path("/etc/cron.d/kubenorn-verify")
 
+KEYWORDS = (
+    "@reboot",
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+)
+NAMES = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat"
+_VALUE = rf"(?:[0-9]{{1,2}}|{NAMES})"
+_RANGE = rf"(?:\*|{_VALUE}(?:-{_VALUE})?)(?:/[0-9]{{1,2}})?"
+CRON_FIELD = re.compile(rf"{_RANGE}(?:,{_RANGE})*", re.IGNORECASE)
+
+
+def check_schedule(schedule: str) -> str:
+    """`schedule` if it is five cron fields or an @keyword; else a UsageError saying so."""
+    fields = schedule.split()
+    if schedule.strip() in KEYWORDS or (
+        len(fields) == 5 and all(CRON_FIELD.fullmatch(f) for f in fields)
+    ):
+        return " ".join(fields)
+    raise UsageError(
+        f"--schedule {schedule!r}: not a cron schedule "
+        f"(five fields such as '*/10 * * * *', or one of {', '.join(KEYWORDS)})"
+    )
+
+
+def check_entry(inventory: Path, schedule: str, user: str) -> None:
+    """Refuse what would give a broken or injected cron line, naming the option."""
+    for option, value in (("-i", str(inventory)), ("--schedule", schedule), ("--user", user)):
+        if any(c in value for c in "\r\n\0"):
+            raise UsageError(f"{option} {value!r}: a newline or NUL would break the cron line")
+    check_schedule(schedule)
+    if not (inventory / "hosts.yaml").is_file():
+        raise UsageError(f"-i {inventory}: not an inventory directory (no hosts.yaml in it)")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise UsageError(f"--user {user}: no such user on this machine") from None
+
 
 def crontab_entry(inventory: Path, schedule: str, user: str, python: Path) -> str:
-    """The cron.d file: a bare environment and working directory /, as cron gives."""
-    command = f"cd / && {python} -m runbooks.verify -i {inventory} --quiet"
+    """The cron.d file: a bare environment and working directory /, as cron gives.
+
+    Every word is shell-quoted; `%`, which cron turns into a newline, is escaped.
+    """
+    words = [str(python), "-m", "runbooks.verify", "-i", str(inventory), "--quiet"]
+    command = "cd / && " + shlex.join(words).replace("%", "\\%")
     return (
         "# Managed by kubenorn (python -m runbooks.cron): re-verify the cluster.\n"
         "# verify --quiet prints only when something is wrong, so cron mails only then.\n"
@@ -57,8 +106,10 @@ def cron(argv: list[str]) -> int:
         print(f"{args.cron_file}: {'removed' if existed else 'was not installed'}")
         return EXIT_OK
     inventory = (args.inventory or default_inventory_dir()).resolve()
+    check_entry(inventory, args.schedule, args.user)
+    schedule = check_schedule(args.schedule)
     python = REPO_ROOT / ".venv" / "bin" / "python"
-    changed = install(args.cron_file, crontab_entry(inventory, args.schedule, args.user, python))
+    changed = install(args.cron_file, crontab_entry(inventory, schedule, args.user, python))
     print(f"{args.cron_file}: {'installed' if changed else 'already up to date'}")
     return EXIT_OK
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import shlex
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,44 @@ def test_an_unknown_limit_is_exit_3_naming_it(capsys: pytest.CaptureFixture[str]
 def test_retry_keeps_the_options_but_limit_and_retry() -> None:
     argv = ["-i", "inv", "--limit", "a", "b", "--json", "x.json", "--retry-failed", "r1"]
     assert without_options(argv, ("--limit", "--retry-failed")) == ["-i", "inv", "--json", "x.json"]
+
+
+def cron_install(tmp_path: Path, *extra: str) -> int:
+    return cron.main(["install", "--cron-file", str(tmp_path / "kubenorn-verify"), *extra])
+
+
+def test_cron_install_quotes_the_command_line(tmp_path: Path) -> None:
+    inventory = tmp_path / "my inventory; rm -rf ~ 100%"
+    inventory.mkdir()
+    (inventory / "hosts.yaml").write_text("{}\n")
+    assert cron_install(tmp_path, "-i", str(inventory), "--schedule", "@hourly") == 0
+    line = (tmp_path / "kubenorn-verify").read_text().strip().splitlines()[-1]
+    schedule, user, command = line.split(" ", 2)
+    assert (schedule, user) == ("@hourly", "root")
+    assert "'" + str(inventory).replace("%", "\\%") + "'" in command
+    # What cron hands the shell (% unescaped): the inventory is one word.
+    words = shlex.split(command.replace("\\%", "%").split(" && ", 1)[1])
+    assert words[-3:] == ["-i", str(inventory), "--quiet"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--schedule", "banana"], "--schedule 'banana'"),
+        (["--schedule", "*/5 * * *"], "--schedule"),
+        (["--schedule", "61x * * * *"], "--schedule"),
+        (["--schedule", "* * * * *\n* * * * * root rm -rf /"], "--schedule"),
+        (["--user", "no-such-user-kubenorn"], "--user no-such-user-kubenorn"),
+        (["--user", "root\n* * * * * root id"], "--user"),
+        (["-i", "/nonexistent/inventory"], "-i /nonexistent/inventory"),
+        (["-i", "lab/inventory\n* * * * * root id"], "-i"),
+    ],
+)
+def test_cron_install_refuses_a_bad_field_naming_it_with_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], named: str
+) -> None:
+    args = ["-i", "lab/inventory", *extra] if "-i" not in extra else extra
+    assert cron_install(tmp_path, *args) == 3
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {named}") and error.count("\n") == 1
+    assert not (tmp_path / "kubenorn-verify").exists()
