@@ -67,7 +67,7 @@ lab-status: venv
 	$(PY) -m runbooks.lab status
 
 bench: venv lab-up
-	$(PY) bench/lab.py
+	$(PY) bench/lab_build.py
 	$(PY) bench/primitives.py
 	$(PY) bench/pki.py
 	$(PY) bench/deploy.py

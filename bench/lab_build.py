@@ -1,6 +1,6 @@
 """Measure the lab's own costs: the first (cold) build of Kubernetes and a cached `make lab`.
 
-Run on a machine where the lab was built at least once: `.venv/bin/python bench/lab.py`.
+Run on a machine where the lab was built at least once: `.venv/bin/python bench/lab_build.py`.
 The cold build is not re-run (it takes minutes and empties nothing): its figures are the ones
 `lab build` recorded when it built (STATE/kubernetes/vX/build.json). The cached figures are
 measured now: `lab up` on a running lab (build check, repository index, hosts), then the rest
