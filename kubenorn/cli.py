@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from nornir.core import Nornir
 from nornir.core.inventory import Host
@@ -34,11 +36,56 @@ class UsageError(Exception):
     """A runbook was asked for something that cannot be done; exit 3 with this message."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 3 (UNKNOWN): monitoring reads argparse's 2 as CRITICAL."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+
+
+def inventory_dir(value: str) -> Path:
+    """-i: an existing directory (a file there is the usual slip: hosts.yaml for its folder)."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a file; give the inventory directory")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such directory")
+    return path
+
+
+def workers(value: str) -> int:
+    """--workers: a whole number of hosts, at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number}: at least 1 host at a time")
+    return number
+
+
+def output_file(value: str) -> Path:
+    """--json/--junit: a file that can be written, checked before any host is touched."""
+    path = Path(value)
+    directory = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a directory; give a file name")
+    if not directory.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: directory {directory} does not exist")
+    if not os.access(path if path.exists() else directory, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{value}: not writable")
+    return path
+
+
 def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParser:
-    """An argument parser with the options every runbook takes."""
-    result = argparse.ArgumentParser(description=description)
+    """An argument parser with the options every runbook takes, each checked as it is parsed."""
+    result = ArgumentParser(description=description)
     result.add_argument(
-        "-i", "--inventory", type=Path, help="inventory directory (default: config.yaml's)"
+        "-i",
+        "--inventory",
+        type=inventory_dir,
+        help="inventory directory (default: config.yaml's)",
     )
     result.add_argument(
         "--limit",
@@ -47,9 +94,13 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
         metavar="HOST|GROUP|GLOB",
         help="run only on these hosts, groups or name patterns",
     )
-    result.add_argument("--workers", type=int, help="parallel hosts (default: all at once)")
-    result.add_argument("--json", type=Path, metavar="FILE", help="write the run's records here")
-    result.add_argument("--junit", type=Path, metavar="FILE", help="write the run as JUnit XML")
+    result.add_argument("--workers", type=workers, help="parallel hosts (default: all at once)")
+    result.add_argument(
+        "--json", type=output_file, metavar="FILE", help="write the run's records here"
+    )
+    result.add_argument(
+        "--junit", type=output_file, metavar="FILE", help="write the run as JUnit XML"
+    )
     result.add_argument(
         "-v", "--verbose", action="store_true", help="more detail: OK findings, the step table"
     )

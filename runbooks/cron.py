@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from kubenorn.cli import EXIT_OK, UsageError, main_wrapper
+from kubenorn.cli import EXIT_OK, ArgumentParser, UsageError, main_wrapper
 from kubenorn.nornir_setup import REPO_ROOT, default_inventory_dir
 
 CRON_FILE = Path("/etc/cron.d/kubenorn-verify")
@@ -91,7 +91,7 @@ def install(path: Path, content: str) -> bool:
 
 
 def cron(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("action", choices=["install", "remove"])

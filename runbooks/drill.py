@@ -208,6 +208,11 @@ def drill(argv: list[str]) -> int:
     parser.add_argument("--host", help="apiserver: the controller whose apiserver stops")
     args = parser.parse_args(argv)
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
+    controllers = [h.name for h in cluster.controllers]
+    if args.host is not None and args.host not in controllers:
+        raise cli.UsageError(
+            f"--host {args.host}: not a controller of the inventory ({', '.join(controllers)})"
+        )
     return SCENARIOS[args.scenario](args, argv, cluster)
 
 

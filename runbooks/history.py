@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rich.table import Table
 
 from kubenorn import history
-from kubenorn.cli import EXIT_OK, UsageError, main_wrapper
+from kubenorn.cli import EXIT_OK, ArgumentParser, UsageError, main_wrapper
 from kubenorn.report import make_console
 from kubenorn.text import for_console
 
@@ -58,7 +57,7 @@ def resolve(run_id: str) -> str:
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="the newest runs")
     listing.add_argument("-n", type=int, default=20, help="how many runs")

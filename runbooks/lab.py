@@ -16,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+from kubenorn import cli
 from lab.machine import Lab
 from lab.settings import LabError
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(

@@ -19,7 +19,7 @@ from kubenorn.report import make_console
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = cli.ArgumentParser(description=__doc__)
     parser.add_argument(
         "-i", "--inventory", type=Path, help="inventory directory (default: inventory/)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,3 +106,62 @@ def test_main_wrapper_passes_the_arguments_and_the_exit_code_through(
 def test_an_unexpected_error_is_not_swallowed() -> None:
     with pytest.raises(ZeroDivisionError):
         cli.main_wrapper(raising(ZeroDivisionError()), [])
+
+
+def run_verify(argv: list[str]) -> int:
+    from runbooks import verify
+
+    return verify.main(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--workers", "0"], "--workers"),
+        (["--workers", "-2"], "--workers"),
+        (["--json", "/nonexistent/dir/out.json"], "--json"),
+        (["--junit", "/nonexistent/dir/out.xml"], "--junit"),
+        (["--json", "/"], "--json"),
+        (["--no-such-option"], "--no-such-option"),
+    ],
+)
+def test_everyday_option_mistakes_exit_3_with_one_message_naming_the_option(
+    capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        run_verify(argv)
+    assert stop.value.code == 3
+    error = capsys.readouterr().err
+    assert named in error and "Traceback" not in error
+    assert error.count("error:") == 1
+
+
+def test_inventory_option_pointing_at_a_file_says_so(
+    capsys: pytest.CaptureFixture[str], inventory_dir: Path
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        run_verify(["-i", str(inventory_dir / "hosts.yaml")])
+    assert stop.value.code == 3
+    assert "is a file; give the inventory directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_an_unwritable_report_path_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    tmp_path.chmod(0o500)
+    with pytest.raises(SystemExit) as stop:
+        run_verify(["--json", str(tmp_path / "out.json")])
+    assert stop.value.code == 3
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_drill_refuses_an_unknown_host_before_touching_any(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from runbooks import drill
+
+    good = Path(__file__).resolve().parents[1] / "data" / "inventories" / "good"
+    code = drill.main(["-i", str(good), "apiserver", "--host", "kube.nosuch"])
+    assert code == 3
+    assert "--host kube.nosuch: not a controller" in capsys.readouterr().err
