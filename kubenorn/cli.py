@@ -45,12 +45,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def inventory_dir(value: str) -> Path:
-    """-i: an existing directory (a file there is the usual slip: hosts.yaml for its folder)."""
+    """-i: not a file (hosts.yaml for its folder is the usual slip); a missing one is reported
+    with the inventory's own errors."""
     path = Path(value)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{value} is a file; give the inventory directory")
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{value}: no such directory")
     return path
 
 
