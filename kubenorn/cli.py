@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -72,8 +71,15 @@ def output_file(value: str) -> Path:
         raise argparse.ArgumentTypeError(f"{value} is a directory; give a file name")
     if not directory.is_dir():
         raise argparse.ArgumentTypeError(f"{value}: directory {directory} does not exist")
-    if not os.access(path if path.exists() else directory, os.W_OK):
-        raise argparse.ArgumentTypeError(f"{value}: not writable")
+    # Tried, not asked: access() says yes to root where the filesystem still says no.
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"{value}: not writable ({error.strerror})") from None
+    if not existed:
+        path.unlink()
     return path
 
 

@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kubenorn.history import HISTORY_ENV
+
+# Where tests may send packets: loopback and the lab bridge (lab/lab.yaml's gateway network).
+# The reference inventory's documentation addresses (192.0.2.0/24) can be a real network on
+# the machine, so a test that reached for them would send traffic where it must never go.
+ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.240.0.0/24"))
+_connect = socket.socket.connect
+_connect_ex = socket.socket.connect_ex
+
+
+def _allowed(address: Any) -> bool:
+    if not isinstance(address, tuple):
+        return True  # a unix socket
+    try:
+        ip = ipaddress.ip_address(address[0])
+    except ValueError:
+        return False  # a name: tests resolve nothing
+    return ip.is_loopback or any(ip in network for network in ALLOWED)
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _allowed(address):
+        raise ConnectionRefusedError(
+            f"tests may not connect to {address!r} (not lab, not loopback)"
+        )
+    return _connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if not _allowed(address):
+        raise ConnectionRefusedError(
+            f"tests may not connect to {address!r} (not lab, not loopback)"
+        )
+    return _connect_ex(self, address)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def only_lab_and_loopback() -> Iterator[None]:
+    """No test connects anywhere but loopback and the lab bridge (from this process)."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session", autouse=True)
