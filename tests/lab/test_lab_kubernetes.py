@@ -126,6 +126,18 @@ def test_the_kubelet_serves_a_certificate_for_its_node_from_the_cluster_ca(
     assert "kube.node02" in sans.value.get_values_for_type(x509.DNSName)
 
 
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_the_apiserver_reaches_each_kubelet_over_verified_tls(
+    cluster: Path, lab: Lab, node: str
+) -> None:
+    """The node proxy: the apiserver dials the kubelet, verifies its certificate against the
+    cluster CA (--kubelet-certificate-authority) and shows its own client certificate, which
+    the kubelet authenticates (x509) and authorizes (webhook)."""
+    assert kubectl(lab, "get", "--raw", f"/api/v1/nodes/{node}/proxy/healthz") == "ok"
+    pods = json.loads(kubectl(lab, "get", "--raw", f"/api/v1/nodes/{node}/proxy/pods"))
+    assert pods["kind"] == "PodList"
+
+
 def test_a_kubelet_follows_its_runtime(cluster: Path, lab: Lab) -> None:
     node = "kube.node01"
     wait_for(lambda: node_ready(lab, node))
