@@ -24,12 +24,16 @@ class DockerTls:
     client: tuple[Path, Path] | None
 
 
-def docker_version(address: str, port: int, tls: DockerTls) -> str:
+def docker_version(address: str, port: int, tls: DockerTls, *, timeout: float = TIMEOUT) -> str:
     """The daemon's version from GET /version over TLS; OSError (ssl errors too) when refused."""
     context = ssl.create_default_context(cafile=str(tls.ca_file))
     if tls.client is not None:
         context.load_cert_chain(*map(str, tls.client))
-    status, body = https_get(address, port, "/version", context, timeout=TIMEOUT, limit=MAX_BODY)
+    else:
+        # Over TLS 1.2 the server refuses a missing certificate inside the handshake; over 1.3
+        # its alert races the request we send after our Finished (a reset or EOF may win).
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+    status, body = https_get(address, port, "/version", context, timeout=timeout, limit=MAX_BODY)
     if status != 200:
         raise OSError(f"GET /version answered HTTP {status}")
     return str(json.loads(body).get("Version", "?"))

@@ -14,6 +14,17 @@ import ssl
 TIMEOUT = 5.0
 PROBE_ERRORS = (OSError, http.client.HTTPException, ValueError)  # ssl.SSLError is an OSError
 _SSL_LOCATION = re.compile(r"\s*\(_ssl\.c:\d+\)$")
+# OpenSSL's names for the alert a server sends when it wants a client certificate and got none:
+# TLS 1.3's certificate_required; over TLS 1.2, bad_certificate (Go, so docker) or
+# handshake_failure (OpenSSL servers).
+CERTIFICATE_REFUSALS = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+    }
+)
 
 
 def https_get(
@@ -35,6 +46,19 @@ def anonymous_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def refused_for_no_certificate(error: Exception) -> bool:
+    """Did the server refuse the TLS handshake for want of a client certificate?
+
+    Only that: a timeout, a refused connection, a server certificate that does not verify or a
+    reset are other answers (the listener may be down or not what it claims), never a refusal.
+    """
+    return (
+        isinstance(error, ssl.SSLError)
+        and not isinstance(error, ssl.SSLCertVerificationError)
+        and getattr(error, "reason", None) in CERTIFICATE_REFUSALS
+    )
 
 
 def cause(error: Exception, timeout: float) -> str:

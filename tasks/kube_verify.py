@@ -185,12 +185,15 @@ def judge_nodes(views: list[ControllerView], nodes: list[str]) -> list[Finding]:
         errors = "; ".join(f"{v.host}: {v.api_error}" for v in views if v.api_error)
         return [Finding("node-ready", "cluster", "UNKNOWN", f"no apiserver listed nodes: {errors}")]
     ready = listed[0]
+    # One node down is a WARNING (pods move); none Ready means no workload runs anywhere.
+    severity: Status = "WARNING" if any(ready.get(node) for node in nodes) else "CRITICAL"
+    suffix = "" if severity == "WARNING" else " (no node is Ready)"
     findings = []
     for node in nodes:
         if node not in ready:
-            findings.append(Finding("node-ready", node, "WARNING", "not registered"))
+            findings.append(Finding("node-ready", node, severity, "not registered" + suffix))
         elif not ready[node]:
-            findings.append(Finding("node-ready", node, "WARNING", "NotReady"))
+            findings.append(Finding("node-ready", node, severity, "NotReady" + suffix))
         else:
             findings.append(Finding("node-ready", node, "OK", "Ready"))
     return findings

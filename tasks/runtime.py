@@ -3,7 +3,6 @@ the node's CNI configuration (the pod network the runtime sets up for each pod).
 
 from __future__ import annotations
 
-import http.client
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from nornir.core.task import Result, Task
 from kubenorn.cluster import Cluster, Host, IPAddress
 from kubenorn.docker_api import DockerTls, docker_version
 from kubenorn.findings import Finding
+from kubenorn.https_probe import PROBE_ERRORS, TIMEOUT, cause, refused_for_no_certificate
 from kubenorn.pki.placement import content as pki_content
 from kubenorn.pki.placement import docker_tls
 from kubenorn.pki.plan import DOCKER_CA, DOCKER_CLIENT
@@ -28,8 +28,6 @@ from tasks.templates import render
 UNITS = {"containerd": "containerd.service", "docker": "docker.service"}
 # daemon.json keys kubenorn derives from runtime.docker.tcp; the inventory must not set them.
 DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
-# Refused, reset, timed out, bad TLS (all OSError), or not HTTP at all.
-PROBE_ERRORS = (OSError, http.client.HTTPException, ValueError)
 # Where containerd's CRI (conf_dir in its config.toml) reads the pod network; the first file
 # in name order is the one used. The plugins are Debian's containernetworking-plugins.
 CNI_DIR = "/etc/cni/net.d"
@@ -224,9 +222,16 @@ def docker_tcp_findings(task: Task) -> list[Finding]:
         return [Finding("runtime.tcp", host.name, "WARNING", detail)]
     try:
         docker_version(address, port, DockerTls(ca_file, None))
-    except PROBE_ERRORS:
-        detail = f"docker {version} on {where}: a client certificate from the docker CA is required"
-        return [Finding("runtime.tcp", host.name, "OK", detail)]
+    except PROBE_ERRORS as error:
+        if refused_for_no_certificate(error):
+            detail = f"docker {version} on {where}: a client certificate from the docker CA is"
+            detail += " required"
+            return [Finding("runtime.tcp", host.name, "OK", detail)]
+        detail = (
+            f"docker {version} on {where}: could not tell whether it refuses a client without a"
+            f" certificate: {cause(error, TIMEOUT)}"
+        )
+        return [Finding("runtime.tcp", host.name, "UNKNOWN", detail)]
     detail = f"docker's API on {where} answers a client without a certificate: root for anyone"
     return [Finding("runtime.tcp", host.name, "CRITICAL", detail)]
 

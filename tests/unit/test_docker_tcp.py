@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from ipaddress import ip_address
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import IPAddress, PolicyBuilder, Store
-from pki_support import inventory_copy, read_cert
+from pki_support import Leaf, inventory_copy, make_ca, new_key, read_cert
 
 from kubenorn.cluster import inspect, load_cluster
+from kubenorn.docker_api import DockerTls, docker_version
+from kubenorn.https_probe import PROBE_ERRORS, refused_for_no_certificate
 from kubenorn.nornir_setup import REPO_ROOT
+from kubenorn.pki import keys
 from kubenorn.pki.issue import init
 from kubenorn.pki.local import check_state
 from kubenorn.pki.placement import directories, docker_tls, placements
 from kubenorn.pki.plan import certificates
+from tasks import runtime
 from tasks.components import drifted_paths
 from tasks.runtime import docker_daemon, listen_address
 from tasks.ssh import RemoteError
 from tasks.templates import ENVIRONMENT
 
 TCP = {"port": 2376, "cert_dir": "/etc/docker/tls"}
+SHORT = 2.0  # seconds: the probe's timeout where a local server answers at once
 
 
 def with_runtime(inventory: Path, docker: dict[str, Any]) -> Path:
@@ -159,3 +170,117 @@ def test_drift_names_a_file_that_would_be_removed() -> None:
     assert drifted_paths(removal) == [dropin]
     change = "--- /etc/a.conf\n+++ /etc/a.conf\n@@ -1 +1 @@\n-x\n+y\n"
     assert drifted_paths(change) == ["/etc/a.conf"]
+
+
+@pytest.fixture(scope="module")
+def docker_tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A docker CA, a server certificate for 127.0.0.1 and a client certificate, as files."""
+    directory = tmp_path_factory.mktemp("docker-tls")
+    ca = make_ca("docker CA")
+    files = {"ca": directory / "ca.crt"}
+    files["ca"].write_bytes(ca.cert.public_bytes(Encoding.PEM))
+    for name, leaf in [("server", Leaf("d", ips=["127.0.0.1"])), ("client", Leaf("client"))]:
+        key = new_key()
+        files[name] = directory / f"{name}.crt"
+        files[name].write_bytes(leaf.sign(ca, key).public_bytes(Encoding.PEM))
+        files[f"{name}-key"] = directory / f"{name}.key"
+        files[f"{name}-key"].write_bytes(keys.private_pem(key))
+    return files
+
+
+class Version(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        body = b'{"Version": "24.0.7"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+def test_a_daemon_demanding_a_client_certificate_is_a_tls_refusal(
+    docker_tls_files: dict[str, Path], version: ssl.TLSVersion
+) -> None:
+    """A TLS server with docker's tlsverify (CERT_REQUIRED): the stranger's error is a refusal."""
+    files = docker_tls_files
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files["server"], files["server-key"])
+    context.load_verify_locations(files["ca"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.maximum_version = version
+    server = HTTPServer(("127.0.0.1", 0), Version)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    port = int(server.socket.getsockname()[1])
+    try:
+        client = (files["client"], files["client-key"])
+        assert docker_version("127.0.0.1", port, DockerTls(files["ca"], client)) == "24.0.7"
+        with pytest.raises(PROBE_ERRORS) as refused:
+            docker_version("127.0.0.1", port, DockerTls(files["ca"], None), timeout=SHORT)
+        assert refused_for_no_certificate(refused.value), repr(refused.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_other_errors_are_no_refusal() -> None:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        closed = int(spare.getsockname()[1])
+    errors: list[Exception] = []
+    for probe in [
+        lambda: docker_version("127.0.0.1", closed, DockerTls(Path("/dev/null"), None)),
+        lambda: docker_version("127.0.0.1", closed, DockerTls(Path("/nonexistent"), None)),
+    ]:
+        with pytest.raises(PROBE_ERRORS) as raised:
+            probe()
+        errors.append(raised.value)
+    errors += [TimeoutError("timed out"), ConnectionResetError(104, "Connection reset by peer")]
+    errors += [ssl.SSLCertVerificationError(1, "certificate verify failed")]
+    assert not [e for e in errors if refused_for_no_certificate(e)]
+
+
+def refusal() -> ssl.SSLError:
+    error = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert")
+    error.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "said"),
+    [
+        (refusal(), "OK", "a client certificate from the docker CA is required"),
+        (TimeoutError("timed out"), "UNKNOWN", ": timed out after 5s"),
+        (ConnectionRefusedError(111, "Connection refused"), "UNKNOWN", ": connection refused"),
+        (ConnectionResetError(104, "Connection reset by peer"), "UNKNOWN", ": connection reset"),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "UNKNOWN", "TLS error"),
+        (OSError("GET /version answered HTTP 401"), "UNKNOWN", ": GET /version answered HTTP 401"),
+    ],
+)
+def test_only_a_tls_refusal_of_the_stranger_is_ok(
+    tcp_inventory: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    status: str,
+    said: str,
+) -> None:
+    """kubenorn's client gets an answer; what the stranger got decides, and says its cause."""
+    cluster = load_cluster(tcp_inventory)
+
+    def version(address: str, port: int, tls: DockerTls, **_: Any) -> str:
+        if tls.client is None:
+            raise error
+        return "24.0.7"
+
+    monkeypatch.setattr(runtime, "cluster_of", lambda task: cluster)
+    monkeypatch.setattr(runtime, "docker_version", version)
+    task = SimpleNamespace(host=SimpleNamespace(name="kube.node01"))
+    [finding] = runtime.docker_tcp_findings(task)  # type: ignore[arg-type]
+    assert (finding.check, finding.host, finding.status) == ("runtime.tcp", "kube.node01", status)
+    assert said in finding.detail
+    assert finding.detail.startswith("docker 24.0.7 on tcp://")

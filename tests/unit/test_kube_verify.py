@@ -102,6 +102,19 @@ def test_nodes_registered_ready_notready_and_missing() -> None:
     ]
 
 
+def test_every_node_notready_or_missing_is_critical() -> None:
+    listed = ready_nodes({"items": [node("kube.node01", "False"), node("kube.node02", "False")]})
+    views = [ControllerView("kube.controller01", nodes=listed)]
+    findings = judge_nodes(views, ["kube.node01", "kube.node02", "kube.node03"])
+    assert [(f.host, f.status, f.detail) for f in findings] == [
+        ("kube.node01", "CRITICAL", "NotReady (no node is Ready)"),
+        ("kube.node02", "CRITICAL", "NotReady (no node is Ready)"),
+        ("kube.node03", "CRITICAL", "not registered (no node is Ready)"),
+    ]
+    [alone] = judge_nodes(views, ["kube.node01"])  # a one-node cluster with its node down
+    assert alone.status == "CRITICAL"
+
+
 def test_nodes_are_unknown_when_no_apiserver_could_list_them() -> None:
     views = [ControllerView("kube.controller01", api_error="connection refused")]
     [finding] = judge_nodes(views, ["kube.node01"])
