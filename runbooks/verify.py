@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from nornir.core.task import AggregatedResult
+from nornir.core.task import AggregatedResult, MultiResult
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
@@ -30,12 +30,20 @@ from tasks.pki import check_deployed_certificates
 from tasks.runtime import check_runtime
 
 
+def failure_cause(result: MultiResult) -> str:
+    """The first line of why a host's task failed; its exception's type when it said nothing."""
+    error = result[0].exception
+    lines = str(error or "").strip().splitlines()
+    if lines:
+        return lines[0]
+    return type(error).__name__ if error is not None else "failed without a cause"
+
+
 def etcd_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
     views: dict[str, MemberView] = {}
     for host, result in results.items():
         if result.failed:
-            message = str(result[0].exception or "failed").splitlines()[0]
-            views[host] = MemberView(host, reachable=False, error=message)
+            views[host] = MemberView(host, reachable=False, error=failure_cause(result))
         else:
             views[host] = result[0].result
     members = {m.host.name for m in cluster.etcd.members}
@@ -48,7 +56,7 @@ def control_plane_findings(cluster: Cluster, results: AggregatedResult) -> list[
     unknown: list[Finding] = []
     for host, result in results.items():
         if result.failed:
-            detail = f"could not check: {str(result[0].exception).splitlines()[0]}"
+            detail = f"could not check: {failure_cause(result)}"
             unknown.append(Finding("control-plane", host, "UNKNOWN", detail))
         else:
             views.append(result[0].result)
@@ -60,7 +68,7 @@ def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
     findings: list[Finding] = []
     for host, result in results.items():
         if result.failed:
-            detail = f"could not check: {str(result[0].exception).splitlines()[0]}"
+            detail = f"could not check: {failure_cause(result)}"
             findings.append(Finding(check, host, "UNKNOWN", detail))
         else:
             findings += result[0].result

@@ -58,9 +58,20 @@ def member_severity(healthy: int, total: int) -> Status:
 def judge_etcd(cluster: Cluster, views: dict[str, MemberView]) -> list[Finding]:
     """Findings for every member and for the cluster, from the members' views."""
     names = [m.host.name for m in cluster.etcd.members]
-    healthy = [n for n in names if views.get(n, MemberView(n, reachable=False)).healthy]
+    views = {
+        n: views.get(n) or MemberView(n, False, error="not checked in this run") for n in names
+    }
+    healthy = [n for n in names if views[n].healthy]
+    if not any(view.reachable for view in views.values()):
+        # Nothing was observed: no check could run, which is no verdict (UNKNOWN, its cause).
+        causes = "; ".join(f"{n}: {views[n].error or 'unreachable'}" for n in names)
+        detail = f"could not check: no member reachable ({causes})" if names else "no members"
+        return [f for n in names for f in _member(views[n], "UNKNOWN")] + [
+            Finding(check, "cluster", "UNKNOWN", detail)
+            for check in ("etcd.quorum", "etcd.leader", "etcd.members")
+        ]
     severity = member_severity(len(healthy), len(names))
-    findings = [f for n in names for f in _member(views.get(n) or MemberView(n, False), severity)]
+    findings = [f for n in names for f in _member(views[n], severity)]
     quorum_status: Status = "OK" if len(healthy) == len(names) else severity
     findings.append(
         Finding(
@@ -76,8 +87,9 @@ def judge_etcd(cluster: Cluster, views: dict[str, MemberView]) -> list[Finding]:
 
 
 def _member(view: MemberView, severity: Status) -> list[Finding]:
-    if not view.reachable:
-        return [Finding("etcd.health", view.host, severity, "host unreachable: " + view.error)]
+    if not view.reachable:  # counts as down while others were observed; its cause said
+        detail = f"host unreachable: {view.error or 'no cause reported'}"
+        return [Finding("etcd.health", view.host, severity, detail)]
     found = [
         Finding(
             "etcd.unit",
@@ -124,7 +136,10 @@ def _leader(views: dict[str, MemberView], healthy: list[str]) -> list[Finding]:
                 f"one leader, {name}, agreed by {len(healthy)} members",
             )
         ]
-    detail = "no leader" if not seen else f"members disagree: {sorted(f'{s:x}' for s in seen)}"
+    if not seen:
+        detail = "no leader" if healthy else "no leader: no member healthy"
+    else:
+        detail = f"members disagree: {sorted(f'{s:x}' for s in seen)}"
     return [Finding("etcd.leader", "cluster", "CRITICAL", detail)]
 
 

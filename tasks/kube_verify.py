@@ -156,8 +156,17 @@ def observe_control_plane(task: Task, *, cluster: Cluster) -> Result:
     return Result(host=task.host, result=view, record_data=[f.as_dict() for f in view.findings])
 
 
+def no_answer(views: list[ControllerView]) -> str:
+    """Why no controller's apiserver answered: each one's error, or that none was checked."""
+    if not views:
+        return "no controller could be checked"
+    return "; ".join(f"{v.host}: {v.api_error or 'no answer'}" for v in views)
+
+
 def judge_leader(component: str, views: list[ControllerView], controllers: set[str]) -> Finding:
     """Exactly one fresh leader for `component`, held by a controller where it runs."""
+    if not any(view.nodes is not None for view in views):  # no apiserver answered: not read
+        return Finding(component, "leader", "UNKNOWN", f"could not check: {no_answer(views)}")
     seen = [(view, record) for view in views if (record := view.leaders.get(component))]
     if not seen:
         return Finding(component, "leader", "CRITICAL", "no leader record: nothing is elected")
@@ -182,8 +191,8 @@ def judge_nodes(views: list[ControllerView], nodes: list[str]) -> list[Finding]:
     """Every inventory node registered and Ready, as the apiservers see it."""
     listed = [v.nodes for v in views if v.nodes is not None]
     if not listed:
-        errors = "; ".join(f"{v.host}: {v.api_error}" for v in views if v.api_error)
-        return [Finding("node-ready", "cluster", "UNKNOWN", f"no apiserver listed nodes: {errors}")]
+        detail = f"no apiserver listed nodes: {no_answer(views)}"
+        return [Finding("node-ready", "cluster", "UNKNOWN", detail)]
     ready = listed[0]
     # One node down is a WARNING (pods move); none Ready means no workload runs anywhere.
     severity: Status = "WARNING" if any(ready.get(node) for node in nodes) else "CRITICAL"
@@ -202,8 +211,8 @@ def judge_nodes(views: list[ControllerView], nodes: list[str]) -> list[Finding]:
 def judge_control_plane(cluster: Cluster, views: list[ControllerView]) -> list[Finding]:
     """Per-host findings, then: some apiserver serving, one leader each, nodes Ready."""
     findings = [f for view in views for f in view.findings]
-    serving = [f for f in findings if f.check == "kube-apiserver" and f.ok]
-    if views and not serving:
+    apiservers = [f for f in findings if f.check == "kube-apiserver"]
+    if apiservers and not any(f.ok for f in apiservers):  # seen, and none serving
         findings.append(Finding("kube-apiserver", "cluster", "CRITICAL", "no apiserver healthy"))
     controllers = {h.name for h in cluster.controllers}
     findings += [judge_leader(component, views, controllers) for component in ELECTED]

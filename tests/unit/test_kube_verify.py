@@ -130,4 +130,6 @@ def test_no_apiserver_healthy_anywhere_is_critical() -> None:
     findings = judge_control_plane(cluster, views)
     critical = {(f.check, f.host) for f in findings if f.status == "CRITICAL"}
     assert ("kube-apiserver", "cluster") in critical
-    assert ("kube-scheduler", "leader") in critical
+    # Without an apiserver no lease could be read: the leaders are unknown, not missing.
+    leaders = [f for f in findings if f.host == "leader"]
+    assert leaders and {f.status for f in leaders} == {"UNKNOWN"}
