@@ -45,7 +45,19 @@ def _read(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     if not path.is_file():
         problems.append(Problem(path.name, "-", "-", f"file is missing from {path.parent}"))
         return None
-    loader = _Loader(path.read_text())
+    try:
+        loader = _Loader(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        problems.append(Problem(path.name, "-", "-", f"cannot be read: {error.strerror or error}"))
+        return None
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8 text (byte {error.start}); a YAML file is expected"
+        problems.append(Problem(path.name, "-", "-", message))
+        return None
+    except yaml.reader.ReaderError as error:  # NUL and other control characters
+        message = f"binary, not YAML text (character #x{error.character:04x} at {error.position})"
+        problems.append(Problem(path.name, "-", "-", message))
+        return None
     try:
         document = loader.get_single_data() or {}
     except yaml.YAMLError as error:

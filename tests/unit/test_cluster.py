@@ -383,3 +383,35 @@ def test_the_reference_profile_needs_no_pod_ranges(tmp_path: Path) -> None:
         "defaults.yaml: defaults: data.cluster.cluster_cidr: missing (expected a CIDR such as "
         "10.200.0.0/16: pod_cidr is set)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"\xff\xfe\x00k\x00u\x00b\x00e", "not UTF-8 text"),
+        (b"kube.node01:\n  address: 10.99.0.21\xe9\n", "not UTF-8 text"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", "binary"),
+    ],
+)
+def test_a_binary_or_non_utf8_file_is_one_problem_naming_it(
+    tmp_path: Path, content: bytes, said: str
+) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    (inventory / "hosts.yaml").write_bytes(content)
+    texts = [t for t in problem_texts(inventory) if t.startswith("hosts.yaml")]
+    assert len(texts) == 1 and said in texts[0], texts
+    assert inspect(inventory)[0] is None
+
+
+def test_a_binary_inventory_file_exits_3_with_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runbooks import verify
+
+    inventory = inventory_copy("good", tmp_path)
+    (inventory / "groups.yaml").write_bytes(b"\x00\x01\x02\xff" * 8)
+    assert verify.main(["-i", str(inventory), "--quiet"]) == 3
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "groups.yaml" in text and "Traceback" not in text
+    assert text.count("groups.yaml") == 1, text
