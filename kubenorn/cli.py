@@ -20,6 +20,7 @@ from kubenorn.cluster import ClusterError
 from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
+from kubenorn.pki.store import PkiError
 from kubenorn.progress import StepProgress
 from kubenorn.report import make_console, print_summary
 from kubenorn.run import Run, RunInterrupted
@@ -215,7 +216,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
     """Run a runbook body, turning bad input and Ctrl-C into a message and an exit code."""
     try:
         return body(sys.argv[1:] if argv is None else argv)
-    except (InventoryError, UsageError, AlreadyRunning, ClusterError) as error:
+    except (InventoryError, UsageError, AlreadyRunning, ClusterError, PkiError) as error:
         print(f"error: {scrub_secrets(str(error))}", file=sys.stderr)
         return EXIT_UNKNOWN
     except RunInterrupted as stop:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kubenorn.cluster import Cluster
 from kubenorn.pki.issue import Change, init
+from kubenorn.pki.store import PkiError
 
 
 def with_pki_dir(cluster: Cluster, directory: Path) -> Cluster:
@@ -32,9 +33,17 @@ def deploy_pki(cluster: Cluster, *, dry_run: bool) -> Iterator[tuple[Cluster, li
     with tempfile.TemporaryDirectory(prefix="kubenorn-dry-run-pki-") as scratch:
         copy = Path(scratch) / "pki"
         if cluster.pki.dir.is_dir():
-            shutil.copytree(cluster.pki.dir, copy)
+            try:
+                shutil.copytree(cluster.pki.dir, copy)
+            except shutil.Error as error:  # every file it could not copy: (source, copy, why)
+                why = "; ".join(f"{source}: {reason}" for source, _, reason in error.args[0])
+                raise PkiError(f"cannot be read: {why}") from None
         rehearsed = with_pki_dir(cluster, copy)
-        yield rehearsed, issue(rehearsed)
+        try:
+            issued = issue(rehearsed)
+        except PkiError as error:  # name the user's file, not its throwaway copy
+            raise PkiError(str(error).replace(str(copy), str(cluster.pki.dir))) from None
+        yield rehearsed, issued
 
 
 def issue(cluster: Cluster) -> list[Change]:

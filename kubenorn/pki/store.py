@@ -59,6 +59,8 @@ class Store:
             return path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as error:  # unreadable, a directory: never taken for absent and replaced
+            raise PkiError(f"{path}: cannot be read: {error.strerror or error}") from None
 
     def mode(self, path: Path) -> int | None:
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 from pki_support import inventory_copy
 
-from kubenorn.cluster import load_cluster
+from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.pki.issue import init
 from kubenorn.pki.rehearsal import deploy_pki
-from kubenorn.pki.store import Store
+from kubenorn.pki.store import PkiError, Store
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -48,3 +49,42 @@ def test_a_real_deploy_issues_in_place(tmp_path: Path) -> None:
     with deploy_pki(cluster, dry_run=False) as (used, issued):
         assert used == cluster and issued
     assert Store(cluster.pki.dir).cert_path("ca").is_file()
+
+
+def broken_ca_key(tmp_path: Path, how: str) -> tuple[Cluster, Path]:
+    cluster = load_cluster(inventory_copy("good", tmp_path))
+    init(cluster)
+    key = Store(cluster.pki.dir).key_path("ca")
+    key.unlink()
+    if how == "garbage":
+        key.write_text("garbage\n")
+    else:  # unreadable: a directory (root reads any file, whatever its mode)
+        key.mkdir()
+    return cluster, key
+
+
+@pytest.mark.parametrize(("how", "said"), [("garbage", "not a usable private key"),
+                                           ("unreadable", "cannot be read")])  # fmt: skip
+def test_a_broken_ca_key_under_a_dry_run_names_the_users_file(
+    tmp_path: Path, how: str, said: str
+) -> None:
+    cluster, key = broken_ca_key(tmp_path, how)
+    with pytest.raises(PkiError) as raised, deploy_pki(cluster, dry_run=True):
+        pass
+    assert str(raised.value).startswith(f"{key}: {said}"), str(raised.value)
+    assert "kubenorn-dry-run-pki" not in str(raised.value)
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_deploy_with_a_broken_ca_key_exits_3_with_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    from runbooks import deploy
+
+    cluster, key = broken_ca_key(tmp_path, "garbage")
+    inventory = cluster.pki.dir.parent
+    argv = ["-i", str(inventory), "--quiet"] + (["--dry-run"] if dry_run else [])
+    assert deploy.main(argv) == 3
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {key}: not a usable private key") and "Traceback" not in error
+    assert error.count("\n") == 1
