@@ -166,6 +166,7 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
 
 def new_run(args: argparse.Namespace, runbook: str, argv: list[str]) -> Run:
     """A Run on the hosts the options select, with a progress display unless --quiet."""
+    history.check_writable()  # before any host is touched: a run must be recordable
     progress = None if args.quiet else StepProgress(make_console())
     return Run(
         load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=progress
@@ -216,7 +217,14 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
     """Run a runbook body, turning bad input and Ctrl-C into a message and an exit code."""
     try:
         return body(sys.argv[1:] if argv is None else argv)
-    except (InventoryError, UsageError, AlreadyRunning, ClusterError, PkiError) as error:
+    except (
+        InventoryError,
+        UsageError,
+        AlreadyRunning,
+        ClusterError,
+        PkiError,
+        history.HistoryError,
+    ) as error:
         print(f"error: {scrub_secrets(str(error))}", file=sys.stderr)
         return EXIT_UNKNOWN
     except RunInterrupted as stop:

@@ -47,6 +47,27 @@ def history_path() -> Path:
     return Path(configured or "~/.local/share/kubenorn/history.sqlite").expanduser()
 
 
+class HistoryError(Exception):
+    """The history database cannot be written; the message names it and how to choose another."""
+
+
+def check_writable(path: Path | None = None) -> None:
+    """Create the database (0600, schema) and try a write; HistoryError naming it when refused.
+
+    A run checks this before touching any host, so it cannot end unrecorded, in a traceback.
+    """
+    path = path or history_path()
+    try:
+        with connect(path) as db:
+            db.execute("BEGIN IMMEDIATE")  # takes the write lock: a read-only file refuses it
+    except (OSError, sqlite3.Error) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise HistoryError(
+            f"history database {path}: cannot be written ({reason}); set {HISTORY_ENV} or"
+            " user_defined.history_db in config.yaml to a writable path"
+        ) from None
+
+
 @contextmanager
 def connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
     """A connection to the history database, created 0600 (in a 0700 directory) on first use."""

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kubenorn.history import history_path
+from kubenorn.history import check_writable, history_path
 
 
 class AlreadyRunning(Exception):
@@ -24,6 +24,7 @@ def lock_path(runbook: str, inventory_dir: Path) -> Path:
 @contextmanager
 def exclusive(runbook: str, inventory_dir: Path) -> Iterator[Path]:
     """Hold the lock of `runbook` on `inventory_dir`, or raise AlreadyRunning at once."""
+    check_writable()  # the lock lives beside the history: HistoryError naming it, not a trace
     path = lock_path(runbook, inventory_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:

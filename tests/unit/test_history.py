@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
-from kubenorn import history
+import pytest
+from pki_support import inventory_copy
+
+from kubenorn import cli, history
 from kubenorn.junit import write_junit
 from kubenorn.records import Record, RunInfo
 
@@ -73,3 +77,56 @@ def test_junit_has_a_case_per_host_and_step_with_the_innermost_message(tmp_path:
     assert failure is not None and failure.get("message") == "etcd on kube.node02 is down"
     assert cases["kube.node03"].find("skipped") is not None
     assert cases["kube.node01"].find("failure") is None
+
+
+def unwritable_history(tmp_path: Path, how: str) -> Path:
+    if how == "parent is a file":
+        (tmp_path / "file").write_text("")
+        return tmp_path / "file" / "history.sqlite"
+    if how == "a directory":
+        (tmp_path / "history.sqlite").mkdir()
+    else:  # not a database
+        (tmp_path / "history.sqlite").write_bytes(b"\x00garbage" * 512)
+    return tmp_path / "history.sqlite"
+
+
+HOW = ["parent is a file", "a directory", "not a database"]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_an_unwritable_history_database_is_named(tmp_path: Path, how: str) -> None:
+    path = unwritable_history(tmp_path, how)
+    with pytest.raises(history.HistoryError, match=f"history database {path}: cannot be written"):
+        history.check_writable(path)
+    history.check_writable(tmp_path / "fine" / "history.sqlite")  # a new one is created
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_a_run_with_an_unwritable_history_exits_3_before_touching_a_host(
+    tmp_path: Path,
+    how: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from runbooks import verify
+
+    path = unwritable_history(tmp_path, how)
+    monkeypatch.setenv(history.HISTORY_ENV, str(path))
+    connections: list[str] = []
+    monkeypatch.setattr(cli, "new_run", record_then_refuse(connections))
+    assert verify.main(["-i", str(inventory_copy("good", tmp_path)), "--quiet"]) == 3
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: history database {path}: cannot be written")
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert connections == [], "no run (and so no host) was started"
+
+
+def record_then_refuse(started: list[str]) -> Any:
+    real = cli.new_run
+
+    def new_run(args: Any, runbook: str, argv: list[str]) -> Any:
+        real(args, runbook, argv)  # the check comes first, or this run starts
+        started.append(runbook)
+        raise cli.UsageError("a run started despite the unwritable history")
+
+    return new_run
