@@ -7,6 +7,7 @@ import fnmatch
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -21,6 +22,7 @@ from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
 from kubenorn.pki.store import PkiError
+from kubenorn.private_files import private_dir
 from kubenorn.progress import StepProgress
 from kubenorn.report import make_console, print_summary
 from kubenorn.run import Run, RunInterrupted
@@ -81,6 +83,17 @@ def output_file(value: str) -> Path:
         raise argparse.ArgumentTypeError(f"{value}: not writable ({error.strerror})") from None
     if not existed:
         path.unlink()
+    return path
+
+
+def output_dir(path: Path, option: str) -> Path:
+    """A directory to write into (created 0700 if missing), tried before any host is touched."""
+    try:
+        private_dir(path)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".kubenorn-write-test-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"{option} {path}: not writable ({error.strerror or error})") from None
     return path
 
 

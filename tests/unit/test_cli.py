@@ -168,3 +168,36 @@ def test_drill_refuses_an_unknown_host_before_touching_any(
     code = drill.main(["-i", str(good), "apiserver", "--host", "kube.nosuch"])
     assert code == 3
     assert "--host kube.nosuch: not a controller" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["under a file", "/proc"])
+def test_an_unwritable_backup_destination_exits_3_before_any_run(
+    tmp_path: Path,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pki_support import inventory_copy
+
+    from kubenorn import cli
+    from runbooks import etcd_backup
+
+    if where == "/proc":  # /proc takes no new directories, not even from root
+        dest = Path("/proc/kubenorn-backups")
+    else:
+        (tmp_path / "file").write_text("")
+        dest = tmp_path / "file" / "backups"
+    started: list[str] = []
+    monkeypatch.setattr(cli, "new_run", lambda args, runbook, argv: started.append(runbook))
+    argv = ["-i", str(inventory_copy("good", tmp_path)), "--dest", str(dest), "--quiet"]
+    assert etcd_backup.main(argv) == 3
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: --dest {dest}: not writable (") and error.count("\n") == 1
+    assert started == [], "no run (and so no host) was started"
+
+
+def test_a_backup_destination_is_created_private(tmp_path: Path) -> None:
+    from kubenorn.cli import output_dir
+
+    dest = output_dir(tmp_path / "a" / "backups", "--dest")
+    assert (dest.is_dir(), dest.stat().st_mode & 0o777, list(dest.iterdir())) == (True, 0o700, [])
