@@ -112,6 +112,13 @@ def inventory_dir_of(nr_or_config: Any) -> Path:
     return Path(config.inventory.options["host_file"]).parent
 
 
+def key_file_path(host: Host, inventory_dir: Path) -> Path | None:
+    """The private key file for `host`: `ssh.key_file`, relative to the inventory; None unset."""
+    ssh: dict[str, Any] = host.get("ssh") or {}
+    key_file = ssh.get("key_file")
+    return _resolve(str(key_file), inventory_dir) if key_file else None
+
+
 def _resolve(path: str, inventory_dir: Path) -> Path:
     expanded = Path(path).expanduser()
     return expanded if expanded.is_absolute() else inventory_dir / expanded

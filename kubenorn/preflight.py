@@ -11,13 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kubenorn.cluster import Cluster, EtcdMember, Problem, inspect
+from kubenorn.cluster import ROLES, Cluster, EtcdMember, Problem, inspect
 from kubenorn.findings import Finding
 from kubenorn.inventory_fields import is_ip
 from kubenorn.pki.local import check_state
 from kubenorn.pki.placement import PlacementConflict, placements
 from kubenorn.pki.rehearsal import with_pki_dir
 from kubenorn.profiles import ProfileError
+from kubenorn.ssh_settings import ssh_problems
 
 DEFAULTS = "defaults.yaml"
 
@@ -33,7 +34,7 @@ def preflight(
     read from `pki_dir` instead of the inventory's state directory when given)."""
     cluster, problems = inspect(inventory_dir)
     if cluster is not None:
-        problems = problems + cluster_problems(cluster)
+        problems = problems + cluster_problems(cluster) + ssh_problems(inventory_dir)
     findings = [p.finding() for p in problems]
     if cluster is not None and not problems:
         summary = (
@@ -49,12 +50,22 @@ def preflight(
 def cluster_problems(cluster: Cluster) -> list[Problem]:
     """The rules a structurally valid inventory must still satisfy."""
     return [
+        *roles(cluster),
         *etcd_quorum(cluster),
         *initial_cluster(cluster),
         *apiserver_resolution(cluster),
         *versions(cluster),
         *service_range(cluster),
         *placement_conflicts(cluster),
+    ]
+
+
+def roles(cluster: Cluster) -> list[Problem]:
+    """A host in no role group would be neither deployed nor checked: surely a mistake."""
+    return [
+        Problem("hosts.yaml", host.name, "groups", f"in no role group ({', '.join(ROLES)})")
+        for host in cluster.hosts
+        if not any(host.has_role(role) for role in ROLES)
     ]
 
 

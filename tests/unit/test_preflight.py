@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from pki_support import INVENTORIES, inventory_copy
 
 from kubenorn.cluster import load_cluster
@@ -101,8 +102,18 @@ def test_etcd_quorum_sizes(tmp_path: Path, members: int, expected: str | None) -
         hosts + "cp:\n  groups: [controllers]\n  data:\n    address: 10.99.2.1\n"
         "wk:\n  groups: [nodes]\n  data:\n    address: 10.99.2.2\n    pod_cidr: 10.200.1.0/24\n"
     )
+    trust_every_host(inventory)
     statuses = [s for s, _, _ in problems(preflight(inventory, pki=False))]
     assert statuses == ([expected] if expected else [])
+
+
+def trust_every_host(inventory: Path) -> None:
+    """known_hosts entries for every host hosts.yaml names (one made-up key for all)."""
+    known_hosts = inventory / "known_hosts"
+    key = known_hosts.read_text().splitlines()[-1].split(" ", 1)[1]
+    hosts = yaml.safe_load((inventory / "hosts.yaml").read_text())
+    lines = [f"{h.get('hostname') or name} {key}" for name, h in hosts.items()]
+    known_hosts.write_text("\n".join(lines) + "\n")
 
 
 def test_an_apiserver_name_nodes_cannot_resolve() -> None:
@@ -170,3 +181,114 @@ def test_a_host_inside_the_service_range(tmp_path: Path) -> None:
 def test_a_missing_inventory_directory_could_not_be_checked(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     assert main(["-i", str(tmp_path / "nowhere")]) == 3
     assert "no such inventory directory" in capsys.readouterr().err
+
+
+def ssh_findings(inventory: Path) -> list[tuple[str, str, str]]:
+    return [(s, h, d) for s, h, d in problems(preflight(inventory, pki=False)) if s != "OK"]
+
+
+def set_ssh(inventory: Path, **settings: object) -> None:
+    path = inventory / "defaults.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["data"]["ssh"].update(settings)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_the_good_inventorys_ssh_settings_pass(tmp_path: Path) -> None:
+    assert ssh_findings(inventory_copy("good", tmp_path)) == []
+
+
+def test_a_missing_key_file_and_known_hosts_are_named(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    (inventory / "id_ed25519").unlink()
+    (inventory / "known_hosts").unlink()
+    assert ssh_findings(inventory) == [
+        ("CRITICAL", "defaults",
+         f"defaults.yaml: data.ssh.key_file: {inventory}/id_ed25519: missing"),
+        ("CRITICAL", "defaults",
+         f"defaults.yaml: data.ssh.known_hosts: {inventory}/known_hosts: missing"),
+    ]  # fmt: skip
+
+
+def test_an_unreadable_key_file_is_named(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    (inventory / "id_ed25519").unlink()
+    (inventory / "id_ed25519").mkdir()  # root reads any file, whatever its mode
+    [(status, where, detail)] = ssh_findings(inventory)
+    assert (status, where) == ("CRITICAL", "defaults")
+    assert detail.endswith("data.ssh.key_file: " + f"{inventory}/id_ed25519: not a file")
+
+
+def test_a_host_missing_from_known_hosts_is_named_as_ssh_looks_it_up(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    known_hosts = inventory / "known_hosts"
+    kept = [line for line in known_hosts.read_text().splitlines() if "kube.node02" not in line]
+    # By name only: the SSH layer looks kube.node01 up by its hostname, 10.99.0.21.
+    kept = [line.replace("10.99.0.21,", "") for line in kept]
+    known_hosts.write_text("\n".join(kept) + "\n")
+    assert ssh_findings(inventory) == [
+        ("CRITICAL", "kube.node01", f"hosts.yaml: data.ssh.known_hosts: {known_hosts} has no "
+         "entry for 10.99.0.21: the connection would be refused"),
+        ("CRITICAL", "kube.node02", f"hosts.yaml: data.ssh.known_hosts: {known_hosts} has no "
+         "entry for 10.99.0.22: the connection would be refused"),
+    ]  # fmt: skip
+
+
+def test_a_port_other_than_22_is_looked_up_in_brackets(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    path = inventory / "defaults.yaml"
+    path.write_text(path.read_text().replace("port: 22\n", "port: 2222\n", 1))
+    found = ssh_findings(inventory)
+    assert len(found) == 5 and all("no entry for [10.99.0." in d for _, _, d in found), found
+    known_hosts = inventory / "known_hosts"
+    lines = known_hosts.read_text().splitlines()[1:]
+    bracketed = [f"[{line.split(',')[0]}]:2222 {line.split(' ', 1)[1]}" for line in lines]
+    known_hosts.write_text("\n".join(bracketed) + "\n")
+    assert ssh_findings(inventory) == []
+
+
+def test_no_known_hosts_needed_when_host_keys_are_not_verified(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    (inventory / "known_hosts").unlink()
+    set_ssh(inventory, verify_host_keys=False)
+    assert ssh_findings(inventory) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("connect_timeout", "ten"), ("command_timeout", True), ("command_timeout", 0)],
+)
+def test_timeouts_must_be_numbers(tmp_path: Path, field: str, value: object) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    set_ssh(inventory, **{field: value})
+    found = ssh_findings(inventory)
+    assert len(found) == 5  # each host, since each inherits it
+    assert all(f"data.ssh.{field}: {value!r}: not a number" in d for _, _, d in found), found
+
+
+def test_a_port_must_be_a_number(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    path = inventory / "hosts.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "  hostname: 10.99.0.22\n", "  hostname: 10.99.0.22\n  port: twenty-two\n"
+        )
+    )
+    assert ("CRITICAL", "kube.node02", "hosts.yaml: port: 'twenty-two': not a port number") in (
+        ssh_findings(inventory)
+    )
+
+
+def test_a_host_in_no_role_group_is_an_error(tmp_path: Path) -> None:
+    inventory = inventory_copy("good", tmp_path)
+    path = inventory / "hosts.yaml"
+    path.write_text(path.read_text() + "kube.spare:\n  hostname: 10.99.0.30\n  data:\n"
+                    "    address: 10.99.0.30\n")  # fmt: skip
+    trust_every_host(inventory)
+    assert ssh_findings(inventory) == [
+        (
+            "CRITICAL",
+            "kube.spare",
+            "hosts.yaml: groups: in no role group (etcd, controllers, nodes)",
+        )
+    ]
