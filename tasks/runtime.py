@@ -85,12 +85,19 @@ def containerd_context(
     containerd: dict[str, Any], cgroup_version: int, pause_image: str | None
 ) -> dict[str, Any]:
     """What containerd's config.toml holds: its socket, the systemd cgroup driver on cgroup v2,
-    and the pod sandbox image (kubernetes.pause_image; the kubelet has no flag for it since
-    1.35), or containerd's own default when the inventory names none."""
+    the pod sandbox image (kubernetes.pause_image; the kubelet has no flag for it since 1.35),
+    or containerd's own default when the inventory names none, and whether containers'
+    oom_score_adj is kept at or above containerd's own."""
+    restrict = containerd.get("restrict_oom_score_adj", False)
+    if not isinstance(restrict, bool):
+        raise RemoteError(
+            f"runtime.containerd.restrict_oom_score_adj: {restrict!r} is not true or false"
+        )
     return {
         "socket": containerd["socket"],
         "systemd_cgroup": cgroup_version == 2,
         "sandbox_image": pause_image,
+        "restrict_oom_score_adj": restrict,
     }
 
 

@@ -14,6 +14,7 @@ import yaml
 from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import REPO_ROOT
 from tasks.runtime import cni_context, containerd_context, summary_line
+from tasks.ssh import RemoteError
 from tasks.templates import ENVIRONMENT
 
 GOLDEN = REPO_ROOT / "tests" / "data" / "golden"
@@ -50,11 +51,32 @@ def test_containerd_config(cgroup_version: int) -> None:
     assert cri["cni"] == {"bin_dir": "/usr/lib/cni", "conf_dir": "/etc/cni/net.d"}
     options = cri["containerd"]["runtimes"]["runc"]["options"]
     assert options["SystemdCgroup"] is (cgroup_version == 2)
+    assert cri["restrict_oom_score_adj"] is True  # the lab's machine lacks CAP_SYS_RESOURCE
 
 
 def test_containerd_keeps_its_own_sandbox_image_when_the_inventory_names_none() -> None:
     cri = tomllib.loads(containerd_toml(2, None))["plugins"]["io.containerd.grpc.v1.cri"]
     assert "sandbox_image" not in cri
+
+
+@pytest.mark.parametrize(
+    ("setting", "rendered"), [({}, None), ({"restrict_oom_score_adj": True}, True)]
+)
+def test_containerd_restricts_oom_score_adj_only_where_the_inventory_asks(
+    setting: dict[str, bool], rendered: bool | None
+) -> None:
+    containerd = {"socket": "/run/containerd/containerd.sock", **setting}
+    text = ENVIRONMENT.get_template("containerd/config.toml.j2").render(
+        **containerd_context(containerd, 1, None)
+    )
+    cri = tomllib.loads(text)["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri.get("restrict_oom_score_adj") is rendered
+
+
+def test_a_restrict_oom_score_adj_that_is_not_a_boolean_is_refused_naming_the_field() -> None:
+    containerd = {"socket": "/run/containerd/containerd.sock", "restrict_oom_score_adj": "yes"}
+    with pytest.raises(RemoteError, match=r"runtime.containerd.restrict_oom_score_adj: 'yes'"):
+        containerd_context(containerd, 1, None)
 
 
 @pytest.mark.parametrize("node", ["kube.node01", "kube.node03"])
