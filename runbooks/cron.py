@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from kubenorn.cli import EXIT_OK, ArgumentParser, UsageError, main_wrapper
+from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import REPO_ROOT, default_inventory_dir
 
 CRON_FILE = Path("/etc/cron.d/kubenorn-verify")
@@ -109,7 +110,8 @@ def cron(argv: list[str]) -> int:
     check_entry(inventory, args.schedule, args.user)
     schedule = check_schedule(args.schedule)
     python = REPO_ROOT / ".venv" / "bin" / "python"
-    changed = install(args.cron_file, crontab_entry(inventory, schedule, args.user, python))
+    with exclusive("cron install", inventory):
+        changed = install(args.cron_file, crontab_entry(inventory, schedule, args.user, python))
     print(f"{args.cron_file}: {'installed' if changed else 'already up to date'}")
     return EXIT_OK
 

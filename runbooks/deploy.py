@@ -19,6 +19,7 @@ from rich.console import Console
 from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
 from kubenorn.findings import print_findings, worst
+from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.pki.rehearsal import deploy_pki
 from kubenorn.preflight import preflight
@@ -124,7 +125,10 @@ def deploy(argv: list[str]) -> int:
     inventory_cluster = load_inventory(args, console)
     if inventory_cluster is None:
         return cli.EXIT_UNKNOWN
-    with deploy_pki(inventory_cluster, dry_run=args.dry_run) as (cluster, issued):
+    with (
+        exclusive("deploy", inventory_cluster.inventory_dir),
+        deploy_pki(inventory_cluster, dry_run=args.dry_run) as (cluster, issued),
+    ):
         if issued:
             done = "would be issued or renewed" if args.dry_run else "issued or renewed"
             console.print(f"PKI: {len(issued)} items {done} in {inventory_cluster.pki.dir}")

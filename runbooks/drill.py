@@ -28,6 +28,7 @@ from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elected, wait_for
 from kubenorn.findings import print_problems
+from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.run import Run
@@ -213,7 +214,8 @@ def drill(argv: list[str]) -> int:
         raise cli.UsageError(
             f"--host {args.host}: not a controller of the inventory ({', '.join(controllers)})"
         )
-    return SCENARIOS[args.scenario](args, argv, cluster)
+    with exclusive("drill", cluster.inventory_dir):
+        return SCENARIOS[args.scenario](args, argv, cluster)
 
 
 def main(argv: list[str] | None = None) -> int:

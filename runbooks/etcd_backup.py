@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from kubenorn import cli
-from kubenorn.cluster import load_cluster
+from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.findings import EXIT_CODES
+from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.snapshots import SnapshotInvalid, prune, snapshot_name, verify_snapshot
@@ -31,6 +33,11 @@ def backup(argv: list[str]) -> int:
     inventory = (args.inventory or default_inventory_dir()).resolve()
     cluster = load_cluster(inventory)
     destination = cli.output_dir((args.dest or inventory / ".backups").resolve(), "--dest")
+    with exclusive("etcd_backup", inventory):
+        return backup_locked(args, argv, cluster, destination)
+
+
+def backup_locked(args: Any, argv: list[str], cluster: Cluster, destination: Path) -> int:
     console = make_console()
     run = cli.new_run(args, "etcd_backup", argv)
     views = run.step("observe", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
@@ -45,6 +52,7 @@ def backup(argv: list[str]) -> int:
         only=lambda h: h.name == healthy[0],
         cluster=cluster,
         destination=path,
+        run_id=run.info.run_id,
     )
     if fetched.failed:
         return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)

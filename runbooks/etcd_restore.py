@@ -10,12 +10,14 @@ snapshot is lost: --yes.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from kubenorn import cli
-from kubenorn.cluster import load_cluster
+from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.findings import print_problems
+from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.profiles import CONTROL_PLANE
 from kubenorn.report import make_console
@@ -40,6 +42,11 @@ def restore(argv: list[str]) -> int:
     except SnapshotInvalid as error:
         raise cli.UsageError(str(error)) from None
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
+    with exclusive("etcd_restore", cluster.inventory_dir):
+        return restore_locked(args, argv, cluster)
+
+
+def restore_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
     run = cli.new_run(args, "etcd_restore", argv)
     members = cli.in_group("etcd")
     run.step("upload", upload_snapshot, only=members, snapshot=args.snapshot.resolve())

@@ -20,6 +20,7 @@ from rich.console import Console
 from kubenorn import cli
 from kubenorn.cluster import KEY_ALGORITHMS, Cluster, ClusterError, load_cluster
 from kubenorn.findings import Finding, exit_code, print_findings, worst
+from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir, init_nornir
 from kubenorn.pki.issue import init
 from kubenorn.pki.local import check_state
@@ -149,7 +150,10 @@ def run(argv: list[str]) -> int:
     console = make_console()
     try:
         cluster = load_cluster(args.inventory or default_inventory_dir())
-        return COMMANDS[args.command](cluster, args, console)
+        if args.command == "check":  # reads only
+            return do_check(cluster, args, console)
+        with exclusive(f"pki {args.command}", cluster.inventory_dir):
+            return COMMANDS[args.command](cluster, args, console)
     except (ClusterError, PkiError) as error:
         print(f"error: {error}", file=sys.stderr)
         return cli.EXIT_UNKNOWN

@@ -18,10 +18,15 @@ from tasks.ssh import run
 REMOTE_DIR = "/var/lib/kubenorn"
 
 
-def fetch_snapshot(task: Task, *, cluster: Cluster, destination: Path) -> Result:
+def backup_path(run_id: str) -> str:
+    """The snapshot's remote path for run `run_id`: two backups never share a file."""
+    return posixpath.join(REMOTE_DIR, f"backup-{run_id}.db")
+
+
+def fetch_snapshot(task: Task, *, cluster: Cluster, destination: Path, run_id: str) -> Result:
     """Save a snapshot on this member and copy it to `destination` on the control machine."""
     member = member_of(cluster, task.host.name)
-    remote = posixpath.join(REMOTE_DIR, "backup-snapshot.db")
+    remote = backup_path(run_id)
     run(task, ["mkdir", "-p", "-m", "0700", REMOTE_DIR], sudo=True)
     command = etcdctl.etcdctl_command(
         client_tls(cluster, member.host),
