@@ -20,6 +20,7 @@ from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutExc
 from nornir.core.task import Result, Task
 
 from tasks import hostkeys
+from tasks.ssh_errors import connect_cause, quiet_paramiko
 
 DEFAULT_TIMEOUT = 60.0
 POLL = 0.05  # how long one read waits for stdout before stderr is drained again
@@ -58,13 +59,17 @@ class CommandResult:
 def connection(task: Task) -> BaseConnection:
     """This host's netmiko connection, opened once per run; host-key failures say which key."""
     host = task.host
+    quiet_paramiko()
     try:
         return host.get_connection("netmiko", task.nornir.config)
     except NetmikoTimeoutException as error:
         if hostkeys.is_host_key_failure(str(error)):
             raise RemoteError(hostkeys.explain(host)) from None
+        extras = host.get_connection_parameters("netmiko").extras or {}
+        cause = connect_cause(error, float(extras.get("conn_timeout", 10)))
         raise RemoteError(
-            f"{host.name} ({host.hostname}:{host.port or 22}): cannot connect: {_first_line(error)}"
+            f"{host.name} ({host.hostname}:{host.port or 22}): cannot connect: "
+            f"{cause or _first_line(error)}"
         ) from None
     except NetmikoAuthenticationException as error:
         raise RemoteError(

@@ -224,7 +224,7 @@ def test_a_connection_dropped_between_commands_is_reopened_once(nr: Nornir, flee
         ),
         (
             NetmikoTimeoutException(NETMIKO_SSH_EXCEPTION),
-            "h1 (192.0.2.1:22): cannot connect: Error reading SSH protocol banner",
+            "h1 (192.0.2.1:22): cannot connect: not an SSH server (no SSH banner)",
         ),
         (
             NetmikoAuthenticationException(NETMIKO_AUTH_FAILURE),
