@@ -39,7 +39,9 @@ def failure_cause(result: MultiResult) -> str:
     return type(error).__name__ if error is not None else "failed without a cause"
 
 
-def etcd_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
+def etcd_findings(
+    cluster: Cluster, results: AggregatedResult, selected: set[str] | None = None
+) -> list[Finding]:
     views: dict[str, MemberView] = {}
     for host, result in results.items():
         if result.failed:
@@ -47,10 +49,12 @@ def etcd_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
         else:
             views[host] = result[0].result
     members = {m.host.name for m in cluster.etcd.members}
-    return judge_etcd(cluster, {h: v for h, v in views.items() if h in members})
+    return judge_etcd(cluster, {h: v for h, v in views.items() if h in members}, selected)
 
 
-def control_plane_findings(cluster: Cluster, results: AggregatedResult) -> list[Finding]:
+def control_plane_findings(
+    cluster: Cluster, results: AggregatedResult, selected: set[str] | None = None
+) -> list[Finding]:
     """The controllers' views judged together; UNKNOWN for a controller that could not look."""
     views: list[ControllerView] = []
     unknown: list[Finding] = []
@@ -60,7 +64,7 @@ def control_plane_findings(cluster: Cluster, results: AggregatedResult) -> list[
             unknown.append(Finding("control-plane", host, "UNKNOWN", detail))
         else:
             views.append(result[0].result)
-    return unknown + judge_control_plane(cluster, views)
+    return unknown + judge_control_plane(cluster, views, selected)
 
 
 def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
@@ -101,9 +105,12 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     )
     workers = run.step("workers", check_worker, only=cli.in_group("nodes"), cluster=cluster)
     drift = run.step("drift", check_drift, cluster=cluster)
-    findings = etcd_findings(cluster, etcd) + step_findings(certs, "certificates")
+    # --limit (and --retry-failed, which limits to the failed hosts): judge only those.
+    selected = set(run.hosts) if args.limit else None
+    findings = etcd_findings(cluster, etcd, selected) + step_findings(certs, "certificates")
     findings += step_findings(runtime, "runtime") + step_findings(balancer, "load-balancer")
-    findings += control_plane_findings(cluster, controllers) + step_findings(workers, "workers")
+    findings += control_plane_findings(cluster, controllers, selected)
+    findings += step_findings(workers, "workers")
     findings += step_findings(drift, "drift")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]

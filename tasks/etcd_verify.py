@@ -55,9 +55,18 @@ def member_severity(healthy: int, total: int) -> Status:
     return "WARNING" if healthy >= total // 2 + 1 else "CRITICAL"
 
 
-def judge_etcd(cluster: Cluster, views: dict[str, MemberView]) -> list[Finding]:
-    """Findings for every member and for the cluster, from the members' views."""
-    names = [m.host.name for m in cluster.etcd.members]
+def judge_etcd(
+    cluster: Cluster, views: dict[str, MemberView], selected: set[str] | None = None
+) -> list[Finding]:
+    """Findings for every member and for the cluster, from the members' views.
+
+    `selected` (the hosts --limit kept; None for all): a member outside it is not judged, and
+    the cluster-wide checks (quorum, leader, member list) need every member in it.
+    """
+    everyone = [m.host.name for m in cluster.etcd.members]
+    if selected is not None and not set(everyone) <= selected:
+        return _judge_limited(everyone, views, selected)
+    names = everyone
     views = {
         n: views.get(n) or MemberView(n, False, error="not checked in this run") for n in names
     }
@@ -84,6 +93,26 @@ def judge_etcd(cluster: Cluster, views: dict[str, MemberView]) -> list[Finding]:
     findings += _leader(views, healthy)
     findings += _membership(cluster, views, healthy)
     return findings
+
+
+def _judge_limited(
+    everyone: list[str], views: dict[str, MemberView], selected: set[str]
+) -> list[Finding]:
+    """The members --limit kept, judged alone; the cluster-wide checks skipped with a note."""
+    names = [n for n in everyone if n in selected]
+    left_out = ", ".join(n for n in everyone if n not in selected)
+    note = f"skipped: --limit leaves out etcd members {left_out} (a cluster check needs all)"
+    judged = {
+        n: views.get(n) or MemberView(n, False, error="not checked in this run") for n in names
+    }
+    down = [n for n in names if not judged[n].healthy]
+    # Those left out may be healthy: the best case still loses quorum when this is CRITICAL.
+    severity = member_severity(len(everyone) - len(down), len(everyone))
+    findings = [f for n in names for f in _member(judged[n], severity)]
+    return findings + [
+        Finding(check, "cluster", "OK", note)
+        for check in ("etcd.quorum", "etcd.leader", "etcd.members")
+    ]
 
 
 def _member(view: MemberView, severity: Status) -> list[Finding]:

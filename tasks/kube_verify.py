@@ -163,8 +163,17 @@ def no_answer(views: list[ControllerView]) -> str:
     return "; ".join(f"{v.host}: {v.api_error or 'no answer'}" for v in views)
 
 
-def judge_leader(component: str, views: list[ControllerView], controllers: set[str]) -> Finding:
-    """Exactly one fresh leader for `component`, held by a controller where it runs."""
+def judge_leader(
+    component: str,
+    views: list[ControllerView],
+    controllers: set[str],
+    selected: set[str] | None = None,
+) -> Finding:
+    """Exactly one fresh leader for `component`, held by a controller where it runs.
+
+    A leader on a controller that --limit left out (not in `selected`) is read from the
+    lease only: whether it runs there was not observed.
+    """
     if not any(view.nodes is not None for view in views):  # no apiserver answered: not read
         return Finding(component, "leader", "UNKNOWN", f"could not check: {no_answer(views)}")
     seen = [(view, record) for view in views if (record := view.leaders.get(component))]
@@ -181,21 +190,31 @@ def judge_leader(component: str, views: list[ControllerView], controllers: set[s
         return Finding(component, "leader", "CRITICAL", f"two leaders: {', '.join(fresh)}")
     record = next(iter(fresh.values()))
     running = {v.host for v in views if v.active.get(component)}
+    if record.host in controllers and selected is not None and record.host not in selected:
+        detail = f"led by {record.host} (lease fresh; not in --limit, so not seen running)"
+        return Finding(component, "leader", "OK", detail)
     if record.host not in controllers or record.host not in running:
         detail = f"{record.holder} holds the lease but {record.host} is not a live controller"
         return Finding(component, "leader", "CRITICAL", detail)
     return Finding(component, "leader", "OK", f"led by {record.host}")
 
 
-def judge_nodes(views: list[ControllerView], nodes: list[str]) -> list[Finding]:
-    """Every inventory node registered and Ready, as the apiservers see it."""
+def judge_nodes(
+    views: list[ControllerView], nodes: list[str], *, all_nodes: list[str] | None = None
+) -> list[Finding]:
+    """Every inventory node (of `nodes`) registered and Ready, as the apiservers see it.
+
+    `all_nodes`: the inventory's nodes, when `nodes` is the part --limit kept; whether any
+    node is Ready is judged on all of them.
+    """
     listed = [v.nodes for v in views if v.nodes is not None]
     if not listed:
         detail = f"no apiserver listed nodes: {no_answer(views)}"
         return [Finding("node-ready", "cluster", "UNKNOWN", detail)]
     ready = listed[0]
     # One node down is a WARNING (pods move); none Ready means no workload runs anywhere.
-    severity: Status = "WARNING" if any(ready.get(node) for node in nodes) else "CRITICAL"
+    everyone = nodes if all_nodes is None else all_nodes
+    severity: Status = "WARNING" if any(ready.get(node) for node in everyone) else "CRITICAL"
     suffix = "" if severity == "WARNING" else " (no node is Ready)"
     findings = []
     for node in nodes:
@@ -208,15 +227,29 @@ def judge_nodes(views: list[ControllerView], nodes: list[str]) -> list[Finding]:
     return findings
 
 
-def judge_control_plane(cluster: Cluster, views: list[ControllerView]) -> list[Finding]:
-    """Per-host findings, then: some apiserver serving, one leader each, nodes Ready."""
+def judge_control_plane(
+    cluster: Cluster, views: list[ControllerView], selected: set[str] | None = None
+) -> list[Finding]:
+    """Per-host findings, then: some apiserver serving, one leader each, nodes Ready.
+
+    `selected` (the hosts --limit kept; None for all): with no controller in it nothing was
+    asked of an apiserver, so the leaders and nodes are skipped with a note; nodes outside it
+    are not judged.
+    """
+    controllers = {h.name for h in cluster.controllers}
+    if selected is not None and not controllers & selected:
+        note = "skipped: --limit keeps no controller, so no apiserver was asked"
+        return [Finding(component, "leader", "OK", note) for component in ELECTED] + [
+            Finding("node-ready", "cluster", "OK", note)
+        ]
     findings = [f for view in views for f in view.findings]
     apiservers = [f for f in findings if f.check == "kube-apiserver"]
     if apiservers and not any(f.ok for f in apiservers):  # seen, and none serving
         findings.append(Finding("kube-apiserver", "cluster", "CRITICAL", "no apiserver healthy"))
-    controllers = {h.name for h in cluster.controllers}
-    findings += [judge_leader(component, views, controllers) for component in ELECTED]
-    return findings + judge_nodes(views, [h.name for h in cluster.nodes])
+    findings += [judge_leader(component, views, controllers, selected) for component in ELECTED]
+    nodes = [h.name for h in cluster.nodes]
+    judged = [n for n in nodes if selected is None or n in selected]
+    return findings + judge_nodes(views, judged, all_nodes=nodes)
 
 
 def check_worker(task: Task, *, cluster: Cluster) -> Result:
