@@ -1,0 +1,60 @@
+"""ensure_service's start: a failed start job counts only if systemd's Restart= brought the
+unit up within the grace period; anything else fails the host with systemctl's own words."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from fakes import Fleet, run_on
+from nornir.core import Nornir
+
+from tasks import systemd
+from tasks.systemd import ensure_service
+
+HOST = "h1"
+UNIT = "kube-controller-manager.service"
+FAILED_JOB = "Job for kube-controller-manager.service failed because of unavailable resources"
+
+
+@dataclass(frozen=True)
+class Case:
+    start_rc: int
+    active_after: list[int]  # is-active exit codes after the start, one per poll
+    failed: bool
+
+
+CASES = {
+    "the start succeeds": Case(0, [], False),
+    "the job failed, Restart= brought it up": Case(1, [3, 0], False),
+    "the job failed and it stays down": Case(1, [3, 3, 3], True),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_a_failed_start_counts_only_when_the_unit_comes_up(
+    make_nr: Callable[..., Nornir], fleet: Fleet, monkeypatch: pytest.MonkeyPatch, case: Case
+) -> None:
+    monkeypatch.setattr(systemd, "RESTART_GRACE", 1.5)  # two polls, a second apart
+    answers = iter([3, *case.active_after])  # inactive before the start
+
+    def is_active(_line: str, _stdin: bytes) -> tuple[int, str, str]:
+        return next(answers, case.active_after[-1] if case.active_after else 0), "", ""
+
+    fleet[HOST].script.update(
+        {
+            f"systemctl is-enabled --quiet {UNIT}": (0, "", ""),
+            re.compile(rf"^systemctl is-active --quiet {re.escape(UNIT)}$"): is_active,
+            f"test -e {systemd.owed_marker(UNIT)}": (1, "", ""),
+            f"systemctl start {UNIT}": (case.start_rc, "", FAILED_JOB if case.start_rc else ""),
+            f"rm -f {systemd.owed_marker(UNIT)}": (0, "", ""),
+        }
+    )
+    result = run_on(make_nr(), HOST, ensure_service, unit=UNIT)
+    assert result.failed is case.failed
+    if case.failed:
+        assert FAILED_JOB in str(result[0].exception)
+    else:
+        assert result[0].changed and result[0].diff == f"start {UNIT}\n"
