@@ -90,6 +90,7 @@ def rebind_inside(container_pid: int, directories: dict[str, Path]) -> None:
     """Inside the host: each bound cgroup over its read-only /sys/fs/cgroup/CONTROLLER."""
     for controller in directories:
         target = CGROUP_ROOT / controller
+        wait_for_cgroup_mount(container_pid, target)
         sh(
             [
                 "nsenter", "-t", str(container_pid), "-m", "mount", "--bind",
@@ -135,6 +136,26 @@ def _host_dir(settings: LabSettings, host_name: str, controller: str) -> Path:
     mine = own_cgroups(Path("/proc/self/cgroup").read_text())
     parent = CGROUP_ROOT / controller / mine.get(controller, "/").lstrip("/")
     return parent / "kubenorn-lab" / host_name
+
+
+def wait_for_cgroup_mount(container_pid: int, target: Path, timeout: float = 15.0) -> None:
+    """Until nspawn has mounted its read-only cgroup on `target` inside the host: binding
+    earlier fails (no mount point yet) or is covered by nspawn's mount (seen once in four)."""
+    deadline = time.monotonic() + timeout
+    while not cgroup_mounted(Path(f"/proc/{container_pid}/mountinfo").read_text(), target):
+        if time.monotonic() > deadline:
+            raise LabError(f"{target} was not mounted inside the host within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def cgroup_mounted(mountinfo: str, target: Path) -> bool:
+    """Whether /proc/PID/mountinfo text has a cgroup (v1) filesystem mounted on `target`."""
+    for line in mountinfo.splitlines():
+        fields, _, rest = line.partition(" - ")
+        parts = fields.split()
+        if len(parts) > 4 and parts[4] == str(target) and rest.split()[:1] == ["cgroup"]:
+            return True
+    return False
 
 
 def remove_host_cgroups(settings: LabSettings, host_name: str) -> None:

@@ -65,7 +65,7 @@ def test_every_binary_reports_the_version_it_was_built_as(
 
 
 def test_the_real_apiserver_installs_from_the_repository_and_rejects_unknown_flags(
-    lab: Lab, version: str
+    cluster: Path, lab: Lab, version: str
 ) -> None:
     host = "kube.controller03"
     installed = lab.ssh(

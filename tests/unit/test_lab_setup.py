@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubenorn.nornir_setup import REPO_ROOT
-from lab.kernel import own_cgroups
+from lab.kernel import cgroup_mounted, own_cgroups
 from lab.kubebuild import (
     COMMANDS,
     MODULE,
@@ -176,3 +176,23 @@ def test_no_mirror_at_all_is_an_error_naming_the_sources(tmp_path: Path) -> None
     sources.write_text("")
     with pytest.raises(LabError, match="no Debian mirror for trixie"):
         debian_mirror("trixie", (sources,), machine_suite="bookworm")
+
+
+MOUNTINFO = (
+    "610 600 0:52 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,size=4096k\n"
+    "611 610 0:30 / /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup ro,memory\n"
+    "612 610 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "mounted"),
+    [
+        ("/sys/fs/cgroup/memory", True),
+        ("/sys/fs/cgroup/cpu", False),
+        ("/sys/fs/cgroup", False),
+        ("/sys/fs/cgroup/unified", False),
+    ],
+)
+def test_a_host_is_rebound_only_once_nspawn_mounted_its_cgroup(target: str, mounted: bool) -> None:
+    assert cgroup_mounted(MOUNTINFO, Path(target)) is mounted
