@@ -31,7 +31,7 @@ from lab.settings import LAB_DIR, LabError
 
 MODULE = "k8s.io/kubernetes"
 WRAPPERS = LAB_DIR / "kubernetes"
-# Binary name -> its package in the module; kubectl ships as kubernetes-client like Debian's.
+# Binary name (and .deb name) -> its package in the module.
 COMMANDS = {
     "kube-apiserver": "cmd/kube-apiserver",
     "kube-controller-manager": "cmd/kube-controller-manager",
@@ -40,7 +40,6 @@ COMMANDS = {
     "kube-proxy": "cmd/kube-proxy",
     "kubectl": "cmd/kubectl",
 }
-PACKAGE_OF = {"kubectl": "kubectl"}
 # The version packages the ldflags stamp, so `--version` and a node's kubeletVersion are real.
 VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/src/\1\s*$", re.M)
@@ -230,8 +229,8 @@ def control(package: str, version: str, description: str) -> str:
         f"Package: {package}\nVersion: {version}\nArchitecture: amd64\n"
         f"Maintainer: kubenorn lab <kubenorn@localhost>\nSection: admin\nPriority: optional\n"
         f"Description: {description}\n"
-        f" Built by the kubenorn lab with the go command from {MODULE} {{version}}.\n"
-    ).replace("{version}", version)
+        f" Built by the kubenorn lab with the go command from {MODULE}.\n"
+    )
 
 
 def package_debs(build: Build) -> list[Path]:
@@ -241,7 +240,7 @@ def package_debs(build: Build) -> list[Path]:
     debs = []
     with tempfile.TemporaryDirectory() as scratch:
         for binary in COMMANDS:
-            package = PACKAGE_OF.get(binary, binary)
+            package = binary
             deb = build.deb_dir / f"{package}_{version}_amd64.deb"
             source = build.bin_dir / binary
             if deb.exists() and deb.stat().st_mtime >= source.stat().st_mtime:
