@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -35,6 +36,11 @@ class HostPaths:
     @property
     def pid_file(self) -> Path:
         return self.top / "nspawn.pid"
+
+    @property
+    def cgroups(self) -> Path:
+        """The host's cgroup directories on the machine, as its boot made them."""
+        return self.top / "cgroups.json"
 
     @property
     def log(self) -> Path:
@@ -133,6 +139,7 @@ def boot(settings: LabSettings, host: LabHost) -> int:
     """Start the container and give it its address from outside; the nspawn PID."""
     where = paths(settings, host)
     cgroups = kernel.host_cgroups(settings, host.name)
+    where.cgroups.write_text(json.dumps({c: str(d) for c, d in cgroups.items()}))
     where.containerd.mkdir(parents=True, exist_ok=True)
     argv = [
         "systemd-nspawn",
@@ -187,24 +194,33 @@ def wait_for_container(pid: int, host: LabHost, timeout: float = 30.0) -> int:
 def stop(settings: LabSettings, host: LabHost) -> None:
     """Shut the container down (SIGTERM to nspawn, then SIGKILL), unmount its overlay and
     remove its cgroups."""
-    _stop(settings, host, paths(settings, host))
-    kernel.remove_host_cgroups(settings, host.name)
+    _stop(host, paths(settings, host))
 
 
 def stop_other_suites(settings: LabSettings, host: LabHost) -> None:
     """Stop the same host name booted from another suite (another lab inventory)."""
     for where in other_suites(settings, host):
-        _stop(settings, host, where)
+        _stop(host, where)
 
 
-def _stop(settings: LabSettings, host: LabHost, where: HostPaths) -> None:
+def _stop(host: LabHost, where: HostPaths) -> None:
     pid = alive_pid(where.pid_file, f"-D {where.root} ")
     if pid:
         stop_pid(pid, timeout=30.0)
+    cgroups = booted_cgroups(where)
     # Whatever outlived nspawn (its SIGKILL leaves the container's init running) goes now.
-    kernel.kill_leftovers(settings, host.name)
+    kernel.kill_leftovers(cgroups, host.name)
     where.pid_file.unlink(missing_ok=True)
     unmount_overlay(where)
+    kernel.remove_host_cgroups(cgroups)
+    where.cgroups.unlink(missing_ok=True)
+
+
+def booted_cgroups(where: HostPaths) -> dict[str, Path]:
+    """controller -> the cgroup directory the host was booted in (none if never booted)."""
+    if not where.cgroups.exists():
+        return {}
+    return {c: Path(d) for c, d in json.loads(where.cgroups.read_text()).items()}
 
 
 def ssh_answers(address: str, timeout: float = 1.0) -> bool:

@@ -52,7 +52,11 @@ def own_cgroups(proc_cgroup: str) -> dict[str, str]:
 
 
 def host_cgroups(settings: LabSettings, host_name: str) -> dict[str, Path]:
-    """controller -> the host's own cgroup directory on the machine (created, cpuset filled)."""
+    """controller -> the host's own cgroup directory on the machine (created, cpuset filled).
+
+    Under this process's own cgroups: the machine may give each process its own memory
+    cgroup, so a host's directories are recorded at boot, not derived again at stop.
+    """
     mine = own_cgroups(Path("/proc/self/cgroup").read_text())
     directories = {}
     for controller in settings.cgroup_controllers:
@@ -99,7 +103,9 @@ def rebind_inside(container_pid: int, directories: dict[str, Path]) -> None:
         )  # fmt: skip
 
 
-def kill_leftovers(settings: LabSettings, host_name: str, timeout: float = 10.0) -> list[int]:
+def kill_leftovers(
+    directories: dict[str, Path], host_name: str, timeout: float = 10.0
+) -> list[int]:
     """SIGKILL whatever still runs in a host's cgroups once its nspawn is gone; the PIDs.
 
     nspawn killed by SIGKILL (a shutdown that outlasted its timeout) leaves the container's
@@ -108,7 +114,7 @@ def kill_leftovers(settings: LabSettings, host_name: str, timeout: float = 10.0)
     """
     killed: list[int] = []
     deadline = time.monotonic() + timeout
-    while pids := _cgroup_pids(settings, host_name):
+    while pids := _cgroup_pids(directories):
         if time.monotonic() > deadline:
             raise LabError(f"{host_name}: processes {pids[:5]} survive SIGKILL")
         for pid in pids:
@@ -119,9 +125,9 @@ def kill_leftovers(settings: LabSettings, host_name: str, timeout: float = 10.0)
     return killed
 
 
-def _cgroup_pids(settings: LabSettings, host_name: str) -> list[int]:
-    directory = _host_dir(settings, host_name, "pids")
-    if not directory.is_dir():
+def _cgroup_pids(directories: dict[str, Path]) -> list[int]:
+    directory = directories.get("pids")
+    if directory is None or not directory.is_dir():
         return []
     return sorted(
         {
@@ -130,12 +136,6 @@ def _cgroup_pids(settings: LabSettings, host_name: str) -> list[int]:
             for line in procs.read_text().split()
         }
     )
-
-
-def _host_dir(settings: LabSettings, host_name: str, controller: str) -> Path:
-    mine = own_cgroups(Path("/proc/self/cgroup").read_text())
-    parent = CGROUP_ROOT / controller / mine.get(controller, "/").lstrip("/")
-    return parent / "kubenorn-lab" / host_name
 
 
 def wait_for_cgroup_mount(container_pid: int, target: Path, timeout: float = 15.0) -> None:
@@ -158,13 +158,28 @@ def cgroup_mounted(mountinfo: str, target: Path) -> bool:
     return False
 
 
-def remove_host_cgroups(settings: LabSettings, host_name: str) -> None:
-    """Remove a stopped host's cgroups, deepest first (empty once its processes are gone)."""
-    for controller in settings.cgroup_controllers:
-        directory = _host_dir(settings, host_name, controller)
+def remove_host_cgroups(directories: dict[str, Path], timeout: float = 10.0) -> None:
+    """Remove a stopped host's cgroups, deepest first, in every controller."""
+    deadline = time.monotonic() + timeout
+    for directory in directories.values():
         if not directory.is_dir():
             continue
         levels = [p for p in directory.rglob("*") if p.is_dir()]
         for level in sorted(levels, key=lambda p: len(p.parts), reverse=True) + [directory]:
-            with contextlib.suppress(OSError):  # still busy: left for the next stop
-                level.rmdir()
+            _rmdir_when_empty(level, deadline)
+
+
+def _rmdir_when_empty(directory: Path, deadline: float) -> None:
+    """rmdir a cgroup, retrying while it is busy: a killed process keeps its cgroups populated
+    until its parent reaps it, which can come after its pids cgroup reads empty (seen in CI:
+    the memory cgroups outlived `lab down`)."""
+    while True:
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise LabError(f"cgroup {directory} cannot be removed: {error.strerror}") from error
+            time.sleep(0.1)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from kubenorn.nornir_setup import REPO_ROOT
-from lab.kernel import cgroup_mounted, own_cgroups
+from lab.kernel import cgroup_mounted, own_cgroups, remove_host_cgroups
 from lab.kubebuild import (
     COMMANDS,
     MODULE,
@@ -196,3 +197,30 @@ MOUNTINFO = (
 )
 def test_a_host_is_rebound_only_once_nspawn_mounted_its_cgroup(target: str, mounted: bool) -> None:
     assert cgroup_mounted(MOUNTINFO, Path(target)) is mounted
+
+
+def test_a_hosts_cgroups_are_removed_deepest_first_in_every_controller(tmp_path: Path) -> None:
+    dirs = {c: tmp_path / c / "kubenorn-lab" / "kube.node01" for c in ("memory", "pids")}
+    for directory in dirs.values():
+        (directory / "system.slice" / "kubelet.service").mkdir(parents=True)
+    remove_host_cgroups(dirs)
+    assert not any(d.exists() for d in dirs.values())
+    assert (tmp_path / "memory" / "kubenorn-lab").is_dir()  # other hosts' parent stays
+
+
+def test_a_cgroup_still_busy_is_waited_for_then_removed(tmp_path: Path) -> None:
+    directory = tmp_path / "pids" / "kube.node01"
+    directory.mkdir(parents=True)
+    busy = directory / "cgroup.procs"  # a file makes rmdir fail as a populated cgroup does
+    busy.write_text("4242")
+    threading.Timer(0.3, busy.unlink).start()
+    remove_host_cgroups({"pids": directory}, timeout=5.0)
+    assert not directory.exists()
+
+
+def test_a_cgroup_that_stays_busy_is_an_error_naming_it(tmp_path: Path) -> None:
+    directory = tmp_path / "memory" / "kube.node01"
+    directory.mkdir(parents=True)
+    (directory / "cgroup.procs").write_text("4242")
+    with pytest.raises(LabError, match="memory/kube.node01 cannot be removed"):
+        remove_host_cgroups({"memory": directory}, timeout=0.2)
