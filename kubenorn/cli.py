@@ -18,6 +18,7 @@ from rich.console import Console
 
 from kubenorn import history
 from kubenorn.cluster import ClusterError
+from kubenorn.image_archives import ImageArchiveError
 from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
@@ -236,6 +237,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
         AlreadyRunning,
         ClusterError,
         PkiError,
+        ImageArchiveError,
         history.HistoryError,
     ) as error:
         print(f"error: {scrub_secrets(str(error))}", file=sys.stderr)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 
+from kubenorn.image_archives import ImageArchive, parse_images
 from kubenorn.inventory_fields import Problem, Section, valid_dns_name
 from kubenorn.inventory_files import Raw, load_raw
 from kubenorn.networks import check_pod_networks, dns_service_ip
@@ -126,6 +127,23 @@ class PkiSettings:
 
 
 @dataclass(frozen=True)
+class DnsAddon:
+    """The cluster DNS add-on (CoreDNS) that deploy applies at cluster.dns_service_ip."""
+
+    image: str
+    replicas: int
+    upstream: tuple[str, ...]  # resolvers for names outside the cluster; none: answer only it
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """verify's workload test: a pod on every node, a Service, cluster DNS."""
+
+    image: str
+    timeout: int  # seconds for the pods to run and every check to answer
+
+
+@dataclass(frozen=True)
 class KubernetesSettings:
     version: str
     config_dir: str
@@ -134,6 +152,9 @@ class KubernetesSettings:
     pause_image: str | None = None  # the pod sandbox image (containerd's sandbox_image)
     kube_reserved: tuple[tuple[str, str], ...] = ()  # (resource, quantity) for the kubelet
     conntrack_max_per_core: int | None = None  # kube-proxy's; None leaves its default
+    images: tuple[ImageArchive, ...] = ()  # loaded on every node from archives, never pulled
+    dns: DnsAddon | None = None
+    smoke_test: SmokeTest | None = None
 
     @property
     def profile(self) -> Profile:
@@ -225,7 +246,7 @@ def _build(raw: Raw) -> Cluster | None:
         cluster_cidr=cluster.network("cluster_cidr", None),
         apiserver=apiserver,
         kubernetes=_kubernetes(
-            settings.section("kubernetes"), cluster.version("kubernetes_version")
+            settings.section("kubernetes"), cluster.version("kubernetes_version"), raw.directory
         ),
         etcd=_etcd(settings.section("etcd"), hosts),
         pki=_pki(settings.section("pki", required=False), raw.directory),
@@ -281,7 +302,7 @@ def _etcd(section: Section, hosts: tuple[Host, ...]) -> EtcdSettings:
     )
 
 
-def _kubernetes(section: Section, version: str) -> KubernetesSettings:
+def _kubernetes(section: Section, version: str, inventory_dir: Path) -> KubernetesSettings:
     return KubernetesSettings(
         version=version,
         config_dir=section.abs_path("config_dir"),
@@ -290,7 +311,34 @@ def _kubernetes(section: Section, version: str) -> KubernetesSettings:
         pause_image=section.text("pause_image", None),
         kube_reserved=section.resources("kube_reserved"),
         conntrack_max_per_core=section.count("conntrack_max_per_core"),
+        images=section.parsed(
+            "images",
+            lambda value: parse_images(value, inventory_dir),
+            "a list of {name, archive} mappings",
+            default=(),
+        ),
+        dns=_dns(section.optional_section("dns")),
+        smoke_test=_smoke_test(section.optional_section("smoke_test")),
     )
+
+
+def _dns(section: Section | None) -> DnsAddon | None:
+    if section is None:
+        return None
+    upstream = section.parsed("upstream", _addresses, "a list of IP addresses", default=())
+    return DnsAddon(section.text("image"), section.positive("replicas", 2), upstream)
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError(f"must be a list of IP addresses, not {value!r}")
+    return tuple(str(ip_address(str(item))) for item in value)
+
+
+def _smoke_test(section: Section | None) -> SmokeTest | None:
+    if section is None:
+        return None
+    return SmokeTest(section.text("image"), section.positive("timeout", 120))
 
 
 def _pki(section: Section, inventory_dir: Path) -> PkiSettings:

@@ -156,6 +156,10 @@ class Section:
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         return self._get(key, default, lambda v: _choice(v, choices), " | ".join(choices)) or ""
 
+    def parsed(self, key: str, check: Callable[[Any], Any], expected: str, default: Any) -> Any:
+        """A field with its own parser (ValueError or TypeError for a wrong value)."""
+        return self._get(key, default, check, expected)
+
     def initial_cluster(self, key: str) -> tuple[tuple[str, str], ...] | None:
         return self._get(key, None, _initial_cluster, "name=URL entries")
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import aptrepo, hosts, kernel, kubebuild, network, rootfs
+from lab import aptrepo, hosts, images, kernel, kubebuild, network, rootfs
 from lab.processes import sh
 from lab.settings import LabError, LabHost, LabSettings, load_settings
 from lab.sim.packaging import build_all as build_simulators
@@ -60,6 +60,7 @@ class Lab:
             base = rootfs.ensure_base(self.settings)
             downloads = aptrepo.ensure_downloads(self.settings)
             aptrepo.ensure_index(self.settings, downloads, self.own_packages())
+            images.ensure_images(self.settings)
             network.ensure_bridge(self.settings)
             aptrepo.ensure_server(self.settings)
             public_key = self._ensure_key()
