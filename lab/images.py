@@ -5,8 +5,8 @@ lab makes each archive (by file name), from what the machine can reach:
 
 - `go`: a module directory under lab/ built with the go command (our pause; CoreDNS from its
   published module through a wrapper go.mod), the binary at the image's `binary` path;
-- `deb`: a Debian package of the suite (busybox-static), its `binary` taken out of the .deb and
-  every applet `busybox --list` names linked beside it.
+- `deb`: a Debian package of the suite (busybox-static), its `file` taken out of the .deb to
+  the image's `binary` path and every applet `busybox --list` names linked beside it.
 
 Each archive is one uncompressed layer in an OCI image layout, written byte for byte the same
 from the same inputs (fixed times and owners), so its digest only changes when its content does.
@@ -44,6 +44,7 @@ class ImageRecipe:
     binary: str  # its path inside the image
     entrypoint: tuple[str, ...]
     package: str = "."  # the package to build inside the module (go only)
+    file: str = ""  # where the binary lies in the .deb (deb only; default: `binary`)
 
 
 def recipes(settings: LabSettings) -> list[ImageRecipe]:
@@ -66,6 +67,7 @@ def recipes(settings: LabSettings) -> list[ImageRecipe]:
                 binary=recipe["binary"],
                 entrypoint=tuple(recipe.get("entrypoint", [])),
                 package=recipe.get("package", "."),
+                file=recipe.get("file", recipe["binary"]),
             )
         )
     return found
@@ -109,7 +111,7 @@ def busybox_files(settings: LabSettings, recipe: ImageRecipe) -> dict[str, bytes
         sh(["apt-get", *apt, "download", "-q", recipe.source], cwd=work, timeout=600)
         deb = next(work.glob(f"{recipe.source}_*.deb"))
         sh(["dpkg-deb", "-x", str(deb), str(work / "root")])
-        binary = work / "root" / recipe.binary.lstrip("/")
+        binary = work / "root" / recipe.file.lstrip("/")
         applets = sh([str(binary), "--list"]).stdout.split()
         content = binary.read_bytes()
     directory = recipe.binary.rsplit("/", 1)[0]

@@ -248,7 +248,10 @@ def etcd_config(cluster: Cluster, member: EtcdMember, settings: dict[str, Any]) 
     }
 
 
-DRILL_DROPIN = "/run/systemd/system/etcd.service.d/kubenorn-drill.conf"
+# systemd applies drop-ins in file-name order, later ones winning: "zz-" sorts after kubenorn's
+# own "kubenorn.conf" (Restart=on-failure), which "kubenorn-drill.conf" did not ('-' < '.'),
+# so the killed leader came back 2 s later and could win the election again.
+DRILL_DROPIN = "/run/systemd/system/etcd.service.d/zz-kubenorn-drill.conf"
 
 
 def kill_member(task: Task) -> Result:
