@@ -124,9 +124,9 @@ class Lab:
             self._wait_for_ssh((host,))
 
     def ssh(
-        self, name: str, argv: list[str], timeout: float = 60
+        self, name: str, argv: list[str], timeout: float = 60, stdin: str = ""
     ) -> subprocess.CompletedProcess[str]:
-        """Run `argv` on a host over ssh with the lab's key and known_hosts."""
+        """Run `argv` on a host over ssh with the lab's key and known_hosts, `stdin` its input."""
         host = self.settings.host(name)
         # ssh joins its arguments with spaces for the remote shell: quote them first.
         return subprocess.run(
@@ -134,7 +134,7 @@ class Lab:
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
             check=False,
         )
 

@@ -30,7 +30,9 @@ from tasks.templates import render
 LABEL = "app.kubernetes.io/managed-by=kubenorn-smoke-test"
 PROBE = (REPO_ROOT / "templates" / "smoke" / "probe.sh").read_bytes()
 POD_PORT = 8080
-SERVICE_TRIES = 30  # Service answers asked for until every backend was seen
+# Seconds the probe keeps asking the Service until every backend answered: kube-proxy programs
+# an endpoint a moment after its pod is Ready (a run that asked 30 times at once missed one).
+SERVICE_WINDOW = 20
 
 
 @dataclass
@@ -130,11 +132,11 @@ def probe_args(setup: SmokePods, cluster: Cluster, *, in_pod: bool, skip: str = 
     service_url = f"http://{setup.service_ip}/"
     backends = " ".join(sorted(setup.pod_ips))
     if not in_pod:
-        return [service_url, "-", str(SERVICE_TRIES), backends, "-"]
+        return [service_url, "-", str(SERVICE_WINDOW), backends, "-"]
     name_url = f"http://smoke.{setup.namespace}.svc.{cluster.domain}/"
     lookup = f"kubernetes.default.svc.{cluster.domain}"
     pods = [f"{n}=http://{ip}:{POD_PORT}/" for n, ip in sorted(setup.pod_ips.items()) if n != skip]
-    return [service_url, name_url, str(SERVICE_TRIES), backends, lookup, *pods]
+    return [service_url, name_url, str(SERVICE_WINDOW), backends, lookup, *pods]
 
 
 def probe_pods(task: Task, *, cluster: Cluster, setup: SmokePods) -> Result:
@@ -222,7 +224,8 @@ def dns_finding(node: str, probe: ProbeOutput) -> Finding:
         detail = f"cluster DNS did not resolve the API's name from its pod: {probe.dns[1]}"
         return Finding("smoke-dns", node, "CRITICAL", detail)
     if not probe.by_name[0]:
-        detail = f"the Service by its DNS name, from its pod: {probe.by_name[1] or 'no answer'}"
+        why = probe.by_name[1] or "no answer"
+        detail = f"cluster DNS: the Service by its name, from its pod: {why}"
         return Finding("smoke-dns", node, "CRITICAL", detail)
     return Finding(
         "smoke-dns", node, "OK", "the API's and the Service's names resolve from its pod"

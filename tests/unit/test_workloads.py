@@ -265,7 +265,7 @@ def test_a_backend_never_seen_through_the_service_is_named() -> None:
     ("change", "detail"),
     [
         (("dns ok", "dns fail ;; connection timed out"), "did not resolve the API's name"),
-        (("by-name ok kube.node02", "by-name fail bad address"), "by its DNS name"),
+        (("by-name ok kube.node02", "by-name fail bad address"), "cluster DNS: the Service"),
         (("dns ok\n", ""), "did not resolve"),
     ],
 )
