@@ -19,6 +19,7 @@ import io
 import json
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def write_archive(recipe: ImageRecipe, files: dict[str, bytes | str]) -> None:
     partial.rename(recipe.archive)
 
 
-def tar_bytes(files: dict[str, bytes | str]) -> bytes:
+def tar_bytes(files: Mapping[str, bytes | str]) -> bytes:
     """A tar of `files` (bytes: a file, mode 0755; str: a symlink) with fixed times and owners,
     parent directories first."""
     buffer = io.BytesIO()
