@@ -17,7 +17,7 @@ from kubenorn.etcd_client import EtcdUnavailable, endpoints
 from kubenorn.nornir_setup import init_nornir
 from runbooks import deploy, drill, etcd_backup, etcd_restore, verify
 from tasks.components import ensure_etcd_member
-from tasks.etcd import UNIT
+from tasks.etcd import DRILL_DROPIN, UNIT
 
 MEMBERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
 
@@ -214,4 +214,26 @@ def test_backup_then_restore_brings_deleted_keys_back(
     assert etcd_restore.main(["-i", str(etcd_lab), str(snapshot), "--yes"]) == 0
     restored = endpoints(load_cluster(etcd_lab))[1].range_prefix("/kubenorn-test/")
     assert len(restored) == 20 and restored["/kubenorn-test/07"] == "value 7"
+    assert verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) == 0
+
+
+def test_a_drill_interrupted_after_killing_the_leader_leaves_etcd_healthy(
+    etcd_lab: Path,
+    lab,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C while the killed leader is down: its undo starts it before the drill ends."""
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(drill, "wait_for", ctrl_c)  # the first wait: for a new leader
+    assert drill.main(["-i", str(etcd_lab), "etcd-leader"]) == 130
+    out = capsys.readouterr().out
+    assert "drill.undo" in out and "LEFT DOWN" not in out
+    for host in MEMBERS:
+        assert lab.ssh(host, ["systemctl", "is-active", UNIT]).stdout.strip() == "active", host
+        assert lab.ssh(host, ["test", "-e", DRILL_DROPIN]).returncode == 1, host
+    monkeypatch.undo()
     assert verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) == 0
