@@ -24,6 +24,29 @@ from kubenorn.records import failure_message
 from kubenorn.run import Run, RunInterrupted
 
 
+@contextmanager
+def ctrl_c_deferred(console: Console, doing: str) -> Iterator[list[int]]:
+    """Ctrl-C is noted (in the list yielded), not raised, while the block runs.
+
+    For what must not be cut short: an undo, a restore putting members back. Every step in it
+    is bounded by its own timeouts. Only the main thread receives signals; elsewhere a no-op.
+    """
+    pressed: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        pressed.append(signum)
+        console.print(f"Ctrl-C: {doing} (each step is bounded by its timeouts)")
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass(frozen=True)
 class Undo:
     """What puts one destructive step back: `task` as step `step` on `host`, about `unit`."""
@@ -64,9 +87,10 @@ class Undos:
 
     def undo_all(self) -> bool:
         """Run every pending undo, last registered first; True when all of them worked."""
-        with self._ctrl_c_deferred():
+        with ctrl_c_deferred(self.console, "undoing first") as pressed:
             while self.pending:
                 self._undo(self.pending.pop())
+        self.interrupted = self.interrupted or bool(pressed)
         return self.ok
 
     def _undo(self, undo: Undo) -> None:
@@ -97,22 +121,6 @@ class Undos:
         if result.failed:
             return False, failure_message(next(r for r in result if r.failed))
         return result.changed, ""
-
-    @contextmanager
-    def _ctrl_c_deferred(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def note(signum: int, frame: FrameType | None) -> None:
-            self.interrupted = True
-            self.console.print("Ctrl-C: undoing first (each undo is bounded by its timeouts)")
-
-        previous = signal.signal(signal.SIGINT, note)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
     def report(self) -> None:
         """Print what was undone, and keep it with the run's findings (JSON, history)."""
