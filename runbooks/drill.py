@@ -19,6 +19,7 @@ whether it worked (CRITICAL naming host and unit when it did not).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ from rich.console import Console
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, load_cluster
-from kubenorn.etcd_client import Endpoint, endpoints
+from kubenorn.etcd_client import Endpoint, EtcdUnavailable, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elected, wait_for
 from kubenorn.findings import print_problems
 from kubenorn.lock import exclusive
@@ -69,35 +70,59 @@ def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
     writer = Writer(survivors + [by_member[old_leader]], prefix)
     run = cli.new_run(args, "drill", argv)
     console.print(f"leader: {victim} ({victim_url}); writing under {prefix}")
-    with Undos(run, console) as undos:
-        # Registered before the kill: a kill cut short, or whose result was lost, is undone too.
-        undos.register("restart-member", victim, ETCD_UNIT, UNDO_ETCD, revive_etcd, cluster=cluster)
-        writer.start()
-        try:
-            time.sleep(1.0)
-            run.step("kill-leader", kill_member, only=lambda h: h.name == victim)
-            killed_at = time.monotonic()  # the kill has been delivered when the step returns
-            election: float | None = None
-            if not run.failed:
-                election = wait_for(new_leader_elected(survivors, old_leader), ELECTION_TIMEOUT)
-                time.sleep(1.0)
-        finally:
-            writer.stop()
-        ok = not run.failed and election is not None
-        if not run.failed:
-            restarted_at = time.monotonic()
-            undos.undo_all()
-            recovered = wait_for(lambda: healthy(members), RECOVERY_TIMEOUT, interval=0.5)
-            if recovered is not None:
-                recovered = time.monotonic() - restarted_at
-            stored = members[0].range_prefix(prefix) if recovered is not None else {}
-            lost = lost_writes(writer.acked, stored, prefix) if recovered is not None else []
-            first_write = writer.first_ack_after(killed_at)
-            print_figures(console, writer, election, first_write, killed_at, recovered, lost)
-            if recovered is not None:
-                members[0].delete_prefix(prefix)
-            ok = ok and recovered is not None and not lost
+    try:
+        with Undos(run, console) as undos:
+            # Registered before the kill: a kill cut short, or whose result was lost, is undone.
+            undos.register(
+                "restart-member", victim, ETCD_UNIT, UNDO_ETCD, revive_etcd, cluster=cluster
+            )
+            ok = kill_leader(run, console, undos, writer, members, survivors, victim, old_leader)
+    finally:
+        forget_writes(console, members, prefix)
     return verdict(run, args, undos, ok, console)
+
+
+def kill_leader(
+    run: Run,
+    console: Console,
+    undos: Undos,
+    writer: Writer,
+    members: list[Endpoint],
+    survivors: list[Endpoint],
+    victim: str,
+    old_leader: int,
+) -> bool:
+    """Kill the leader under `writer`'s writes, measure, revive it (its undo), read back."""
+    writer.start()
+    try:
+        time.sleep(1.0)
+        run.step("kill-leader", kill_member, only=lambda h: h.name == victim)
+        killed_at = time.monotonic()  # the kill has been delivered when the step returns
+        if run.failed:
+            return False
+        election = wait_for(new_leader_elected(survivors, old_leader), ELECTION_TIMEOUT)
+        time.sleep(1.0)
+    finally:
+        writer.stop()
+    restarted_at = time.monotonic()
+    undos.undo_all()
+    recovered = wait_for(lambda: healthy(members), RECOVERY_TIMEOUT, interval=0.5)
+    if recovered is not None:
+        recovered = time.monotonic() - restarted_at
+    stored = members[0].range_prefix(writer.prefix) if recovered is not None else {}
+    lost = lost_writes(writer.acked, stored, writer.prefix) if recovered is not None else []
+    first_write = writer.first_ack_after(killed_at)
+    print_figures(console, writer, election, first_write, killed_at, recovered, lost)
+    return election is not None and recovered is not None and not lost
+
+
+def forget_writes(console: Console, members: list[Endpoint], prefix: str) -> None:
+    """Delete the drill's keys through the first member that takes the delete."""
+    for member in members:
+        with contextlib.suppress(EtcdUnavailable):
+            member.delete_prefix(prefix)
+            return
+    console.print(for_console(f"the drill's keys are left under {prefix}: no member deleted them"))
 
 
 def verdict(run: Run, args: argparse.Namespace, undos: Undos, ok: bool, console: Console) -> int:

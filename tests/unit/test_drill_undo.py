@@ -49,12 +49,13 @@ class Host:
 class FakeEndpoint:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.deleted: list[str] = []
 
     def range_prefix(self, prefix: str) -> dict[str, str]:
         return {}
 
     def delete_prefix(self, prefix: str) -> None:
-        return None
+        self.deleted.append(prefix)
 
 
 class FakeWriter:
@@ -62,6 +63,7 @@ class FakeWriter:
         self.acked: dict[int, float] = {}
         self.errors: list[tuple[float, str]] = []
         self.stopped = False
+        self.prefix = prefix
 
     def start(self) -> None:
         return None
@@ -73,7 +75,9 @@ class FakeWriter:
         return None
 
 
-def fake_etcd(monkeypatch: pytest.MonkeyPatch, inventory: Path, hosts: Host) -> list[FakeWriter]:
+def fake_etcd(
+    monkeypatch: pytest.MonkeyPatch, inventory: Path, hosts: Host
+) -> tuple[list[FakeWriter], list[FakeEndpoint]]:
     """The etcd drill sees controller01 leading; kill and revive are recorded."""
     cluster = load_cluster(inventory)
     members = [FakeEndpoint(m.client_url) for m in cluster.etcd.members]
@@ -89,7 +93,7 @@ def fake_etcd(monkeypatch: pytest.MonkeyPatch, inventory: Path, hosts: Host) -> 
     monkeypatch.setattr(drill, "kill_member", hosts.task("kill"))
     monkeypatch.setattr(drill, "revive_etcd", hosts.task("revive"))
     monkeypatch.setattr(drill.time, "sleep", lambda seconds: None)
-    return writers
+    return writers, members
 
 
 def interrupt(*args: Any, **kwargs: Any) -> None:
@@ -105,11 +109,12 @@ def test_ctrl_c_after_killing_the_etcd_leader_starts_it_again(
     inventory: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hosts = Host()
-    writers = fake_etcd(monkeypatch, inventory, hosts)
+    writers, members = fake_etcd(monkeypatch, inventory, hosts)
     monkeypatch.setattr(drill, "wait_for", interrupt)  # Ctrl-C while waiting for an election
     assert drill.main(["-i", str(inventory), "etcd-leader"]) == 130
     assert hosts.done == [(VICTIM, "kill"), (VICTIM, "revive")]
     assert writers[0].stopped
+    assert members[0].deleted == [writers[0].prefix], "the drill's keys are deleted"
     out = capsys.readouterr().out
     assert "undone:" in out and f"OK {VICTIM} drill.undo: etcd.service" in out
     assert last_run()["exit_code"] == 130

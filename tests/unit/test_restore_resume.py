@@ -288,3 +288,23 @@ def test_ctrl_c_while_staging_puts_every_member_back_and_exits_130(
     assert restore(inventory, snapshot) == 130
     assert_on_original_data_and_running(members)
     assert started_control_plane() == MEMBERS
+
+
+def test_a_member_without_data_is_rolled_back_to_none_and_not_started(
+    members: dict[str, Member], inventory: Path, snapshot: Path
+) -> None:
+    empty = members["kube.controller03"]
+    del empty.host.files[DATA]
+    empty.running = False
+    refused = re.compile(rf"mv -T -- {DATA} {DATA}\.before-restore-\S+")
+    members["kube.controller02"].host.script[refused] = (1, "", "mv: Operation not permitted\n")
+    assert restore(inventory, snapshot) == 1
+    assert DATA not in empty.host.files and not empty.running
+    assert not [p for p in empty.host.files if ".before-restore-" in p]
+    assert [members[n].data for n in MEMBERS[:2]] == [ORIGINAL, ORIGINAL]
+
+    del members["kube.controller02"].host.script[refused]
+    assert restore(inventory, snapshot) == 0
+    journal = load_journal(inventory)
+    assert journal is not None
+    assert all(m.running and m.data == journal.token.encode() for m in members.values())
