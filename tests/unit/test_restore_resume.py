@@ -308,3 +308,13 @@ def test_a_member_without_data_is_rolled_back_to_none_and_not_started(
     journal = load_journal(inventory)
     assert journal is not None
     assert all(m.running and m.data == journal.token.encode() for m in members.values())
+
+
+def test_a_limit_leaving_out_a_member_is_refused_before_any_host_is_touched(
+    members: dict[str, Member], inventory: Path, snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["-i", str(inventory), str(snapshot), "--yes", "--limit", "kube.controller01"]
+    assert etcd_restore.main(argv) == 3
+    assert "leaves out etcd members kube.controller02, kube.controller03" in capsys.readouterr().err
+    assert not any(m.host.commands for m in members.values())
+    assert load_journal(inventory) is None
