@@ -62,13 +62,15 @@ def ensure_etcd_config(
         owner=config["user"],
         dry_run=dry_run,
     )
-    files = [ConfigFile(config_file, render(task, "etcd/etcd.conf.j2", etcd=config))]
+    # Root's alone, as the unit's drop-in (CIS 1.1.7, 1.1.8): systemd reads both as root.
+    files = [ConfigFile(config_file, render(task, "etcd/etcd.conf.j2", etcd=config), "0600")]
     dropin = render(task, "systemd/env-dropin.conf.j2", environment_file=config_file)
     unit = task.run(
         task=ensure_unit_config,
         unit=UNIT,
         files=files,
         dropin=dropin,
+        unit_mode="0600",
         restart=restart,
         dry_run=dry_run,
     )
