@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,40 @@ class RotationStopped(Exception):
     """A phase of the key rotation did not reach every controller; the saved phase stands."""
 
 
+def rotation_steps(
+    run: Run, cluster: Cluster, store: Store, say: Callable[[str], None]
+) -> encryption.RotationSteps:
+    """The rotation's steps on this run's controllers: each phase applied one controller at a
+    time (each healthy before the next), Secrets rewritten through the first; RotationStopped
+    when a step did not reach every controller."""
+    first = cluster.controllers[0].name
+
+    def step(
+        name: str, task: Callable[..., Any], only: Callable[[Any], bool], serial: bool
+    ) -> None:
+        results = run.step(name, task, only=only, serial=serial, cluster=cluster)
+        wanted = [h for h in run.nr.inventory.hosts.values() if only(h)]
+        failed = [h.name for h in wanted if h.name in run.failed or h.name not in results]
+        if failed:
+            why = [failure_message(results[h][0]) for h in failed if h in results]
+            raise RotationStopped(f"{name} failed on {', '.join(failed)}: {'; '.join(why)}")
+
+    def apply(phase: encryption.EncryptionState) -> None:
+        say(f"Secrets key: applying {phase.phase} ({', '.join(k.name for k in phase.key_order())})")
+        step(f"encryption-{phase.phase}", apply_encryption_phase, cli.in_group("controllers"), True)
+
+    def rewrite() -> None:
+        say(f"Secrets key: rewriting every Secret through {first}")
+        step("rewrite-secrets", rewrite_secrets, lambda h: h.name == first, False)
+
+    return encryption.RotationSteps(apply, rewrite, lambda s: encryption.save_state(store, s))
+
+
+def all_controllers_in(run: Run, cluster: Cluster) -> bool:
+    """Whether every controller is in this run and has not failed in it."""
+    return all(h.name in run.hosts and h.name not in run.failed for h in cluster.controllers)
+
+
 def do_rotate_encryption_key(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
     """Rotate the Secrets key in the order that keeps every apiserver able to read every Secret
     (kubenorn/pki/encryption.py), each phase saved before it is applied, so a rerun resumes."""
@@ -161,25 +196,7 @@ def do_rotate_encryption_key(cluster: Cluster, args: argparse.Namespace, console
     store = Store(cluster.pki.dir)
     state = encryption.required_state(store)
     run = Run(init_nornir(cluster.inventory_dir), "pki", argv=args.argv)
-    first = cluster.controllers[0].name
-
-    def step(name: str, task: Any, only: Any, serial: bool) -> None:
-        results = run.step(name, task, only=only, serial=serial, cluster=cluster)
-        wanted = [h for h in run.nr.inventory.hosts.values() if only(h)]
-        failed = [h.name for h in wanted if h.name in run.failed or h.name not in results]
-        if failed:
-            why = [failure_message(results[h][0]) for h in failed if h in results]
-            raise RotationStopped(f"{name} failed on {', '.join(failed)}: {'; '.join(why)}")
-
-    def apply(phase: encryption.EncryptionState) -> None:
-        console.print(f"applying {phase.phase}: {', '.join(k.name for k in phase.key_order())}")
-        step(f"encryption-{phase.phase}", apply_encryption_phase, cli.in_group("controllers"), True)
-
-    def rewrite() -> None:
-        console.print(f"rewriting every Secret through {first}")
-        step("rewrite-secrets", rewrite_secrets, lambda h: h.name == first, False)
-
-    steps = encryption.RotationSteps(apply, rewrite, lambda s: encryption.save_state(store, s))
+    steps = rotation_steps(run, cluster, store, lambda text: console.print(for_console(text)))
     provider = cluster.kubernetes.security.encryption_provider
     try:
         done = encryption.rotate_key(state, lambda: encryption.new_key(provider), steps)
@@ -194,6 +211,33 @@ def do_rotate_encryption_key(cluster: Cluster, args: argparse.Namespace, console
         console.print(for_console(line))
     write_json(args.json, {"command": "rotate", "encryption_key": done})
     return cli.EXIT_OK
+
+
+def finish_encryption(
+    run: Run, cluster: Cluster, say: Callable[[str], None], *, dry_run: bool
+) -> list[str]:
+    """After a deploy's control plane: turn Secrets encryption on, or finish a key rotation
+    left under way, when every controller is in the run and healthy; what was done."""
+    if cluster.kubernetes.profile.encryption_config is None:
+        return []
+    store = Store(cluster.pki.dir)
+    state = encryption.required_state(store)
+    if state.phase == "stable":
+        return []
+    what = "turn Secrets encryption on" if state.introducing else "finish the Secrets key rotation"
+    if dry_run:
+        return [f"would {what} (phase {state.phase})"]
+    if not all_controllers_in(run, cluster):
+        return [f"did not {what}: not every controller was deployed (a full deploy will)"]
+
+    def no_new_key() -> encryption.EncryptionKey:
+        raise AssertionError("a rotation under way needs no new key")
+
+    try:
+        return encryption.rotate_key(state, no_new_key, rotation_steps(run, cluster, store, say))
+    except RotationStopped as error:
+        phase = encryption.required_state(store).phase
+        return [f"could not {what}: stopped at phase {phase}: {error}"]
 
 
 def _short(serial: int) -> str:

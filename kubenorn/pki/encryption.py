@@ -15,6 +15,11 @@ derived from it, so a deploy in the middle of a rotation writes what that phase 
 `identity` reads last, for Secrets written before encryption was turned on (until rewritten).
 Each phase is reached only once the one before it is on every apiserver, so no apiserver ever
 meets a Secret written with a key it does not know. The secret bytes never appear in a repr.
+
+Turning encryption on is the same rotation, from `identity` (no encryption) to the first key:
+`pki init` saves it at phase `added` (identity writes, the key only reads), so a deploy to a
+cluster already running unencrypted first teaches every apiserver the key; the deploy then
+finishes the rotation (promoted, every Secret rewritten encrypted, retiring, stable).
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ class EncryptionKey:
         return f"k8s:enc:{self.provider}:v1:{self.name}:"
 
 
+IDENTITY = EncryptionKey("identity", "identity", "")  # no encryption: what a cluster starts with
+
+
 @dataclass(frozen=True)
 class EncryptionState:
     current: EncryptionKey
@@ -72,6 +80,11 @@ class EncryptionState:
         if self.phase == "retiring":
             return (self.incoming,)
         return (self.incoming, self.current)
+
+    @property
+    def introducing(self) -> bool:
+        """Whether this is encryption being turned on (from identity), not yet finished."""
+        return self.current == IDENTITY and self.phase != "stable"
 
     def begin(self, new_key: EncryptionKey) -> EncryptionState:
         """A rotation's first phase: `new_key` known everywhere, not yet used."""
@@ -101,13 +114,17 @@ def new_key(provider: str, now: datetime | None = None) -> EncryptionKey:
 def config_text(state: EncryptionState) -> str:
     """The EncryptionConfiguration for the apiservers, as YAML (a secret: mode 0600)."""
     providers: list[dict[str, Any]] = [
-        {key.provider: {"keys": [{"name": key.name, "secret": key.secret}]}}
+        {"identity": {}}
+        if key == IDENTITY
+        else {key.provider: {"keys": [{"name": key.name, "secret": key.secret}]}}
         for key in state.key_order()
     ]
+    if IDENTITY not in state.key_order():
+        providers.append({"identity": {}})
     document = {
         "apiVersion": "apiserver.config.k8s.io/v1",
         "kind": "EncryptionConfiguration",
-        "resources": [{"resources": ["secrets"], "providers": [*providers, {"identity": {}}]}],
+        "resources": [{"resources": ["secrets"], "providers": providers}],
     }
     header = "# Managed by kubenorn from its PKI state (encryption.json): Secrets at rest.\n"
     return header + yaml.safe_dump(document, sort_keys=False)
@@ -118,6 +135,8 @@ def state_path(store: Store) -> Path:
 
 
 def _key(raw: dict[str, Any]) -> EncryptionKey:
+    if raw["provider"] == "identity":
+        return IDENTITY
     secret = str(raw["secret"])
     if len(base64.b64decode(secret, validate=True)) != KEY_BYTES:
         raise ValueError(f"key {raw['name']}: not {KEY_BYTES} bytes")
@@ -157,11 +176,12 @@ def save_state(store: Store, state: EncryptionState, *, create: bool = False) ->
 
 
 def ensure_state(store: Store, provider: str) -> tuple[EncryptionState, bool]:
-    """The state, created with a first key when there is none; (state, whether created)."""
+    """The state, created when there is none, with a first key on its way in from identity
+    (see the module's note); (state, whether created)."""
     state = load_state(store)
     if state is not None:
         return state, False
-    state = EncryptionState(new_key(provider))
+    state = EncryptionState(IDENTITY, new_key(provider), "added")
     save_state(store, state, create=True)
     return state, True
 

@@ -64,7 +64,8 @@ def _ensure_encryption_key(store: Store, cluster: Cluster) -> Change:
     """The key that encrypts Secrets at rest: made once, replaced only by a rotation."""
     state, created = encryption.ensure_state(store, cluster.kubernetes.security.encryption_provider)
     if created:
-        return Change(encryption.STATE_FILE, "issued", f"Secrets key {state.current.name}")
+        key = state.incoming or state.current
+        return Change(encryption.STATE_FILE, "issued", f"Secrets key {key.name}")
     return Change(encryption.STATE_FILE, "kept")
 
 

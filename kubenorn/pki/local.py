@@ -103,6 +103,9 @@ def _encryption_key(store: Store) -> list[Finding]:
         return finding("CRITICAL", "no Secrets encryption key: run init")
     if problem := mode_problem(store.mode(encryption.state_path(store))):
         return finding(*problem)
+    if state.introducing and state.phase == "added" and state.incoming is not None:
+        detail = f"key {state.incoming.name} made: the next deploy encrypts Secrets with it"
+        return finding("OK", detail)
     if state.phase != "stable":
         detail = f"key rotation stopped at phase {state.phase}: run `rotate --encryption-key`"
         return finding("WARNING", detail)

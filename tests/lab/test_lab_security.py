@@ -65,7 +65,7 @@ def findings_of(report: Path) -> list[dict[str, str]]:
     return json.loads(report.read_text()).get("findings", [])
 
 
-def test_the_deployed_cluster_passes_its_cis_table(cluster: Path, tmp_path: Path) -> None:
+def test_the_deployed_cluster_passes_its_cis_table(cluster: Path, lab: Lab, tmp_path: Path) -> None:
     report = tmp_path / "verify.json"
     assert verify.main(["-i", str(cluster), "--quiet", "--json", str(report)]) == 0
     security = [f for f in findings_of(report) if f["check"].startswith("security")]
@@ -74,6 +74,11 @@ def test_the_deployed_cluster_passes_its_cis_table(cluster: Path, tmp_path: Path
     hosts = {f["host"] for f in security}
     assert hosts == {h.name for h in load_cluster(cluster).hosts}
     assert all("cis-1.12" in f["detail"] and "waived" in f["detail"] for f in security)
+    # The deploy turned encryption on and rewrote what was there: every Secret under its key.
+    state = required_state(Store(load_cluster(cluster).pki.dir))
+    assert (state.phase, state.current.provider) == ("stable", "aescbc")
+    for namespace, name in secrets(lab):
+        assert stored_value(lab, namespace, name).startswith(state.current.prefix.encode())
 
 
 def test_a_key_rotation_leaves_every_secret_under_the_new_key_and_the_old_key_nowhere(

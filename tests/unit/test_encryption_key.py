@@ -13,6 +13,7 @@ import yaml
 
 from kubenorn.pki import encryption
 from kubenorn.pki.encryption import (
+    IDENTITY,
     EncryptionKey,
     EncryptionState,
     RotationSteps,
@@ -24,6 +25,11 @@ from kubenorn.pki.store import PkiError, Store
 
 OLD = EncryptionKey("kubenorn-old", "aescbc", "A" * 43 + "=")
 NEW = EncryptionKey("kubenorn-new", "aescbc", "B" * 43 + "=")
+
+
+def short(state: EncryptionState) -> str:
+    """The keys of a phase, shortly: old+new."""
+    return "+".join(k.name.removeprefix("kubenorn-") for k in state.key_order())
 
 
 def providers(state: EncryptionState) -> list[str]:
@@ -86,7 +92,11 @@ def test_init_makes_one_key_kept_private_and_never_replaced(tmp_path: Path) -> N
     store = Store(tmp_path / "pki")
     store.create()
     state, created = encryption.ensure_state(store, "secretbox")
-    assert created and state.phase == "stable" and state.current.provider == "secretbox"
+    # On its way in from identity: the first deploy teaches every apiserver the key first.
+    assert created and (state.current, state.phase) == (IDENTITY, "added")
+    assert state.incoming is not None and state.incoming.provider == "secretbox"
+    assert state.introducing
+    assert providers(state) == ["identity", state.incoming.name]
     path = encryption.state_path(store)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again, created = encryption.ensure_state(store, "aescbc")
@@ -118,6 +128,26 @@ def test_an_unusable_state_names_its_file(tmp_path: Path, content: str, problem:
     assert str(encryption.state_path(store)) in str(raised.value)
 
 
+def test_turning_encryption_on_is_a_rotation_from_identity() -> None:
+    """A cluster running unencrypted: every apiserver learns the key before any writes with it,
+    then every Secret is rewritten encrypted; identity stays last, for reading only."""
+    before = EncryptionState(IDENTITY)
+    fake = FakeCluster(before)
+    introducing = EncryptionState(IDENTITY, NEW, "added")
+    fake.saved.append(introducing)  # by pki init
+    done = rotate_key(introducing, lambda: OLD, fake.steps())
+    assert done[0] == "resuming at phase added"
+    assert fake.events[:3] == [
+        "restart c1 identity+new",
+        "restart c2 identity+new",
+        "restart c3 identity+new",
+    ]
+    assert fake.saved[-1] == EncryptionState(NEW)
+    assert set(fake.secrets.values()) == {NEW.name}
+    assert providers(EncryptionState(NEW)) == ["kubenorn-new", "identity"]
+    assert not EncryptionState(NEW).introducing
+
+
 class FakeCluster:
     """Three apiservers sharing one etcd: each knows the keys it last restarted with; every
     apiserver writes a Secret after each restart, and every Secret must stay readable by all."""
@@ -142,7 +172,7 @@ class FakeCluster:
             if self.fail_on == (state.phase, index):
                 raise RuntimeError(f"{name} did not come back")
             self.known[name] = state.key_order()
-            self.events.append(f"restart {name} {'+'.join(k.name[9:] for k in state.key_order())}")
+            self.events.append(f"restart {name} {short(state)}")
             self.write(name)
             self.assert_readable()
 
@@ -204,7 +234,7 @@ def test_an_interrupted_rotation_stops_and_resumes_where_it_stopped(phase: str, 
     done = rotate_key(stopped, no_new_key, fake.steps())
     assert done[0] == f"resuming at phase {phase}"
     # The saved phase is applied again on every apiserver first, then the rest follows.
-    assert fake.events[0] == f"restart c1 {'+'.join(k.name[9:] for k in stopped.key_order())}"
+    assert fake.events[0] == f"restart c1 {short(stopped)}"
     assert fake.saved[-1] == EncryptionState(NEW)
     assert set(fake.secrets.values()) == {NEW.name}
 

@@ -15,6 +15,8 @@ from test_cni import NODE, cni_inventory
 
 from kubenorn.cluster import load_cluster
 from kubenorn.nornir_setup import init_nornir
+from kubenorn.pki import encryption
+from kubenorn.pki.store import Store
 from runbooks import pki
 from tasks.encryption import rewrite_secrets
 from tasks.security import check_security
@@ -153,3 +155,41 @@ def test_the_reference_profile_has_no_key_to_rotate(tmp_path: Path, capsys) -> N
     inventory = cni_inventory(tmp_path / "cluster", "1.6.0")
     assert pki.main(["-i", str(inventory), "rotate", "--encryption-key"]) == 3
     assert "profile 1.6 does not encrypt Secrets at rest" in capsys.readouterr().err
+
+
+class NoRun:
+    """A run that must not be asked to do anything: which hosts it has, which failed."""
+
+    def __init__(self, hosts: list[str], failed: set[str] | None = None) -> None:
+        self.hosts, self.failed = hosts, failed or set()
+
+    def step(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("no step expected")
+
+
+@pytest.mark.parametrize(
+    ("dry_run", "hosts", "failed", "said"),
+    [
+        (True, [CONTROLLER, NODE], set(), ["would turn Secrets encryption on (phase added)"]),
+        (False, [NODE], set(), ["did not turn Secrets encryption on: not every controller"]),
+        (False, [CONTROLLER, NODE], {CONTROLLER}, ["did not turn Secrets encryption on"]),
+    ],
+)
+def test_a_deploy_turns_encryption_on_only_with_every_controller(
+    tmp_path: Path, dry_run: bool, hosts: list[str], failed: set[str], said: list[str]
+) -> None:
+    cluster = load_cluster(cni_inventory(tmp_path / "cluster", "1.37.2"))
+    store = Store(cluster.pki.dir)
+    store.create()
+    encryption.ensure_state(store, "aescbc")
+    lines = pki.finish_encryption(NoRun(hosts, failed), cluster, print, dry_run=dry_run)  # type: ignore[arg-type]
+    assert len(lines) == 1 and lines[0].startswith(said[0]), lines
+    assert encryption.required_state(store).phase == "added"  # nothing moved
+
+
+def test_a_deploy_of_a_stable_key_does_nothing(tmp_path: Path) -> None:
+    cluster = load_cluster(cni_inventory(tmp_path / "cluster", "1.37.2"))
+    store = Store(cluster.pki.dir)
+    store.create()
+    encryption.save_state(store, encryption.EncryptionState(encryption.new_key("aescbc")))
+    assert pki.finish_encryption(NoRun([CONTROLLER]), cluster, print, dry_run=False) == []  # type: ignore[arg-type]
