@@ -260,7 +260,8 @@ def kill_member(task: Task) -> Result:
     """SIGKILL this member's etcd and keep systemd from restarting it until revived."""
     # A runtime drop-in (gone at reboot): without it Restart=on-abnormal revives etcd at once.
     task.run(task=ensure_directory, path=posixpath.dirname(DRILL_DROPIN))
-    task.run(task=ensure_file, path=DRILL_DROPIN, content="[Service]\nRestart=no\n")
+    # 0600 like every unit file kubenorn writes (CIS 1.1.7): verify may run during a drill.
+    task.run(task=ensure_file, path=DRILL_DROPIN, content="[Service]\nRestart=no\n", mode="0600")
     run(task, ["systemctl", "daemon-reload"], sudo=True)
     run(task, ["systemctl", "kill", "--signal=SIGKILL", "--kill-who=main", UNIT], sudo=True)
     return Result(host=task.host, changed=True, diff=f"killed {UNIT} (SIGKILL)\n")
