@@ -12,7 +12,10 @@ from pki_support import INVENTORIES, inventory_copy
 from test_kubernetes_profiles import cluster_for, component_flags, config_of, rendered
 
 from kubenorn.cluster import inspect, load_cluster
+from kubenorn.pki import encryption
+from kubenorn.pki.store import PkiError, Store
 from kubenorn.security_settings import CIS_CIPHER_SUITES, AuditSettings, SecuritySettings
+from tasks.kube_units import log_directories, secret_files
 
 # cis-1.12's strong suites: 1.2.29 (apiserver) and 4.2.12 (kubelet).
 APISERVER_SUITES = {
@@ -154,3 +157,31 @@ def test_the_audit_policy_never_records_a_secrets_body() -> None:
     assert {"group": "", "resources": ["secrets", "serviceaccounts/token"]} in first["resources"]
     # Rules apply first match: nothing before it could log secrets at a deeper level.
     assert policy["rules"][-1] == {"level": "Metadata"}
+
+
+def test_the_apiserver_gets_its_encryption_configuration_from_the_pki_state(
+    tmp_path: Path,
+) -> None:
+    cluster = dataclasses.replace(
+        cluster_for("supported"),
+        pki=dataclasses.replace(cluster_for("supported").pki, dir=tmp_path / "pki"),
+    )
+    store = Store(cluster.pki.dir)
+    store.create()
+    with pytest.raises(PkiError, match="encryption.json is missing"):
+        secret_files(cluster, "kube-apiserver")
+    state, _ = encryption.ensure_state(store, "aescbc")
+    [file] = secret_files(cluster, "kube-apiserver")
+    assert (file.path, file.mode, file.owner, file.secret) == (
+        "/etc/kubernetes/encryption-config.yaml",
+        "0600",
+        "root",
+        True,  # diffs say "changed", never the key
+    )
+    assert file.content == encryption.config_text(state)
+    assert secret_files(cluster, "kubelet") == []
+    assert secret_files(cluster_for("1.6"), "kube-apiserver") == []
+    flags = component_flags(cluster, "kube-apiserver", "kube.controller01")
+    assert flags["encryption-provider-config"] == file.path
+    assert log_directories(cluster, "kube-apiserver") == ["/var/log/kubernetes/audit"]
+    assert log_directories(cluster_for("1.6"), "kube-apiserver") == []
