@@ -28,8 +28,8 @@ from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.text import for_console
-from tasks.addons import ensure_dns_addon
 from runbooks.pki import finish_encryption
+from tasks.addons import ensure_dns_addon
 from tasks.components import (
     ensure_etcd_member,
     ensure_role_packages,

@@ -33,6 +33,7 @@ from tasks.load_balancer import check_load_balancer, load_balanced
 from tasks.pki import check_deployed_certificates
 from tasks.pod_network import check_pod_routes
 from tasks.runtime import check_runtime
+from tasks.security import check_security
 from tasks.smoke import (
     new_namespace,
     probe_from_node,
@@ -40,7 +41,6 @@ from tasks.smoke import (
     remove_smoke_test,
     start_smoke_test,
 )
-from tasks.security import check_security
 
 
 def failure_cause(result: MultiResult) -> str:
