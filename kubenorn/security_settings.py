@@ -81,7 +81,7 @@ def read_security(section: Section | None) -> SecuritySettings:
 
 def _audit(section: Section) -> AuditSettings:
     default = AuditSettings()
-    log_path = section._get("log_path", default.log_path, _absolute, "an absolute path")
+    log_path = section.parsed("log_path", _absolute, "an absolute path", default.log_path)
     return AuditSettings(
         log_path=log_path or default.log_path,
         max_age_days=section.positive("max_age_days", default.max_age_days),
@@ -92,12 +92,12 @@ def _audit(section: Section) -> AuditSettings:
 
 
 def _boolean(section: Section, key: str, default: bool) -> bool:
-    value = section._get(key, default, _bool, "true or false")
+    value = section.parsed(key, _bool, "true or false", default)
     return default if value is None else bool(value)
 
 
 def _names(section: Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    return section._get(key, default, _name_list, "a list of names") or default
+    return section.parsed(key, _name_list, "a list of names", default) or default
 
 
 def _bool(value: Any) -> bool:
