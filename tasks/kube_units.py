@@ -146,8 +146,8 @@ AUDIT_POLICY = "audit-policy.yaml"
 
 def component_files(task: Task, cluster: Cluster, component: str) -> list[ConfigFile]:
     """`component`'s environment file and any extra file its profile gives it, rendered; for
-    the apiserver, the Secrets encryption configuration from the PKI state (never a template
-    argument: nornir logs those)."""
+    the apiserver, the Secrets encryption configuration from the PKI state, built in Python
+    (a template task's rendered text is its result, kept like any other)."""
     context = template_context(cluster, task.host.name, task.host["kubernetes"], node_runtime(task))
     files = [
         ConfigFile(path, render(task, template, **context), mode=CONFIG_MODE)
