@@ -21,8 +21,15 @@ from kubenorn.findings import Finding, Status
 
 TABLES_DIR = Path(__file__).resolve().parent.parent / "templates" / "security"
 OPS = ("eq", "noteq", "has", "nothave", "gte", "valid_elements", "present", "absent")
-# Unit files a package installs: reset by its upgrades, and holding no settings of kubenorn's.
-PACKAGE_UNIT_DIRS = ("/lib/systemd/", "/usr/lib/systemd/")
+# Unit files a package installs (reset by its upgrades, holding no setting of kubenorn's; Debian's
+# systemd adds /usr/lib/systemd/system/service.d/10-timeout-abort.conf to every service), and
+# those systemd makes itself (generators, transient units): not judged.
+SYSTEM_UNIT_DIRS = (
+    "/lib/systemd/",
+    "/usr/lib/systemd/",
+    "/run/systemd/generator",
+    "/run/systemd/transient/",
+)
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,7 @@ def resolve(spec: str, unit: UnitSurvey, paths: HostPaths) -> list[str]:
     """The paths one `file:` entry names on this host."""
     kind, _, argument = spec.partition(":")
     if kind == "unit":
-        return [p for p in unit.unit_files if not p.startswith(PACKAGE_UNIT_DIRS)]
+        return [p for p in unit.unit_files if not p.startswith(SYSTEM_UNIT_DIRS)]
     if kind == "env":
         return list(unit.env_files)
     if kind == "flag":

@@ -472,3 +472,21 @@ def test_every_component_of_a_host_is_surveyed_by_its_roles() -> None:
     cluster = cluster_for("supported")
     assert host_components(cluster, CONTROLLER) == ["etcd", *CONTROL_PLANE]
     assert host_components(cluster, NODE) == list(WORKER)
+
+
+def test_units_and_drop_ins_of_packages_and_of_systemd_itself_are_not_judged() -> None:
+    cluster = cluster_for("supported")
+    survey = deployed(cluster, CONTROLLER)
+    theirs = [
+        "/usr/lib/systemd/system/service.d/10-timeout-abort.conf",  # Debian's, on every service
+        "/run/systemd/generator/kube-apiserver.service.d/50-x.conf",
+        "/run/systemd/transient/kube-apiserver.service.d/x.conf",
+    ]
+    unit(survey, "kube-apiserver").unit_files += theirs
+    survey.stats.update(dict.fromkeys(theirs, FileStat("644", "root:root")))
+    assert [f for f in judge(cluster, CONTROLLER, survey) if not f.ok] == []
+    # A runtime drop-in someone wrote by hand is judged.
+    hand = "/run/systemd/system/kube-apiserver.service.d/x.conf"
+    unit(survey, "kube-apiserver").unit_files.append(hand)
+    survey.stats[hand] = FileStat("644", "root:root")
+    assert [f.check for f in judge(cluster, CONTROLLER, survey) if not f.ok] == ["security.1.1.1"]
