@@ -154,8 +154,8 @@ def test_profiling_turned_on_by_an_unmanaged_drop_in_is_named_by_verify(
         profiling = [f for f in bad if f["check"] == "security.1.2.15"]
         assert [(f["host"], f["status"]) for f in profiling] == [(host, "CRITICAL")], bad
         assert profiling[0]["detail"].startswith("kube-apiserver: --profiling is 'true'")
-        # Nothing else is blamed on another host.
-        assert {f["host"] for f in bad} == {host}, bad
+        # No security finding is blamed on another host (a leader may be moving meanwhile).
+        assert {f["host"] for f in bad if f["check"].startswith("security")} == {host}, bad
     finally:
         lab.ssh(host, ["rm", "-f", DROPIN])
         lab.ssh(host, ["rmdir", "--ignore-fail-on-non-empty", DROPIN.rsplit("/", 1)[0]])
