@@ -9,7 +9,7 @@ and the initial-cluster list are both derived from the one `etcd` group, so they
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
@@ -19,6 +19,7 @@ from kubenorn.inventory_fields import Problem, Section, valid_dns_name
 from kubenorn.inventory_files import Raw, load_raw
 from kubenorn.networks import check_pod_networks, dns_service_ip
 from kubenorn.profiles import Profile, profile_for
+from kubenorn.security_settings import SecuritySettings, read_security
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -155,6 +156,8 @@ class KubernetesSettings:
     images: tuple[ImageArchive, ...] = ()  # loaded on every node from archives, never pulled
     dns: DnsAddon | None = None
     smoke_test: SmokeTest | None = None
+    # kubernetes.security: the CIS Benchmark settings (kubenorn/security_settings.py).
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @property
     def profile(self) -> Profile:
@@ -319,6 +322,7 @@ def _kubernetes(section: Section, version: str, inventory_dir: Path) -> Kubernet
         ),
         dns=_dns(section.optional_section("dns")),
         smoke_test=_smoke_test(section.optional_section("smoke_test")),
+        security=read_security(section.optional_section("security")),
     )
 
 

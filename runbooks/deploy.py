@@ -12,6 +12,7 @@ kubelet refuses it by default) is printed as WARNING findings and kept with the 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +28,7 @@ from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.text import for_console
+from runbooks.pki import finish_encryption
 from tasks.addons import ensure_dns_addon
 from tasks.components import (
     ensure_etcd_member,
@@ -177,6 +179,12 @@ def deploy_cluster(
     )
     # The control plane one controller at a time: the others keep serving meanwhile.
     deploy_components(run, cluster, certs, role="controllers", serial=True, dry_run=args.dry_run)
+    # Secrets encryption turned on (or a key rotation finished): the same rolling restarts.
+    for line in finish_encryption(run, cluster, say(args, console), dry_run=args.dry_run):
+        # A rotation that could not finish is said even under --quiet (its host failed too).
+        (console.print if line.startswith(("could not", "did not")) else say(args, console))(
+            for_console(line)
+        )
     deploy_components(run, cluster, certs, role="nodes", serial=False, dry_run=args.dry_run)
     if cluster.kubernetes.dns is not None:
         first = cluster.controllers[0].name  # add-ons go through one apiserver
@@ -192,6 +200,11 @@ def deploy_cluster(
     if warnings:  # even under --quiet: something to act on, though the deploy went on
         print_findings(warnings, console, title="deploy warnings")
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+
+
+def say(args: Any, console: Console) -> Callable[[str], None]:
+    """Progress lines, unless --quiet."""
+    return (lambda text: None) if args.quiet else (lambda text: console.print(for_console(text)))
 
 
 def print_diffs(run: Run, console: Console) -> None:

@@ -33,6 +33,7 @@ from tasks.load_balancer import check_load_balancer, load_balanced
 from tasks.pki import check_deployed_certificates
 from tasks.pod_network import check_pod_routes
 from tasks.runtime import check_runtime
+from tasks.security import check_security
 from tasks.smoke import (
     new_namespace,
     probe_from_node,
@@ -177,6 +178,8 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     )
     workers = run.step("workers", check_worker, only=cli.in_group("nodes"), cluster=cluster)
     drift = run.step("drift", check_drift, cluster=cluster)
+    # The running components against the profile's CIS Benchmark table (README: Security).
+    security = run.step("security", check_security, cluster=cluster)
     # --limit (and --retry-failed, which limits to the failed hosts): judge only those.
     selected = set(run.hosts) if args.limit else None
     findings = etcd_findings(cluster, etcd, selected) + step_findings(certs, "certificates")
@@ -185,6 +188,7 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     findings += step_findings(workers, "workers")
     findings += step_findings(drift, "drift")
     findings += workload_findings(run, args, cluster, controllers, digests)
+    findings += step_findings(security, "security")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]
     console = make_console()
