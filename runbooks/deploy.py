@@ -29,6 +29,7 @@ from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.text import for_console
 from runbooks.pki import finish_encryption
+from tasks import host_state
 from tasks.addons import ensure_dns_addon
 from tasks.components import (
     ensure_etcd_member,
@@ -148,6 +149,7 @@ def deploy_cluster(
 ) -> int:
     """Every step of the deploy, in order, on the hosts the options select."""
     run = cli.new_run(args, "deploy", argv)
+    host_state.enable(run.nr)  # each host read in one survey, kept true by the writes
     run.nr.config.user_defined[PKI_DIR_SETTING] = str(cluster.pki.dir)
     facts = run.step("facts", gather_facts)
     warnings = cgroup_warnings(

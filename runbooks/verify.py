@@ -20,6 +20,7 @@ from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.run import Run
+from tasks import host_state
 from tasks.components import check_drift
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
 from tasks.images import check_images, image_digests
@@ -169,6 +170,7 @@ def smoke_test(
 def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     digests = image_digests(cluster)
     run = cli.new_run(args, "verify", argv)
+    host_state.enable(run.nr)  # each host read in one survey, judged here
     etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     certs = run.step("certificates", check_deployed_certificates)
     runtime = run.step("runtime", check_runtime, only=cli.in_group("nodes"))

@@ -13,7 +13,7 @@ from nornir.core.task import Result, Task
 from kubenorn.cluster import Cluster, EtcdMember, Host, url
 from kubenorn.pki.placement import placements
 from kubenorn.pki.plan import ETCD_CA
-from tasks import etcdctl
+from tasks import etcdctl, host_state
 from tasks.etcdctl import ClientTls
 from tasks.files import ensure_directory, ensure_file
 from tasks.ssh import RemoteError, run
@@ -91,9 +91,11 @@ def start_unformed(task: Task, *, dry_run: bool | None = None) -> Result:
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=f"would start {UNIT} (first start)\n")
     # --no-block: a member of a new cluster reports ready only once a quorum has started.
+    host_state.forget_unit(task, UNIT)
     run(task, ["systemctl", "enable", UNIT], sudo=True)
     run(task, ["systemctl", "restart", "--no-block", UNIT], sudo=True)
     run(task, ["rm", "-f", owed_marker(UNIT)], sudo=True)
+    host_state.gone(task, owed_marker(UNIT))
     return Result(host=task.host, changed=True, diff=f"start {UNIT} (first start)\n")
 
 

@@ -7,6 +7,7 @@ or a run killed midway, sees the old file or the new one, never a mix.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import posixpath
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import paramiko
 from nornir.core.task import Result, Task
 
+from tasks import host_state
 from tasks.accounts import accounts, forget_accounts, ids_for
 from tasks.ssh import RemoteError, run, transport
 
@@ -51,6 +53,11 @@ def sftp(task: Task) -> paramiko.SFTPClient:
 
 def read_file(task: Task, path: str) -> bytes | None:
     """The content of `path` on the host, or None when it does not exist."""
+    surveyed = host_state.lookup(task, path)
+    if surveyed is None:
+        return None
+    if isinstance(surveyed, host_state.Entry) and surveyed.content is not None:
+        return surveyed.content
     try:
         with sftp(task).open(path, "rb") as remote:
             remote.prefetch()
@@ -65,6 +72,11 @@ def read_file(task: Task, path: str) -> bytes | None:
 
 def file_meta(task: Task, path: str) -> FileMeta | None:
     """Mode, owner and group of `path`, or None when it does not exist."""
+    surveyed = host_state.lookup(task, path)
+    if surveyed is None:
+        return None
+    if isinstance(surveyed, host_state.Entry):
+        return FileMeta(surveyed.mode, surveyed.owner, surveyed.group)
     try:
         attributes = sftp(task).stat(path)
     except FileNotFoundError:
@@ -89,6 +101,15 @@ def files_in_place(task: Task, wanted: dict[str, tuple[bytes, FileMeta]]) -> set
     """The paths of `wanted` that already hold their content, mode, owner and group."""
     if not wanted:
         return set()
+    surveyed = {path: host_state.lookup(task, path) for path in wanted}
+    if all(_readable(entry) for entry in surveyed.values()):
+        return {
+            path
+            for path, (content, meta) in wanted.items()
+            if isinstance(entry := surveyed[path], host_state.Entry)
+            and entry.content == content
+            and FileMeta(entry.mode, entry.owner, entry.group) == meta
+        }
     # A missing file makes stat and sha256sum exit 1 and say so on stderr; the rest still print.
     survey = run(task, ["sh", "-c", _SURVEY, "sh", *wanted], sudo=True, ok_codes=(0, 1))
     lines = survey.stdout.splitlines()
@@ -103,6 +124,13 @@ def files_in_place(task: Task, wanted: dict[str, tuple[bytes, FileMeta]]) -> set
         for path, (content, meta) in wanted.items()
         if metas.get(path) == meta and digests.get(path) == hashlib.sha256(content).hexdigest()
     }
+
+
+def _readable(entry: host_state.Entry | None | object) -> bool:
+    """Whether a surveyed entry answers for content: absent, or a file with its content."""
+    if entry is None:
+        return True
+    return isinstance(entry, host_state.Entry) and entry.kind == "f" and entry.content is not None
 
 
 def temp_path(path: str) -> str:
@@ -130,7 +158,14 @@ def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
         # rename(2) replaces the target in one step: readers never see a partial file.
         client.posix_rename(temp, path)
     except OSError as error:
+        host_state.forget(task)  # half done: what the host holds is not known any more
         raise RemoteError(f"{task.host.name}: cannot write {path}: {error}") from error
+    _written(task, path, content, meta)
+
+
+def _written(task: Task, path: str, content: bytes, meta: FileMeta) -> None:
+    entry = host_state.Entry("f", meta.mode, meta.owner, meta.group, content)
+    host_state.put(task, path, entry)
 
 
 def _put_with_sudo(task: Task, path: str, content: bytes, meta: FileMeta) -> None:
@@ -150,10 +185,15 @@ def _put_with_sudo(task: Task, path: str, content: bytes, meta: FileMeta) -> Non
     finally:
         run(task, ["rm", "-f", "--", staged])
     run(task, ["mv", "-f", "-T", "--", temp, path], sudo=True)
+    _written(task, path, content, meta)
 
 
 def set_meta(task: Task, path: str, meta: FileMeta) -> None:
     """Apply the mode, owner and group of `meta` to an existing `path`."""
+    surveyed = host_state.lookup(task, path)
+    if isinstance(surveyed, host_state.Entry):
+        changed = dataclasses.replace(surveyed, mode=meta.mode, owner=meta.owner, group=meta.group)
+        host_state.put(task, path, changed)
     if not is_root(task):
         run(task, ["chown", f"{meta.owner}:{meta.group}", "--", path], sudo=True)
         run(task, ["chmod", meta.mode, "--", path], sudo=True)
@@ -242,6 +282,7 @@ def ensure_absent(task: Task, *, path: str, dry_run: bool | None = None) -> Resu
     )
     if not task.is_dry_run(dry_run):
         run(task, ["rm", "-f", "--", path], sudo=True)
+        host_state.gone(task, path)
     return Result(host=task.host, changed=True, diff=diff or f"--- {path}\n+++ /dev/null\n")
 
 
@@ -279,10 +320,15 @@ def ensure_directory(
             ],
             sudo=True,
         )
+        entry = host_state.Entry("d", wanted.mode, wanted.owner, wanted.group)
+        host_state.put(task, path, entry)
     return Result(host=task.host, changed=True, diff=diff)
 
 
 def _is_directory(task: Task, path: str) -> bool:
+    surveyed = host_state.lookup(task, path)
+    if host_state.known(surveyed):
+        return isinstance(surveyed, host_state.Entry) and surveyed.kind == "d"
     try:
         return stat.S_ISDIR(sftp(task).stat(path).st_mode or 0)
     except OSError:

@@ -19,6 +19,7 @@ from kubenorn.findings import Finding
 from kubenorn.pki import encryption
 from kubenorn.pki.store import Store
 from kubenorn.profiles import CONTROL_PLANE, unit_of
+from tasks import host_state
 from tasks.compose import combined
 from tasks.facts import facts_of
 from tasks.files import ensure_directory
@@ -299,6 +300,7 @@ def stop_components(task: Task, *, components: tuple[str, ...]) -> Result:
     """Ensure `components` are stopped here, last first; changed when any was running."""
     running = [c for c in reversed(components) if unit_state(task, unit_of(c))[1]]
     for component in running:
+        host_state.forget_unit(task, unit_of(component))
         run(task, ["systemctl", "stop", unit_of(component)], sudo=True, timeout=120)
     return Result(
         host=task.host, changed=bool(running), diff="".join(f"stopped {c}\n" for c in running)

@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 
 from nornir.core.task import Result, Task
 
+from tasks import host_state
 from tasks.facts import facts_of
 from tasks.ssh import run
 
@@ -88,6 +89,7 @@ def ensure_packages(task: Task, *, packages: Sequence[str], dry_run: bool | None
     diff = "".join(f"+ package {spec}\n" for spec in missing)
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=diff)
+    host_state.forget(task)  # a package writes where it likes: survey again when next asked
     for command in commands:
         run(task, command, sudo=True, timeout=INSTALL_TIMEOUT)
     return Result(host=task.host, changed=True, diff=diff)

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from nornir.core.task import Result, Task
 
+from tasks import host_state
 from tasks.compose import combined
-from tasks.files import ensure_absent, ensure_directory, ensure_file
+from tasks.files import FileMeta, ensure_absent, ensure_directory, ensure_file
 from tasks.ssh import CommandError, run
 
-RESTART_OWED_DIR = "/var/lib/kubenorn/restart-owed"
+RESTART_OWED_DIR = host_state.RESTART_OWED_DIR
 # Seconds a unit whose start job failed has to come up through its own Restart= (RestartSec 2 s).
 RESTART_GRACE = 6.0
 
@@ -48,6 +49,54 @@ def ensure_systemd_file(
     return Result(host=task.host, changed=changed, diff=written[0].diff)
 
 
+def _unit_path(unit: str) -> str:
+    return f"/etc/systemd/system/{unit}"
+
+
+def in_place(task: Task, path: str, content: str | bytes | None, meta: FileMeta | None) -> bool:
+    """Whether the host's survey shows `path` holding `content` with `meta` (None: absent);
+    False when the survey cannot tell."""
+    entry = host_state.lookup(task, path)
+    if not host_state.known(entry):
+        return False
+    if content is None:
+        return entry is None
+    desired = content.encode() if isinstance(content, str) else content
+    return (
+        isinstance(entry, host_state.Entry)
+        and entry.kind == "f"
+        and entry.content == desired
+        and FileMeta(entry.mode, entry.owner, entry.group) == meta
+    )
+
+
+def all_in_place(
+    task: Task,
+    files: Sequence[ConfigFile],
+    dropin: str | None,
+    unit: str,
+    unit_file: str | None,
+    unit_mode: str,
+) -> bool:
+    """Whether every file of a unit's configuration is already as wanted (by the survey), the
+    directories of its systemd files included."""
+    metas: list[tuple[str, str | bytes | None, FileMeta | None]] = [
+        (f.path, f.content, FileMeta(f.mode.zfill(4), f.owner, f.group or f.owner)) for f in files
+    ]
+    root = FileMeta(unit_mode.zfill(4), "root", "root")
+    systemd = [(dropin_path(unit, "kubenorn"), dropin)]
+    systemd += [(_unit_path(unit), unit_file)] if unit_file is not None else []
+    for path, content in systemd:
+        metas.append((path, content, root if content is not None else None))
+        if content is not None:
+            directory = host_state.lookup(task, posixpath.dirname(path))
+            if not isinstance(directory, host_state.Entry) or directory.kind != "d":
+                return False
+            if (directory.mode, directory.owner, directory.group) != ("0755", "root", "root"):
+                return False
+    return all(in_place(task, path, content, meta) for path, content, meta in metas)
+
+
 def owed_marker(unit: str) -> str:
     return posixpath.join(RESTART_OWED_DIR, unit)
 
@@ -56,25 +105,39 @@ def owe_restarts(task: Task, *, units: Sequence[str], dry_run: bool | None = Non
     """Record on the host that each of `units` must restart (survives an interrupted run)."""
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=False, result=f"would restart {', '.join(units)}")
+    markers = list(map(owed_marker, units))
+    if all(isinstance(host_state.lookup(task, m), host_state.Entry) for m in markers):
+        return Result(host=task.host, changed=False, result=f"restart owed: {', '.join(units)}")
     run(task, ["mkdir", "-p", RESTART_OWED_DIR], sudo=True)
-    run(task, ["touch", *map(owed_marker, units)], sudo=True)
+    run(task, ["touch", *markers], sudo=True)
+    for marker in markers:
+        host_state.put(task, marker, host_state.Entry("f", "0644", "root", "root", b""))
     return Result(host=task.host, changed=False, result=f"restart owed: {', '.join(units)}")
 
 
 def forgive_restarts(task: Task, *, units: Sequence[str], dry_run: bool | None = None) -> Result:
     """Drop restarts owed by `units` that turned out not to be needed."""
-    if units and not task.is_dry_run(dry_run):
-        run(task, ["rm", "-f", *map(owed_marker, units)], sudo=True)
+    markers = [m for m in map(owed_marker, units) if host_state.lookup(task, m) is not None]
+    if markers and not task.is_dry_run(dry_run):
+        run(task, ["rm", "-f", *markers], sudo=True)
+        for marker in markers:
+            host_state.gone(task, marker)
     return Result(host=task.host, changed=False)
 
 
 def restart_owed(task: Task, unit: str) -> bool:
     """Whether an earlier change left `unit` owing a restart."""
+    surveyed = host_state.lookup(task, owed_marker(unit))
+    if host_state.known(surveyed):
+        return surveyed is not None
     return run(task, ["test", "-e", owed_marker(unit)], ok_codes=(0, 1)).rc == 0
 
 
 def unit_state(task: Task, unit: str) -> tuple[bool, bool]:
     """(enabled, active) of `unit`."""
+    surveyed = host_state.unit_state(task, unit)
+    if surveyed is not None:
+        return surveyed.enabled, surveyed.active
     enabled = run(task, ["systemctl", "is-enabled", "--quiet", unit], ok_codes=range(256)).rc == 0
     active = run(task, ["systemctl", "is-active", "--quiet", unit], ok_codes=range(256)).rc == 0
     return enabled, active
@@ -109,6 +172,7 @@ def ensure_service(
     for action in actions:
         systemctl(task, action, unit)
     run(task, ["rm", "-f", owed_marker(unit)], sudo=True)
+    host_state.gone(task, owed_marker(unit))
     return Result(host=task.host, changed=True, diff=diff)
 
 
@@ -118,6 +182,7 @@ def systemctl(task: Task, action: str, unit: str) -> None:
     host once failed to spawn a unit's executor ("No such file or directory", result
     'resources') and restarted it 2 s later. What follows a start (health checks) still judges
     the unit."""
+    host_state.forget_unit(task, unit)
     try:
         run(task, ["systemctl", action, unit], sudo=True, timeout=180)
     except CommandError:
@@ -164,7 +229,9 @@ def ensure_unit_config(
     certificates)."""
     owed_before = restart_owed(task, unit)
     # Owe first: a run killed after writing and before restarting still restarts next time.
-    task.run(task=owe_restarts, units=[unit], dry_run=dry_run)
+    # (Not when the host's survey shows every file already as wanted: nothing will be written.)
+    if not all_in_place(task, files, dropin, unit, unit_file, unit_mode):
+        task.run(task=owe_restarts, units=[unit], dry_run=dry_run)
     results = [
         task.run(
             task=ensure_file,
@@ -192,7 +259,7 @@ def ensure_unit_config(
         results.append(
             task.run(
                 task=ensure_systemd_file,
-                path=f"/etc/systemd/system/{unit}",
+                path=_unit_path(unit),
                 content=unit_file,
                 mode=unit_mode,
                 dry_run=dry_run,

@@ -13,6 +13,7 @@ control machine's CPU per host); nothing here opens a socket.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -129,6 +130,8 @@ class HealthyHost:
         script = argv[2]
         if "== os-release" in script:
             return 0, self.facts(), ""
+        if "== units" in script:
+            return 0, self.host_survey(argv[4:]), ""
         if "sha256sum" in script:
             return self.file_survey(argv[4:])
         if "get secrets" in script:
@@ -153,7 +156,8 @@ class HealthyHost:
     def show(self, argv: list[str]) -> str:
         units = [a for a in argv[2:] if not a.startswith("-")]
         return "".join(
-            f"Id={u}\nUnitFileState=enabled\nActiveState=active\nMainPID=4242\n\n" for u in units
+            f"Id={u}\nLoadState=loaded\nUnitFileState=enabled\nActiveState=active\n\n"
+            for u in units
         )
 
     def do_test(self, argv: list[str], stdin: bytes) -> Reply:
@@ -266,6 +270,27 @@ class HealthyHost:
         ]
         missing = "".join(f"stat: cannot stat '{p}'\n" for p in paths if p not in present)
         return (1 if missing else 0), "\n".join([*stats, "==", *sums]) + "\n", missing
+
+    def host_survey(self, args: list[str]) -> str:
+        """tasks.host_state's survey: each root's entries (depth 2), then the units."""
+        cut = args.index("--")
+        users = {v: k for k, v in _ids(self.host.passwd).items()}
+        groups = {v: k for k, v in _ids(self.host.groups).items()}
+        lines: list[str] = []
+        for depth, root in zip(args[:cut:2], args[1:cut:2], strict=True):
+            for path, f in sorted(self.host.files.items()):
+                rest = path[len(root) + 1 :] if path.startswith(root + "/") else None
+                if path != root and (rest is None or rest.count("/") >= int(depth)):
+                    continue
+                kind = "d" if f.directory else "f"
+                owner, group = users.get(f.uid, f.uid), groups.get(f.gid, f.gid)
+                mode = f"{stat.S_IMODE(f.mode):o}"
+                lines.append(f"H\t{kind}\t{mode}\t{owner}\t{group}\t{len(f.data)}\t{path}")
+                if kind == "f":
+                    lines.append(base64.b64encode(f.data).decode())
+        lines.append("== units")
+        show = self.show(["systemctl", "show", *args[cut + 1 :]])
+        return "\n".join(lines) + "\n" + show
 
     def security_survey(self, args: list[str]) -> str:
         """The security survey's lines: no process seen; the mode and owner of each path."""
