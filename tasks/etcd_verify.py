@@ -40,13 +40,12 @@ def observe_etcd_member(task: Task, *, cluster: Cluster) -> Result:
     tls = client_tls(cluster, member.host)
     view = MemberView(task.host.name)
     _, view.active = unit_state(task, UNIT)
-    health = etcdctl.health(task, tls, [member.client_url])
-    view.healthy = bool(health) and all(h.healthy for h in health)
-    view.error = "; ".join(h.error for h in health if h.error)
+    seen = etcdctl.observe(task, tls, member.client_url)
+    view.healthy = bool(seen.health) and all(h.healthy for h in seen.health)
+    view.error = "; ".join(h.error for h in seen.health if h.error)
     if view.healthy:
-        statuses = etcdctl.status(task, tls, [member.client_url])
-        view.status = statuses[0] if statuses else None
-        view.members = etcdctl.members(task, tls, [member.client_url])
+        view.status = seen.status[0] if seen.status else None
+        view.members = seen.members
     return Result(host=task.host, result=view, record_data=view.as_dict())
 
 

@@ -122,3 +122,53 @@ def status(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[Endpoin
 def members(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[Member]:
     """The member list as the cluster sees it."""
     return parse_members(run(task, etcdctl_command(tls, endpoints, "member", "list")).stdout)
+
+
+# $@: the etcdctl command line up to its action. Per action a line "== kubenorn-etcd ACTION RC",
+# its output, a line "== kubenorn-etcd-stderr", what it said on stderr; status and the member
+# list only when the endpoint answered healthy.
+OBSERVE = r"""
+err=$(mktemp) || exit 1
+trap 'rm -f "$err"' EXIT
+ask() {
+  out=$("$@" 2>"$err")
+  rc=$?
+  printf '== kubenorn-etcd %s %s\n%s\n== kubenorn-etcd-stderr\n' "$action" "$rc" "$out"
+  cat "$err"
+  return "$rc"
+}
+action=health; ask "$@" endpoint health || exit 0
+action=status; ask "$@" endpoint status
+action=members; ask "$@" member list
+exit 0
+"""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One member's health, status and member list, as one command saw them."""
+
+    health: list[EndpointHealth]
+    status: list[EndpointStatus]
+    members: list[Member]
+
+
+def observe(task: Task, tls: ClientTls, endpoint: str) -> Observation:
+    """Health of `endpoint`; when healthy, its status and the member list: one command."""
+    argv = ["sh", "-c", OBSERVE, "sh", *etcdctl_command(tls, [endpoint])]
+    output = run(task, argv, timeout=30).stdout
+    sections: dict[str, tuple[str, str]] = {}
+    for part in output.split("== kubenorn-etcd ")[1:]:
+        header, _, rest = part.partition("\n")
+        out, _, err = rest.partition("== kubenorn-etcd-stderr\n")
+        name, _, _rc = header.partition(" ")
+        sections[name] = (out.strip(), err.strip())
+    out, err = sections.get("health", ("", "no answer"))
+    if out:
+        health = parse_health(out)
+    else:
+        reason = (err.splitlines() or ["no answer"])[-1]
+        health = [EndpointHealth(endpoint, False, reason)]
+    status = parse_status(sections.get("status", ("", ""))[0])
+    members = parse_members(sections.get("members", ("", ""))[0])
+    return Observation(health, status, members)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from nornir.core.task import Result, Task
@@ -23,6 +24,7 @@ from tasks import host_state
 from tasks.compose import combined
 from tasks.facts import facts_of
 from tasks.files import ensure_directory
+from tasks.http_checks import http_status, http_statuses
 from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.runtime import runtime_settings
 from tasks.ssh import RemoteError, run
@@ -237,21 +239,6 @@ def ensure_components_config(
     return combined(task, steps)
 
 
-def http_status(task: Task, url: str, ca_file: str | None = None) -> tuple[int, str]:
-    """(HTTP status, body) of a GET of `url` from the host itself; status 0 if nothing answered.
-
-    With `ca_file` the server certificate is verified against it; without, an https URL is
-    fetched without verification (the components' own self-signed health endpoints).
-    """
-    tls = ["--cacert", ca_file] if ca_file else (["-k"] if url.startswith("https") else [])
-    argv = ["curl", "-sS", "--max-time", "5", *tls, "-w", "\n%{http_code}", url]
-    result = run(task, argv, ok_codes=range(256), timeout=15)
-    body, _, code = result.stdout.rpartition("\n")
-    if result.rc != 0:
-        return 0, (result.stderr.strip() or f"curl exited {result.rc}")[-300:]
-    return int(code or 0), body.strip()[-300:]
-
-
 def health_urls(task: Task, cluster: Cluster, component: str) -> list[tuple[str, str | None]]:
     """(URL, CA file or None) that say whether `component` on this host is healthy."""
     profile = cluster.kubernetes.profile
@@ -272,6 +259,24 @@ def unhealthy(task: Task, cluster: Cluster, component: str) -> list[str]:
     return problems
 
 
+def unhealthy_each(
+    task: Task,
+    cluster: Cluster,
+    components: Sequence[str],
+    extra: Sequence[tuple[str, str | None]] = (),
+) -> tuple[dict[str, list[str]], list[tuple[int, str]]]:
+    """`unhealthy` for each of `components`, and the answers to the `extra` (URL, CA file)
+    checks, all asked in one command."""
+    checks = [(c, url, ca) for c in components for url, ca in health_urls(task, cluster, c)]
+    answers = http_statuses(task, [*extra, *((url, ca) for _, url, ca in checks)])
+    problems: dict[str, list[str]] = {c: [] for c in components}
+    for (component, url, _), (code, body) in zip(checks, answers[len(extra) :], strict=True):
+        if code != 200:
+            last = body.splitlines()[-1] if body else ""
+            problems[component].append(f"{url}: {code or 'no answer'} {last}")
+    return problems, answers[: len(extra)]
+
+
 def wait_healthy(task: Task, cluster: Cluster, component: str) -> None:
     """Return once `component` answers healthy here; RemoteError after HEALTH_TIMEOUT."""
     deadline = time.monotonic() + HEALTH_TIMEOUT
@@ -288,10 +293,17 @@ def start_components(
     task: Task, *, cluster: Cluster, components: tuple[str, ...], dry_run: bool | None = None
 ) -> Result:
     """Ensure each component runs (restarted if it owes one), in order, each healthy first."""
+    # One look at every component's health first: while nothing has been restarted, one that
+    # answered healthy there is not asked again.
+    healthy: set[str] = set()
+    if not task.is_dry_run(dry_run):
+        problems, _ = unhealthy_each(task, cluster, components)
+        healthy = {c for c, bad in problems.items() if not bad}
     steps = []
     for component in components:
         steps.append(task.run(task=ensure_service, unit=unit_of(component), dry_run=dry_run))
-        if not task.is_dry_run(dry_run):
+        restarted = any(step.changed for step in steps)
+        if not task.is_dry_run(dry_run) and (restarted or component not in healthy):
             wait_healthy(task, cluster, component)
     return combined(task, steps)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import posixpath
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,10 +21,9 @@ from nornir.core.task import Result, Task
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
 from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile, unit_of
-from tasks.kube_units import http_status, unhealthy
-from tasks.kubectl import kubectl
+from tasks.kube_units import unhealthy_each
+from tasks.kubectl import api_reads, kubectl
 from tasks.kubelet_api import kubelet_anonymous
-from tasks.ssh import run
 from tasks.systemd import unit_state
 
 ELECTED = ("kube-scheduler", "kube-controller-manager")
@@ -105,15 +105,22 @@ def ready_nodes(node_list: dict[str, Any]) -> dict[str, bool]:
     return ready
 
 
-def component_findings(task: Task, cluster: Cluster, components: tuple[str, ...]) -> list[Finding]:
-    """Per component on this host: its unit active and its health endpoints answering 200."""
+def component_findings(
+    task: Task,
+    cluster: Cluster,
+    components: tuple[str, ...],
+    extra: Sequence[tuple[str, str | None]] = (),
+) -> tuple[list[Finding], list[tuple[int, str]]]:
+    """Per component on this host: its unit active and its health endpoints answering 200;
+    and the answers of the `extra` (URL, CA file) checks, asked in the same command."""
+    active = {c: unit_state(task, unit_of(c))[1] for c in components}
+    problems, answers = unhealthy_each(task, cluster, [c for c in components if active[c]], extra)
     findings = []
     for component in components:
-        _, active = unit_state(task, unit_of(component))
-        problems = unhealthy(task, cluster, component) if active else [f"{component} not active"]
-        detail = "; ".join(problems) or "active, healthy"
-        findings.append(Finding(component, task.host.name, worse_if(problems), detail))
-    return findings
+        found = problems.get(component, []) if active[component] else [f"{component} not active"]
+        detail = "; ".join(found) or "active, healthy"
+        findings.append(Finding(component, task.host.name, worse_if(found), detail))
+    return findings, answers
 
 
 def componentstatus_findings(task: Task, cluster: Cluster) -> list[Finding]:
@@ -141,15 +148,14 @@ def observe_control_plane(task: Task, *, cluster: Cluster) -> Result:
     """This controller's view: component health, leader records, nodes. (Reads only.)"""
     profile = cluster.kubernetes.profile
     view = ControllerView(task.host.name)
-    view.findings = component_findings(task, cluster, CONTROL_PLANE)
+    view.findings, _ = component_findings(task, cluster, CONTROL_PLANE)
     view.active = {f.check: "not active" not in f.detail for f in view.findings}
-    view.clock = float(run(task, ["date", "+%s"]).stdout.strip())
-    node_list, view.api_error = api_get(task, cluster, "/api/v1/nodes")
+    paths = ["/api/v1/nodes", *(profile.leader_path(component) for component in ELECTED)]
+    view.clock, [(node_list, view.api_error), *leaders] = api_reads(task, cluster, paths)
     if node_list is None:
         return Result(host=task.host, result=view)
     view.nodes = ready_nodes(node_list)
-    for component in ELECTED:
-        obj, _ = api_get(task, cluster, profile.leader_path(component))
+    for component, (obj, _) in zip(ELECTED, leaders, strict=True):
         view.leaders[component] = leader_record(profile, obj) if obj else None
     if profile.componentstatuses:
         view.findings += componentstatus_findings(task, cluster)
@@ -260,14 +266,15 @@ def check_worker(task: Task, *, cluster: Cluster) -> Result:
     endpoint = cluster.apiserver
     path = task.host["load_balancer"]["health_check"]
     url = f"https://{endpoint.name}:{endpoint.port}{path}"
-    code, body = http_status(task, url, posixpath.join(cluster.kubernetes.cert_dir, "ca.crt"))
+    ca_file = posixpath.join(cluster.kubernetes.cert_dir, "ca.crt")
+    components, [(code, body)] = component_findings(task, cluster, WORKER, [(url, ca_file)])
     through = Finding(
         "apiserver-via-lb",
         task.host.name,
         "OK" if code == 200 else "WARNING",
         f"{url}: {code or 'no answer'} {body.splitlines()[-1] if body else ''}".strip(),
     )
-    findings = [through, *component_findings(task, cluster, WORKER)]
+    findings = [through, *components]
     kubelet = next(f for f in findings if f.check == "kubelet")
     if "not active" not in kubelet.detail:  # a stopped kubelet is one finding, not two
         address = cluster.host(task.host.name).address

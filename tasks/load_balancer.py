@@ -10,7 +10,7 @@ from kubenorn.findings import Finding
 from tasks.compose import combined
 from tasks.packages import ensure_packages
 from tasks.ssh import run
-from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config
+from tasks.systemd import ConfigFile, ensure_service, ensure_unit_config, unit_state
 from tasks.templates import render
 
 UNIT = "haproxy.service"
@@ -60,7 +60,7 @@ def ensure_load_balancer(task: Task, *, cluster: Cluster, dry_run: bool | None =
 def check_load_balancer(task: Task) -> Result:
     """A finding: is haproxy active with a configuration it accepts? (Reads only.)"""
     config = task.host["load_balancer"]["config_file"]
-    active = run(task, ["systemctl", "is-active", "--quiet", UNIT], ok_codes=range(256)).rc == 0
+    _, active = unit_state(task, UNIT)
     valid = run(task, ["haproxy", "-c", "-q", "-f", config], ok_codes=range(256))
     problems = ([] if active else [f"{UNIT} is not active"]) + (
         [] if valid.rc == 0 else [f"{config} invalid: {valid.stderr.strip()[-300:]}"]

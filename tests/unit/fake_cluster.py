@@ -134,6 +134,23 @@ class HealthyHost:
             return 0, self.host_survey(argv[4:]), ""
         if "sha256sum" in script:
             return self.file_survey(argv[4:])
+        if "kubenorn-api" in script:  # the clock, then API reads
+            sections = [f"== kubenorn-api 0\n{json.dumps(self.api(path))}\n" for path in argv[5:]]
+            return 0, self.do_date([], b"")[1] + "".join(sections), ""
+        if "kubenorn-etcd" in script:  # etcdctl endpoint health, status, member list
+            base = argv[4:]
+            parts = []
+            for name, action in (
+                ("health", ["endpoint", "health"]),
+                ("status", ["endpoint", "status"]),
+                ("members", ["member", "list"]),
+            ):
+                rc, out, err = self.do_env([*base, *action], b"")
+                parts.append(f"== kubenorn-etcd {name} {rc}\n{out}\n== kubenorn-etcd-stderr\n{err}")
+            return 0, "".join(parts), ""
+        if "%{http_code}" in script:  # curl for each URL
+            urls = argv[5::2]
+            return 0, "".join(f"== 0 {url}\nok\n200\n" for url in urls), ""
         if "get secrets" in script:
             return 0, "secret/x replaced\n", ""  # a key rotation's rewrite of every Secret
         if "@unit" in script:
