@@ -8,7 +8,8 @@ owner, group and, for small regular files, the content) and the state of the hos
 `gone`, `forget_unit`), and a package installation drops it (`forget`: a package may write
 anywhere). Paths outside the surveyed roots, symlinks and large files are read as before.
 
-The copy lives with the host's SSH transport, so it ends with the run's connections.
+The copy lives with the host's connection, so it ends when the run closes its connections
+(or one drops and is opened again).
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import paramiko
 from nornir.core import Nornir
 from nornir.core.task import Task
 
 from kubenorn.profiles import CONTROL_PLANE, WORKER, unit_of
-from tasks.ssh import run, transport
+from tasks.ssh import run
 
 SETTING = "kubenorn_host_state"
 MAX_CONTENT = 1024 * 1024  # larger files: metadata only, content read when asked
@@ -87,7 +87,7 @@ class HostState:
         return False
 
 
-_states: weakref.WeakKeyDictionary[paramiko.Transport, HostState] = weakref.WeakKeyDictionary()
+_states: weakref.WeakKeyDictionary[object, HostState] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 _MISSING = object()
 
@@ -137,9 +137,8 @@ def state(task: Task) -> HostState | None:
     """This host's surveyed state (surveyed now if not yet); None unless the run opted in."""
     if not task.nornir.config.user_defined.get(SETTING):
         return None
-    ssh_transport = transport(task)
     with _lock:
-        known = _states.get(ssh_transport)
+        known = _states.get(_connection(task))
     if known is not None:
         return known
     roots, units = roots_and_units(task)
@@ -147,7 +146,7 @@ def state(task: Task) -> HostState | None:
     argv = ["sh", "-c", SURVEY, "sh", *pairs, "--", *units]
     surveyed = parse(roots, run(task, argv, sudo=True, timeout=60).stdout)
     with _lock:
-        _states[ssh_transport] = surveyed
+        _states[_connection(task)] = surveyed
     return surveyed
 
 
@@ -238,7 +237,7 @@ def forget(task: Task) -> None:
     if not task.nornir.config.user_defined.get(SETTING):
         return
     with _lock:
-        _states.pop(transport(task), None)
+        _states.pop(_connection(task), None)
 
 
 def _current(task: Task) -> HostState | None:
@@ -246,4 +245,18 @@ def _current(task: Task) -> HostState | None:
     if not task.nornir.config.user_defined.get(SETTING):
         return None
     with _lock:
-        return _states.get(transport(task))
+        return _states.get(_connection(task))
+
+
+def _connection(task: Task) -> object:
+    """The host's open netmiko connection (a key that is dropped with it); a placeholder
+    that nothing is stored under when none is open."""
+    plugin = task.host.connections.get("netmiko")
+    return plugin.connection if plugin is not None else _NO_CONNECTION
+
+
+class _Placeholder:
+    pass
+
+
+_NO_CONNECTION = _Placeholder()
