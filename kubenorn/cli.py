@@ -114,7 +114,12 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
         metavar="HOST|GROUP|GLOB",
         help="run only on these hosts, groups or name patterns",
     )
-    result.add_argument("--workers", type=workers, help="parallel hosts (default: all at once)")
+    result.add_argument(
+        "--workers",
+        type=workers,
+        help="hosts in flight at once (default: every host, at most config.yaml's "
+        "hosts_in_flight, 50)",
+    )
     result.add_argument(
         "--json", type=output_file, metavar="FILE", help="write the run's records here"
     )

@@ -17,6 +17,9 @@ from nornir.plugins.runners import ThreadedRunner
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = REPO_ROOT / "config.yaml"
 INVENTORY_FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
+# Hosts in flight at once unless --workers says otherwise (config.yaml, user_defined): each is
+# a thread and an SSH connection, and a cluster can have thousands of nodes.
+DEFAULT_HOSTS_IN_FLIGHT = 50
 # Secrets come from the environment, never from inventory files or task arguments.
 KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
 
@@ -40,7 +43,9 @@ def default_inventory_dir() -> Path:
 def init_nornir(
     inventory_dir: Path | None = None, *, dry_run: bool = False, workers: int | None = None
 ) -> Nornir:
-    """Load `inventory_dir` with config.yaml's settings and one worker per host (at least)."""
+    """Load `inventory_dir` with config.yaml's settings: `workers` hosts in flight at once, by
+    default one per host between config.yaml's floor (runner num_workers) and its cap
+    (user_defined hosts_in_flight)."""
     inventory_dir = (inventory_dir or default_inventory_dir()).resolve()
     for name in INVENTORY_FILES:
         if not (inventory_dir / name).is_file():
@@ -68,8 +73,14 @@ def init_nornir(
         raise InventoryError(f"{inventory_dir}: cannot load inventory: {error}") from error
     for host in nr.inventory.hosts.values():
         host.connection_options["netmiko"] = netmiko_options(host, inventory_dir)
-    floor = nr.config.runner.options.get("num_workers", 20)
-    return nr.with_runner(ThreadedRunner(num_workers=workers or max(floor, len(nr.inventory))))
+    return nr.with_runner(ThreadedRunner(num_workers=workers or default_workers(nr)))
+
+
+def default_workers(nr: Nornir) -> int:
+    """One worker per host, at least config.yaml's floor, at most its cap on hosts in flight."""
+    floor = int(nr.config.runner.options.get("num_workers", 20))
+    cap = int(nr.config.user_defined.get("hosts_in_flight", DEFAULT_HOSTS_IN_FLIGHT))
+    return max(1, min(max(floor, len(nr.inventory)), cap))
 
 
 def netmiko_options(host: Host, inventory_dir: Path) -> ConnectionOptions:

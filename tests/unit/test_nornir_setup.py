@@ -150,6 +150,13 @@ def test_every_host_runs_at_once_unless_told_otherwise(tmp_path: Path) -> None:
     assert small.runner.num_workers == 20  # type: ignore[attr-defined]  # config.yaml's floor
 
 
+def test_hosts_in_flight_are_capped_unless_workers_says_otherwise(tmp_path: Path) -> None:
+    hosts = "".join(f"n{i}:\n  hostname: 10.9.{i // 250}.{i % 250 + 1}\n" for i in range(120))
+    inventory = write_inventory(tmp_path / "inv", hosts_yaml=hosts)
+    assert init_nornir(inventory).runner.num_workers == 50  # type: ignore[attr-defined]
+    assert init_nornir(inventory, workers=120).runner.num_workers == 120  # type: ignore[attr-defined]
+
+
 def test_the_settings_reach_the_connection(nr: Nornir, fleet: Fleet, inventory_dir: Path) -> None:
     fleet["h1"].script["true"] = (0, "", "")
     assert not run_on(nr, "h1", run_command, argv=["true"]).failed
