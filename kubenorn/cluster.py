@@ -182,7 +182,14 @@ class Cluster:
     hosts: tuple[Host, ...]
 
     def in_role(self, role: str) -> tuple[Host, ...]:
+        if role in self._roles:
+            return self._roles[role]
         return tuple(h for h in self.hosts if h.has_role(role))
+
+    @cached_property
+    def _roles(self) -> dict[str, tuple[Host, ...]]:
+        # Asked per host per task (cluster.nodes): once per model, not once per question.
+        return {role: tuple(h for h in self.hosts if h.has_role(role)) for role in ROLES}
 
     @property
     def controllers(self) -> tuple[Host, ...]:

@@ -141,7 +141,15 @@ def docker_certificates(cluster: Cluster) -> list[CertSpec]:
 
 
 def certificates(cluster: Cluster) -> tuple[CertSpec, ...]:
-    """Every certificate the cluster needs, CAs first."""
+    """Every certificate the cluster needs, CAs first (worked out once per cluster model)."""
+    # Kept on the (frozen) model the way functools.cached_property keeps its values.
+    known: tuple[CertSpec, ...] | None = cluster.__dict__.get("_certificates")
+    if known is None:
+        known = cluster.__dict__["_certificates"] = _certificates(cluster)
+    return known
+
+
+def _certificates(cluster: Cluster) -> tuple[CertSpec, ...]:
     specs = [
         CertSpec(CLUSTER_CA, f"{cluster.name} cluster CA", "ca"),
         CertSpec(ETCD_CA, f"{cluster.name} etcd CA", "ca"),
