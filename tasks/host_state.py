@@ -79,12 +79,14 @@ class HostState:
 
     def covers(self, path: str) -> bool:
         """Whether `path` lies within DEPTH under a surveyed root (so absence is known)."""
-        for root, depth in self.roots.items():
-            if path == root:
-                return True
-            if path.startswith(root.rstrip("/") + "/"):
-                return path[len(root.rstrip("/")) + 1 :].count("/") < depth
-        return False
+        return any(_within(path, root, depth) for root, depth in self.roots.items())
+
+
+def _within(path: str, root: str, depth: int) -> bool:
+    if path == root:
+        return True
+    prefix = root.rstrip("/") + "/"
+    return path.startswith(prefix) and path[len(prefix) :].count("/") < depth
 
 
 _states: weakref.WeakKeyDictionary[object, HostState] = weakref.WeakKeyDictionary()
