@@ -4,6 +4,7 @@ inventory is read: a wrong value is a Problem naming its file, host and field.""
 
 from __future__ import annotations
 
+import bisect
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
@@ -77,21 +78,39 @@ def check_pod_networks(raw: Raw, cluster: Cluster) -> None:
 
 
 def _check_pod_cidrs(raw: Raw, hosts: tuple[Host, ...], cluster_cidr: IPNetwork) -> None:
-    """Each pod_cidr on a node, inside `cluster_cidr`, overlapping no earlier node's."""
+    """Each pod_cidr on a node, inside `cluster_cidr`, overlapping no earlier node's.
+
+    The accepted ranges are kept sorted, so a clash is found by bisection: thousands of nodes
+    are checked in milliseconds, not in the seconds a pairwise comparison took."""
     owner: dict[str, IPNetwork] = {}
+    spans: list[tuple[int, int, int]] = []  # (version, first, last) of the accepted ranges
     for host, pods in ((h, h.pod_cidr) for h in hosts if h.pod_cidr is not None):
         data = raw.host_section(host.name)
-        clash = [
-            name for name, other in owner.items() if _inside(other, pods) or _inside(pods, other)
-        ]
+        span = (pods.version, int(pods.network_address), int(pods.broadcast_address))
         if not host.has_role("nodes"):
             data.problem_at("pod_cidr", "only nodes run pods")
         elif not _inside(pods, cluster_cidr):
             data.problem_at("pod_cidr", f"{pods} is not inside cluster.cluster_cidr {cluster_cidr}")
-        elif clash:
+        elif _overlaps_any(spans, span):
+            clash = [
+                n for n, other in owner.items() if _inside(other, pods) or _inside(pods, other)
+            ]
             data.problem_at("pod_cidr", f"{pods} overlaps the pod_cidr of {clash[0]}")
         else:
             owner[host.name] = pods
+            bisect.insort(spans, span)
+
+
+def _overlaps_any(spans: list[tuple[int, int, int]], span: tuple[int, int, int]) -> bool:
+    """Whether `span` overlaps one of the sorted, disjoint `spans` (networks nest or are apart)."""
+    version, first, last = span
+    at = bisect.bisect_left(spans, span)
+    before = spans[at - 1] if at > 0 else None
+    after = spans[at] if at < len(spans) else None
+    return bool(
+        (before and before[0] == version and before[2] >= first)
+        or (after and after[0] == version and after[1] <= last)
+    )
 
 
 def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:

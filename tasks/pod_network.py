@@ -33,11 +33,20 @@ class PodRoute:
 
 def pod_routes(cluster: Cluster, host: Host) -> list[PodRoute]:
     """A route to every other node's pod CIDR, through that node's address."""
-    return [
-        PodRoute(str(node.pod_cidr), str(node.address), node.name)
-        for node in cluster.nodes
-        if node.pod_cidr is not None and node.name != host.name
-    ]
+    return [route for route in _all_routes(cluster) if route.node != host.name]
+
+
+def _all_routes(cluster: Cluster) -> tuple[PodRoute, ...]:
+    """Every node's route, worked out once per cluster model (each host wants all but one)."""
+    # Kept on the (frozen) model the way functools.cached_property keeps its values.
+    known: tuple[PodRoute, ...] | None = cluster.__dict__.get("_pod_routes")
+    if known is None:
+        known = cluster.__dict__["_pod_routes"] = tuple(
+            PodRoute(str(node.pod_cidr), str(node.address), node.name)
+            for node in cluster.nodes
+            if node.pod_cidr is not None
+        )
+    return known
 
 
 def routes_unit(task: Task, cluster: Cluster) -> str:
