@@ -45,7 +45,9 @@ def http_statuses(task: Task, checks: Sequence[tuple[str, str | None]]) -> list[
     if len(checks) <= 1:
         return [http_status(task, *check) for check in checks]
     pairs = [word for url, ca_file in checks for word in (ca_file or "-", url)]
-    output = run(task, ["sh", "-c", STATUSES, "sh", *pairs], ok_codes=range(256), timeout=15)
+    # Each curl gives up after 5 s: the command as a whole has that much per URL, and some.
+    timeout = 10 + 6 * len(checks)
+    output = run(task, ["sh", "-c", STATUSES, "sh", *pairs], ok_codes=range(256), timeout=timeout)
     answers: list[tuple[int, str]] = []
     for section in output.stdout.split("\n== ")[: len(checks)]:
         header, _, out = section.removeprefix("== ").partition("\n")

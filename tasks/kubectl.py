@@ -50,7 +50,9 @@ def api_reads(
     """The host's clock and `api_get` of each of `paths`, in one command."""
     kubeconfig = posixpath.join(cluster.kubernetes.config_dir, "admin.kubeconfig")
     argv = ["sh", "-c", API_READS, "sh", kubeconfig, *paths]
-    output = run(task, argv, sudo=True, ok_codes=range(256), timeout=20 + 6 * len(paths)).stdout
+    # 5 s per request, asked again for its error when it failed: 12 s per path, and some.
+    timeout = 20 + 12 * len(paths)
+    output = run(task, argv, sudo=True, ok_codes=range(256), timeout=timeout).stdout
     clock, *sections = output.split("== kubenorn-api ")
     answers: list[tuple[dict[str, Any] | None, str]] = []
     for path, section in zip(paths, sections, strict=False):
