@@ -7,16 +7,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-import ruamel.yaml
 import yaml
 from nornir import InitNornir
 from nornir.core import Nornir
 from nornir.core.inventory import ConnectionOptions, Host
+from nornir.core.plugins.inventory import InventoryPluginRegister
 from nornir.plugins.runners import ThreadedRunner
+
+from kubenorn.inventory_files import PLUGIN, CheckedInventory, KubenornInventory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = REPO_ROOT / "config.yaml"
 INVENTORY_FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
+# The whole inventory as loaded, kept in the config that every filtered Nornir object shares.
+INVENTORY_SETTING = "kubenorn_inventory"
 # Secrets come from the environment, never from inventory files or task arguments.
 KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
 
@@ -24,6 +28,7 @@ KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
 # Nornir logs each failed task's traceback through `logging`; with no handler configured,
 # Python prints it to stderr. Failures reach people through run records instead.
 logging.getLogger("nornir").addHandler(logging.NullHandler())
+InventoryPluginRegister.register(PLUGIN, KubenornInventory)
 
 
 class InventoryError(Exception):
@@ -50,22 +55,17 @@ def init_nornir(
         "group_file": str(inventory_dir / "groups.yaml"),
         "defaults_file": str(inventory_dir / "defaults.yaml"),
     }
-    try:
-        nr = InitNornir(
-            config_file=str(CONFIG_FILE),
-            inventory={"plugin": "SimpleInventory", "options": options},
-            dry_run=dry_run,
-        )
-    # SimpleInventory parses with ruamel.yaml, whose errors are not PyYAML's.
-    except (
-        yaml.YAMLError,
-        ruamel.yaml.YAMLError,
-        ValueError,
-        TypeError,
-        KeyError,
-        AttributeError,
-    ) as error:
-        raise InventoryError(f"{inventory_dir}: cannot load inventory: {error}") from error
+    nr = InitNornir(
+        config_file=str(CONFIG_FILE),
+        inventory={"plugin": PLUGIN, "options": options},
+        dry_run=dry_run,
+    )
+    inventory = nr.inventory
+    assert isinstance(inventory, CheckedInventory)
+    if errors := [p for p in inventory.problems if p.status == "CRITICAL"]:
+        lines = "\n".join(str(p) for p in errors)
+        raise InventoryError(f"{inventory_dir}: cannot load inventory: {lines}")
+    nr.config.user_defined[INVENTORY_SETTING] = inventory
     for host in nr.inventory.hosts.values():
         host.connection_options["netmiko"] = netmiko_options(host, inventory_dir)
     floor = nr.config.runner.options.get("num_workers", 20)
@@ -75,11 +75,7 @@ def init_nornir(
 def netmiko_options(host: Host, inventory_dir: Path) -> ConnectionOptions:
     """Connection options that verify host keys against the inventory's known_hosts file."""
     ssh: dict[str, Any] = host.get("ssh") or {}
-    verify = ssh.get("verify_host_keys", True)
-    if not isinstance(verify, bool):
-        raise InventoryError(
-            f"{inventory_dir}: host {host.name}: ssh.verify_host_keys must be a bool"
-        )
+    verify = ssh.get("verify_host_keys", True)  # a bool: the inventory model says so
     extras: dict[str, Any] = {
         "use_keys": True,
         "allow_agent": False,
