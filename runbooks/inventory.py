@@ -1,0 +1,79 @@
+"""The inventory as kubenorn reads it: `python -m runbooks.inventory show HOST -i INVENTORY`
+prints the data a host resolves (host, then its groups, then defaults: like
+`ansible-inventory --host`); `schema` writes the JSON Schema that the inventory files
+reference (schema/inventory.schema.json). `runbooks.preflight` lists every problem.
+
+Exit 0 done, 3 the inventory has errors or the host is unknown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from kubenorn import cli
+from kubenorn.inventory_files import read_inventory
+from kubenorn.inventory_model import json_schema
+from kubenorn.nornir_setup import REPO_ROOT, default_inventory_dir
+
+SCHEMA_FILE = REPO_ROOT / "schema" / "inventory.schema.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(prog="kubenorn inventory", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    show = commands.add_parser("show", help="print the data a host resolves, as JSON")
+    show.add_argument("host", metavar="HOST")
+    show.add_argument("-i", "--inventory", type=cli.inventory_dir, help="inventory directory")
+    schema = commands.add_parser("schema", help="write the inventory's JSON Schema")
+    schema.add_argument(
+        "-o", "--output", type=Path, default=SCHEMA_FILE, help=f"(default: {SCHEMA_FILE})"
+    )
+    return parser
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def resolved(inventory_dir: Path, name: str) -> dict[str, Any]:
+    """What Nornir resolves for host `name`: its own keys, groups, and every data key."""
+    inventory = read_inventory(inventory_dir)
+    errors = [p for p in inventory.problems if p.status == "CRITICAL"]
+    if errors:
+        raise cli.UsageError("\n".join(str(p) for p in errors))
+    if name not in inventory.hosts:
+        raise cli.UsageError(f"{name}: no such host in {inventory_dir / 'hosts.yaml'}")
+    host = inventory.hosts[name]
+    return {
+        "name": host.name,
+        "hostname": host.hostname,
+        "port": host.port,
+        "username": host.username,
+        "platform": host.platform,
+        "groups": [group.name for group in host.extended_groups()],
+        "data": dict(sorted(host.items())),
+    }
+
+
+def run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "schema":
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(schema_text())
+        print(f"wrote {args.output}")
+        return cli.EXIT_OK
+    inventory_dir = (args.inventory or default_inventory_dir()).resolve()
+    print(json.dumps(resolved(inventory_dir, args.host), indent=2, default=str))
+    return cli.EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main_wrapper(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
