@@ -107,11 +107,12 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
         help="inventory directory (default: config.yaml's)",
     )
     result.add_argument(
+        "-l",
         "--limit",
         nargs="+",
         default=[],
         metavar="HOST|GROUP|GLOB",
-        help="run only on these hosts, groups or name patterns",
+        help="run only on these hosts, groups or name patterns (also comma-separated)",
     )
     result.add_argument("--workers", type=workers, help="parallel hosts (default: all at once)")
     result.add_argument(
@@ -152,15 +153,12 @@ def retry_failed(runbook: str, wanted: str) -> int:
     if not failed:
         print(f"run {run_id} had no failed host: nothing to retry")
         return EXIT_OK
-    argv = without_options(json.loads(runs[run_id]["argv"]), ("--limit", "--retry-failed"))
-    command = [
-        sys.executable,
-        "-m",
-        f"runbooks.{runs[run_id]['runbook']}",
-        *argv,
-        "--limit",
-        *failed,
-    ]
+    recorded: list[str] = json.loads(runs[run_id]["argv"])
+    # After `--` comes an ad-hoc command (runbooks.run), not options.
+    split = recorded.index("--") if "--" in recorded else len(recorded)
+    options = without_options(recorded[:split], ("-l", "--limit", "--retry-failed"))
+    module = f"runbooks.{runs[run_id]['runbook']}"
+    command = [sys.executable, "-m", module, *options, "--limit", *failed, *recorded[split:]]
     print(f"retrying {', '.join(failed)} from run {run_id}")
     return subprocess.run(command, check=False).returncode
 
@@ -177,12 +175,14 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
     return kept
 
 
-def new_run(args: argparse.Namespace, runbook: str, argv: list[str]) -> Run:
+def new_run(
+    args: argparse.Namespace, runbook: str, argv: list[str], *, progress: bool = True
+) -> Run:
     """A Run on the hosts the options select, with a progress display unless --quiet."""
     history.check_writable()  # before any host is touched: a run must be recordable
-    progress = None if args.quiet else StepProgress(make_console())
+    display = StepProgress(make_console()) if progress and not args.quiet else None
     return Run(
-        load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=progress
+        load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=display
     )
 
 
@@ -200,7 +200,7 @@ def in_group(name: str) -> Callable[[Host], bool]:
 def limit(nr: Nornir, patterns: list[str]) -> Nornir:
     """Keep the hosts named, in a named group, or matching a glob; unknown names are errors."""
     selected: set[str] = set()
-    for pattern in patterns:
+    for pattern in (p for item in patterns for p in item.split(",") if p):
         matched = {
             name
             for name, host in nr.inventory.hosts.items()
