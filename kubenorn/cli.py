@@ -38,12 +38,21 @@ class UsageError(Exception):
     """A runbook was asked for something that cannot be done; exit 3 with this message."""
 
 
+ERROR_PREFIX = "error: "  # every error message a runbook prints starts so, on stderr
+
+
+def error_message(text: str) -> None:
+    """Print an error for people: one prefix, on stderr, secrets scrubbed."""
+    print(f"{ERROR_PREFIX}{scrub_secrets(text)}", file=sys.stderr)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error exits 3 (UNKNOWN): monitoring reads argparse's 2 as CRITICAL."""
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+        error_message(f"{self.prog}: {message}")
+        self.exit(EXIT_UNKNOWN)
 
 
 def inventory_dir(value: str) -> Path:
@@ -204,7 +213,9 @@ def limit(nr: Nornir, patterns: list[str]) -> Nornir:
         matched = {
             name
             for name, host in nr.inventory.hosts.items()
-            if fnmatch.fnmatchcase(name, pattern) or pattern in {g.name for g in host.groups}
+            if fnmatch.fnmatchcase(name, pattern)
+            or pattern in {g.name for g in host.groups}
+            or (pattern == "all" and "all" not in nr.inventory.groups)  # as Ansible's `all`
         }
         if not matched:
             raise UsageError(f"--limit {pattern}: no host or group of that name in the inventory")
@@ -238,7 +249,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
         PkiError,
         history.HistoryError,
     ) as error:
-        print(f"error: {scrub_secrets(str(error))}", file=sys.stderr)
+        error_message(str(error))
         return EXIT_UNKNOWN
     except RunInterrupted as stop:
         info = stop.run.close(EXIT_INTERRUPTED)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
 from kubenorn.records import Record, RunInfo
-from kubenorn.text import for_console
+from kubenorn.text import ANSI_ESCAPE, for_console
 
-# Without a terminal (cron, CI, pipes) rich would wrap at 80 columns and cut host names.
-PLAIN_WIDTH = 160
+# Without a terminal (cron, CI, pipes, a log) rich would wrap at 80 columns and cut host names
+# to "kube.co…": so wide that no table column and no message is ever cut or wrapped.
+PLAIN_WIDTH = 10_000
 
 
 def make_console() -> Console:
-    """The console every runbook prints to: terminal width on a TTY, wide and plain otherwise."""
+    """The console every runbook prints to: terminal width on a TTY; otherwise plain (no
+    colours) and never cutting a host name or a message."""
     console = Console(highlight=False)
     return console if console.is_terminal else Console(highlight=False, width=PLAIN_WIDTH)
 
@@ -70,3 +77,16 @@ def print_summary(
         f"{len(failed_hosts)} failed hosts"
         + (f": {', '.join(failed_hosts)}" if failed_hosts else "")
     )
+
+
+def print_nornir_result(result: Any, console: Console | None = None) -> None:
+    """nornir-utils' print_result, as Nornir users know it; plain without a terminal."""
+    import colorama
+    from nornir_utils.plugins.functions import print_result
+
+    colorama.deinit()  # print_result's import wraps stdout, resetting colours after every write
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        print_result(result)
+    text = buffer.getvalue()
+    sys.stdout.write(text if (console or make_console()).is_terminal else ANSI_ESCAPE.sub("", text))

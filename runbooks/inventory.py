@@ -23,7 +23,7 @@ SCHEMA_FILE = REPO_ROOT / "schema" / "inventory.schema.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = cli.ArgumentParser(prog="kubenorn inventory", description=__doc__)
+    parser = cli.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     show = commands.add_parser("show", help="print the data a host resolves, as JSON")
     show.add_argument("host", metavar="HOST")

@@ -14,11 +14,10 @@ import sys
 from dataclasses import dataclass
 
 from nornir.core.task import AggregatedResult, MultiResult
-from nornir_utils.plugins.functions import print_result
 from rich.console import Console
 
 from kubenorn import cli
-from kubenorn.report import make_console
+from kubenorn.report import make_console, print_nornir_result
 from kubenorn.run import Run
 from kubenorn.text import for_console
 from tasks.adhoc import run_adhoc
@@ -91,7 +90,7 @@ def run(argv: list[str]) -> int:
     code = cli.EXIT_FAILED if results.failed else cli.EXIT_OK
     console = make_console()
     if args.verbose:
-        print_result(results)
+        print_nornir_result(results, console)
     if not (args.quiet and code == cli.EXIT_OK):
         print_groups(grouped(results), console)
     return cli.finish(session, args, code, console, summary=False)
