@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import fnmatch
 import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -190,9 +192,28 @@ def new_run(
     """A Run on the hosts the options select, with a progress display unless --quiet."""
     history.check_writable()  # before any host is touched: a run must be recordable
     display = StepProgress(make_console()) if progress and not args.quiet else None
-    return Run(
+    run = Run(
         load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=display
     )
+    if (collected := _collected.get()) is not None:
+        collected.append(run)
+    return run
+
+
+_collected: contextvars.ContextVar[list[Run] | None] = contextvars.ContextVar(
+    "kubenorn_runs", default=None
+)
+
+
+@contextlib.contextmanager
+def collect_runs() -> Iterator[list[Run]]:
+    """The runs a runbook body starts meanwhile, for the Python API to read their records."""
+    runs: list[Run] = []
+    token = _collected.set(runs)
+    try:
+        yield runs
+    finally:
+        _collected.reset(token)
 
 
 def load(args: argparse.Namespace) -> Nornir:

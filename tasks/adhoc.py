@@ -21,4 +21,5 @@ def run_adhoc(task: Task, *, argv: Sequence[str], sudo: bool = False) -> Result:
         rc=done.rc,
         stdout=done.stdout,
         stderr=done.stderr,
+        record_data={"rc": done.rc, "stdout": done.stdout, "stderr": done.stderr},
     )
