@@ -29,6 +29,7 @@ from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.findings import EXIT_CODES, exit_code
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.preflight import preflight
+from kubenorn.report import captured_output
 from kubenorn.run import Run
 
 STATUS_OF_EXIT = {code: status for status, code in EXIT_CODES.items()}
@@ -228,6 +229,7 @@ class Inventory:
         out, err = io.StringIO(), io.StringIO()
         with (
             cli.collect_runs() as runs,
+            captured_output(out),
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
         ):
