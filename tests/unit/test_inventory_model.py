@@ -142,3 +142,17 @@ def test_the_schema_describes_each_value_for_editors() -> None:
     address = definitions["HostData"]["properties"]["address"]["anyOf"][0]
     assert address["description"] == "an IP address"
     assert definitions["Ssh"]["additionalProperties"] is False
+
+
+def test_the_readmes_inventory_reference_is_the_models() -> None:
+    """`python -m runbooks.inventory reference` prints it; paste it after changing a model."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    begin, end = "<!-- inventory-reference:begin -->\n", "<!-- inventory-reference:end -->"
+    assert readme.split(begin)[1].split(end)[0] == inventory.reference()
+
+
+def test_the_reference_names_where_each_key_goes() -> None:
+    rows = {line.split(" | ")[0].strip("| `"): line for line in inventory.reference().splitlines()}
+    assert "| defaults.yaml |" in rows["data.cluster.kubernetes_version"]
+    assert "| hosts, groups, defaults |" in rows["data.ssh.known_hosts"]
+    assert "required for every host" in rows["data.address"]
