@@ -228,7 +228,7 @@ def cluster_of_nornir(nr: Nornir) -> Cluster:
     if inventory is None:  # a Nornir object not made by init_nornir
         return load_cluster(inventory_dir_of(nr).resolve())
     with _built:
-        if not hasattr(inventory, "cluster"):
+        if inventory.cluster is None:
             inventory.cluster = inspect_inventory(inventory)
     cluster, problems = inventory.cluster
     if cluster is None:

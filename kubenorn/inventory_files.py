@@ -8,6 +8,9 @@ binary and non-UTF-8 files are one problem each.
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +100,7 @@ class CheckedInventory(Inventory):
         self.loaded = loaded
         self.entries = entries or {}  # host names and `group NAME` -> validated entry
         self.defaults_model = defaults_model
+        self.cluster: Any = None  # (cluster model, problems), built once (kubenorn.cluster)
 
 
 class KubenornInventory:
@@ -112,29 +116,11 @@ class KubenornInventory:
 
     def load(self) -> CheckedInventory:
         directory = self.paths[0].parent.resolve()
-        problems: list[Problem] = []
-        documents = [_read(path, problems) for path in self.paths]
-        if any(d is None for d in documents):
-            return _empty(directory, problems)
-        hosts, groups, defaults = ({} if d is None else d for d in documents)
-        hosts = {name: {} if entry is None else entry for name, entry in hosts.items()}
-        groups = {name: {} if entry is None else entry for name, entry in groups.items()}
-        shaped = True
-        entries: dict[str, HostEntry] = {}
-        labelled = [("hosts.yaml", n, e) for n, e in hosts.items()]
-        labelled += [("groups.yaml", f"group {n}", e) for n, e in groups.items()]
-        for file, where, entry in labelled:
-            if not _shaped(groups, problems, file, where, entry):
-                shaped = False
-                continue
-            model, found = validate_entry(file, where, entry)
-            problems += found
-            if model is not None:
-                entries[where] = model
-        defaults_model, found = validate_entry("defaults.yaml", "defaults", defaults)
-        problems += found
-        if not shaped or not isinstance(defaults.get("data") or {}, dict):
-            return _empty(directory, problems)
+        checked = _checked(tuple(self.paths), tuple(_stamp(path) for path in self.paths))
+        if checked.documents is None:
+            return _empty(directory, list(checked.problems))
+        # A copy for each Nornir object: tasks cache facts in host data.
+        hosts, groups, defaults = copy.deepcopy(checked.documents)
         nornir_defaults = _get_defaults({**defaults, "data": defaults.get("data") or {}})
         built_groups = Groups(
             {n: _element(Group, n, e, nornir_defaults) for n, e in groups.items()}
@@ -148,11 +134,64 @@ class KubenornInventory:
             groups=built_groups,
             defaults=nornir_defaults,
             directory=directory,
-            problems=problems,
+            problems=list(checked.problems),
             loaded=True,
-            entries=entries,
-            defaults_model=defaults_model,
+            entries=dict(checked.entries),
+            defaults_model=checked.defaults_model,
         )
+
+
+Documents = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The three files read and validated: None for the documents when Nornir cannot be built
+    from them (a file missing or unreadable, an entry of the wrong shape)."""
+
+    documents: Documents | None
+    problems: tuple[Problem, ...]
+    entries: dict[str, HostEntry] = field(default_factory=dict)
+    defaults_model: DefaultsModel | None = None
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file does (content, mode, owner: ctime), None for no file."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+@lru_cache(maxsize=16)
+def _checked(paths: tuple[Path, ...], stamps: tuple[tuple[int, ...] | None, ...]) -> _Checked:
+    """Read and validate the files once for each version of them (`stamps`), however many
+    Nornir objects and cluster models a process builds from them."""
+    problems: list[Problem] = []
+    documents = [_read(path, problems) for path in paths]
+    if any(d is None for d in documents):
+        return _Checked(None, tuple(problems))
+    hosts, groups, defaults = ({} if d is None else d for d in documents)
+    hosts = {name: {} if entry is None else entry for name, entry in hosts.items()}
+    groups = {name: {} if entry is None else entry for name, entry in groups.items()}
+    shaped = True
+    entries: dict[str, HostEntry] = {}
+    labelled = [("hosts.yaml", n, e) for n, e in hosts.items()]
+    labelled += [("groups.yaml", f"group {n}", e) for n, e in groups.items()]
+    for file, where, entry in labelled:
+        if not _shaped(groups, problems, file, where, entry):
+            shaped = False
+            continue
+        model, found = validate_entry(file, where, entry)
+        problems += found
+        if model is not None:
+            entries[where] = model
+    defaults_model, found = validate_entry("defaults.yaml", "defaults", defaults)
+    problems += found
+    if not shaped or not isinstance(defaults.get("data") or {}, dict):
+        return _Checked(None, tuple(problems))
+    return _Checked((hosts, groups, defaults), tuple(problems), entries, defaults_model)
 
 
 def _element(kind: type[Any], name: str, entry: dict[str, Any], defaults: Defaults) -> Any:

@@ -156,3 +156,28 @@ def test_the_reference_names_where_each_key_goes() -> None:
     assert "| defaults.yaml |" in rows["data.cluster.kubernetes_version"]
     assert "| hosts, groups, defaults |" in rows["data.ssh.known_hosts"]
     assert "required for every host" in rows["data.address"]
+
+
+def test_the_files_are_read_once_per_version_and_each_nornir_gets_its_own_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubenorn import inventory_files
+
+    reads: list[str] = []
+    real_read = inventory_files._read
+
+    def counting(path: Path, problems: list) -> object:  # noqa: ANN001 - the real signature
+        reads.append(path.name)
+        return real_read(path, problems)
+
+    monkeypatch.setattr(inventory_files, "_read", counting)
+    copy = inventory_copy("good", tmp_path)
+    first, second = init_nornir(copy), init_nornir(copy)
+    inspect(copy)
+    assert sorted(reads) == sorted(FILES)  # three runs of Nornir and a model: one reading
+    first.inventory.hosts["kube.node01"].data["cached"] = "facts"
+    assert "cached" not in second.inventory.hosts["kube.node01"].data
+    hosts = copy / "hosts.yaml"
+    hosts.write_text(hosts.read_text().replace("10.99.0.21", "10.99.0.29"))
+    assert init_nornir(copy).inventory.hosts["kube.node01"]["address"] == "10.99.0.29"
+    assert reads.count("hosts.yaml") == 2
