@@ -26,7 +26,6 @@ from kubenorn.preflight import preflight
 from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
-from kubenorn.text import for_console
 from tasks.components import (
     ensure_etcd_member,
     ensure_role_packages,
@@ -48,8 +47,7 @@ def load_inventory(args: Any, console: Console) -> Cluster | None:
     try:
         return load_cluster(inventory)
     except ClusterError as error:
-        console.print(f"[red]inventory {for_console(str(inventory))} is not usable:[/]")
-        console.print(for_console(str(error)))
+        cli.error_message(f"inventory {inventory} is not usable:\n{error}")
         return None
 
 

@@ -88,7 +88,7 @@ def verify(argv: list[str]) -> int:
     try:
         cluster = load_cluster(inventory)
     except ClusterError as error:
-        print(f"UNKNOWN: inventory {inventory} is not usable:\n{error}", file=sys.stderr)
+        cli.error_message(f"inventory {inventory} is not usable (UNKNOWN):\n{error}")
         return EXIT_CODES["UNKNOWN"]
     with exclusive("verify", inventory):
         return verify_locked(args, argv, cluster)

@@ -56,3 +56,37 @@ def test_a_module_name_works_as_the_command(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["etcd_backup", "--help"])
     assert capsys.readouterr().out.startswith("usage: kubenorn etcd-backup ")
+
+
+TYPO_ARGV = {
+    "facts": [],
+    "deploy": ["--dry-run"],
+    "verify": [],
+    "run": ["--", "true"],
+    "pki": ["check"],
+    "etcd-backup": [],
+    "drill": ["etcd-leader"],
+    "inventory": ["show", "kube.node01"],
+}
+
+
+@pytest.mark.parametrize("command", TYPO_ARGV)
+def test_a_typo_in_the_inventory_is_exit_3_and_an_error_on_stderr(
+    command: str,
+    tmp_path,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+) -> None:
+    import yaml
+    from pki_support import inventory_copy
+
+    inventory = inventory_copy("good", tmp_path)
+    hosts = yaml.safe_load((inventory / "hosts.yaml").read_text())
+    hosts["kube.node01"]["data"]["adress"] = "10.99.0.21"
+    (inventory / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    argv = [command, *TYPO_ARGV[command]]
+    split = argv.index("--") if "--" in argv else len(argv)
+    assert main([*argv[:split], "-i", str(inventory), *argv[split:]]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: "), captured.err
+    assert "hosts.yaml: kube.node01: data.adress: unknown key" in captured.err
