@@ -56,8 +56,11 @@ class Problem:
 
 # --- value types: each a checker (its messages are the problems people read) and a schema ---
 
-_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_DNS_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$", re.IGNORECASE)
+_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+_DNS_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+# Go's time.Duration, as the Kubernetes components parse it: 15s, 1m30s, 500ms.
+_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_RESOURCE = r"\s*[a-z-]+\s*=\s*[0-9.]+[a-zA-Z]*\s*"
 _VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
@@ -102,6 +105,12 @@ def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ValueError(f"{value!r}: not a number of seconds above 0")
     return float(value)
+
+
+def _duration(value: Any) -> str:
+    if not _DURATION.match(_text(value)):
+        raise ValueError(f"{value!r} is not a duration such as 15s or 1m30s")
+    return str(value)
 
 
 def _dns_name(value: Any) -> str:
@@ -215,7 +224,7 @@ Resources = Annotated[
             "anyOf": [
                 {
                     "type": "string",
-                    "pattern": r"^[a-z-]+=[0-9.]+[a-zA-Z]*(,[a-z-]+=[0-9.]+[a-zA-Z]*)*$",
+                    "pattern": rf"^{_RESOURCE}(,{_RESOURCE})*$",
                 },
                 {"type": "object", "propertyNames": {"enum": list(RESOURCES)}},
             ]
@@ -231,7 +240,7 @@ InitialCluster = Annotated[
     ),
 ]
 Duration = Annotated[
-    str, *_kind(_text, "a duration such as 15s", {**_STRING, "pattern": r"^\d+(ms|s|m|h)$"})
+    str, *_kind(_duration, "a duration such as 15s", {**_STRING, "pattern": _DURATION.pattern})
 ]
 
 

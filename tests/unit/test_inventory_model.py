@@ -11,7 +11,7 @@ import yaml
 from pki_support import INVENTORIES, inventory_copy
 
 from kubenorn.cluster import inspect
-from kubenorn.inventory_model import json_schema
+from kubenorn.inventory_model import json_schema, validate_entry
 from kubenorn.nornir_setup import REPO_ROOT, InventoryError, init_nornir
 from runbooks import facts, inventory, preflight
 
@@ -181,3 +181,35 @@ def test_the_files_are_read_once_per_version_and_each_nornir_gets_its_own_hosts(
     hosts.write_text(hosts.read_text().replace("10.99.0.21", "10.99.0.29"))
     assert init_nornir(copy).inventory.hosts["kube.node01"]["address"] == "10.99.0.29"
     assert reads.count("hosts.yaml") == 2
+
+
+SCHEMA_AND_MODEL_AGREE = [
+    ("data.fqdn", "Controller01.Example.test", True),
+    ("data.fqdn", "under_score.example.test", False),
+    ("data.kubernetes.leader_election.lease_duration", "1m30s", True),
+    ("data.kubernetes.leader_election.lease_duration", "15", False),
+    ("data.kubernetes.kube_reserved", "cpu=100m, memory=128Mi", True),
+    ("data.kubernetes.kube_reserved", "cpu", False),
+    ("data.cluster.kubernetes_version", "1.37.2", True),
+    ("data.cluster.kubernetes_version", "1.37.x", False),
+    ("data.etcd.cert_dir", "etc/etcd", False),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "valid"), SCHEMA_AND_MODEL_AGREE)
+def test_the_schema_and_the_model_agree(key: str, value: str, valid: bool) -> None:
+    document = yaml.safe_load((INVENTORIES / "good" / "defaults.yaml").read_text())
+    document["data"]["kubernetes"]["leader_election"] = {
+        "lease_duration": "15s",
+        "renew_deadline": "10s",
+        "retry_period": "2s",
+    }
+    *parents, last = key.split(".")
+    node = document
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    problems = validate_entry("defaults.yaml", "defaults", document)[1]
+    assert (problems == []) is valid, problems
+    schema = json.loads((REPO_ROOT / "schema" / "inventory.schema.json").read_text())
+    assert jsonschema.Draft202012Validator(schema).is_valid(document) is valid
