@@ -62,6 +62,7 @@ _DNS_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 _RESOURCE = r"\s*[a-z-]+\s*=\s*[0-9.]+[a-zA-Z]*\s*"
 _VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
+_SECRET = re.compile(r"password|passphrase|secret|token", re.IGNORECASE)
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
 
@@ -476,6 +477,11 @@ def _message(model: type[BaseModel], error: ErrorDetails) -> str:
         return str((error.get("ctx") or {}).get("message", error["msg"]))
     if kind == "missing":
         return f"missing (expected {_expected(model, error['loc'])})"
+    if kind == "extra_forbidden" and _SECRET.search(str(error["loc"][-1])):
+        return (
+            "a secret never lives in the inventory: a sudo password comes from "
+            "KUBENORN_SUDO_PASSWORD, a key passphrase from KUBENORN_SSH_KEY_PASSPHRASE"
+        )
     if kind == "extra_forbidden":
         known = _keys(model, error["loc"][:-1])
         close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)

@@ -69,6 +69,11 @@ TYPOS = {
         lambda d: d["data"]["ssh"].update(known_host="known_hosts"),
         "defaults.yaml: defaults: data.ssh.known_host: unknown key (did you mean 'known_hosts'?)",
     ),
+    "a secret": (
+        "hosts.yaml",
+        lambda d: d["kube.node01"].update(password="hunter2"),
+        "hosts.yaml: kube.node01: password: a secret never lives in the inventory",
+    ),
     "a wrong type": (
         "defaults.yaml",
         lambda d: d["data"]["ssh"].update(verify_host_keys="no"),
