@@ -101,10 +101,11 @@ def print_summary(
 
 def print_nornir_result(result: Any, console: Console | None = None) -> None:
     """nornir-utils' print_result, as Nornir users know it; plain without a terminal."""
-    import colorama
+    streams = sys.stdout, sys.stderr
     from nornir_utils.plugins.functions import print_result
 
-    colorama.deinit()  # print_result's import wraps stdout, resetting colours after every write
+    # Its first import wraps stdout and stderr (colorama), resetting colours after each write.
+    sys.stdout, sys.stderr = streams
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         print_result(result)

@@ -100,3 +100,18 @@ def test_verbose_prints_nornirs_own_result_view(
     assert "* h1 ** changed : False" in out  # nornir-utils' print_result
     assert "\x1b[" not in out  # not a terminal: plain
     assert out.rstrip().endswith("h1 (1 host): exit 0\n    h1")
+
+
+def test_a_private_key_in_the_output_is_never_shown_nor_kept(
+    fleet: Fleet, inventory_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_secrets_in_outputs import PEM_KEY
+
+    fleet["h1"].script["cat /etc/kubernetes/ssl/apiserver.key"] = (0, PEM_KEY, "")
+    report = tmp_path / "run.json"
+    argv = ["-i", str(inventory_dir), "-l", "h1", "--json", str(report), "-v", "--"]
+    assert adhoc.main([*argv, "cat", "/etc/kubernetes/ssl/apiserver.key"]) == 0
+    secret = PEM_KEY.splitlines()[1]
+    assert secret not in capsys.readouterr().out
+    assert secret not in report.read_text()
+    assert "[redacted]" in report.read_text()
