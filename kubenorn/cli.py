@@ -20,6 +20,7 @@ from rich.console import Console
 
 from kubenorn import history
 from kubenorn.cluster import ClusterError
+from kubenorn.image_archives import ImageArchiveError
 from kubenorn.junit import write_junit
 from kubenorn.lock import AlreadyRunning
 from kubenorn.nornir_setup import InventoryError, init_nornir
@@ -268,6 +269,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
         AlreadyRunning,
         ClusterError,
         PkiError,
+        ImageArchiveError,
         history.HistoryError,
     ) as error:
         error_message(str(error))

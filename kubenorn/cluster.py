@@ -11,7 +11,7 @@ list are both derived from the one `etcd` group, so they cannot disagree.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,13 @@ from nornir.core.inventory import Inventory
 from pydantic import ValidationError
 
 from kubenorn import inventory_model as model
+from kubenorn.image_archives import ImageArchive
 from kubenorn.inventory_files import CheckedInventory, read_inventory
 from kubenorn.inventory_model import KEY_ALGORITHMS, IPAddress, IPNetwork, Problem, valid_dns_name
 from kubenorn.networks import check_pod_networks, dns_service_ip
 from kubenorn.nornir_setup import INVENTORY_SETTING, inventory_dir_of
 from kubenorn.profiles import Profile, profile_for
+from kubenorn.security_settings import SecuritySettings, read_security
 
 ROLES = ("etcd", "controllers", "nodes")
 __all__ = ["KEY_ALGORITHMS", "Problem"]
@@ -133,6 +135,23 @@ class PkiSettings:
 
 
 @dataclass(frozen=True)
+class DnsAddon:
+    """The cluster DNS add-on (CoreDNS) that deploy applies at cluster.dns_service_ip."""
+
+    image: str
+    replicas: int
+    upstream: tuple[str, ...]  # resolvers for names outside the cluster; none: answer only it
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """verify's workload test: a pod on every node, a Service, cluster DNS."""
+
+    image: str
+    timeout: int  # seconds for the pods to run and every check to answer
+
+
+@dataclass(frozen=True)
 class KubernetesSettings:
     version: str
     config_dir: str
@@ -141,6 +160,11 @@ class KubernetesSettings:
     pause_image: str | None = None  # the pod sandbox image (containerd's sandbox_image)
     kube_reserved: tuple[tuple[str, str], ...] = ()  # (resource, quantity) for the kubelet
     conntrack_max_per_core: int | None = None  # kube-proxy's; None leaves its default
+    images: tuple[ImageArchive, ...] = ()  # loaded on every node from archives, never pulled
+    dns: DnsAddon | None = None
+    smoke_test: SmokeTest | None = None
+    # kubernetes.security: the CIS Benchmark settings (kubenorn/security_settings.py).
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @property
     def profile(self) -> Profile:
@@ -303,7 +327,7 @@ def _build(inventory: CheckedInventory, problems: list[Problem]) -> Cluster | No
         apiserver=ApiServer(
             section.apiserver.name, section.apiserver.port, section.apiserver.address
         ),
-        kubernetes=_kubernetes(data.kubernetes, section.kubernetes_version),
+        kubernetes=_kubernetes(data.kubernetes, section.kubernetes_version, inventory.directory),
         etcd=_etcd(data.etcd, hosts),
         pki=_pki(data.pki, inventory.directory),
         hosts=hosts,
@@ -367,7 +391,8 @@ def _etcd(section: model.Etcd, hosts: tuple[Host, ...]) -> EtcdSettings:
     )
 
 
-def _kubernetes(section: model.Kubernetes, version: str) -> KubernetesSettings:
+def _kubernetes(section: model.Kubernetes, version: str, inventory_dir: Path) -> KubernetesSettings:
+    dns, smoke = section.dns, section.smoke_test
     return KubernetesSettings(
         version=version,
         config_dir=section.config_dir,
@@ -376,6 +401,13 @@ def _kubernetes(section: model.Kubernetes, version: str) -> KubernetesSettings:
         pause_image=section.pause_image,
         kube_reserved=section.kube_reserved,
         conntrack_max_per_core=section.conntrack_max_per_core,
+        images=tuple(
+            ImageArchive(image.name, inventory_dir / image.archive, image.digest)
+            for image in section.images
+        ),
+        dns=DnsAddon(dns.image, dns.replicas, tuple(map(str, dns.upstream))) if dns else None,
+        smoke_test=SmokeTest(smoke.image, smoke.timeout) if smoke else None,
+        security=read_security(section.security),
     )
 
 

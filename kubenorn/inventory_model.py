@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, Wit
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from kubenorn.findings import Finding, Status
+from kubenorn.security_settings import AuditSettings, SecuritySettings, name_list
 
 FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
 # Read from defaults.yaml only: a host or group copy would disagree with the cluster model.
@@ -60,6 +61,7 @@ _LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
 _DNS_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 # Go's time.Duration, as the Kubernetes components parse it: 15s, 1m30s, 500ms.
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _RESOURCE = r"\s*[a-z-]+\s*=\s*[0-9.]+[a-zA-Z]*\s*"
 _VERSION = re.compile(r"^v?\d+\.\d+(\.\d+)?$")
 _SECRET = re.compile(r"password|passphrase|secret|token", re.IGNORECASE)
@@ -112,6 +114,12 @@ def _duration(value: Any) -> str:
     if not _DURATION.match(_text(value)):
         raise ValueError(f"{value!r} is not a duration such as 15s or 1m30s")
     return str(value)
+
+
+def _digest(value: Any) -> str:
+    if not isinstance(value, str) or not _DIGEST.match(value):
+        raise ValueError(f"must be sha256:<64 hex>, not {value!r}")
+    return value
 
 
 def _dns_name(value: Any) -> str:
@@ -245,6 +253,29 @@ Duration = Annotated[
 ]
 
 
+Names = Annotated[
+    tuple[str, ...],
+    *_kind(
+        name_list,
+        "a list of names",
+        {
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[^ ,]+$"},
+                    "minItems": 1,
+                },
+                {"type": "string", "minLength": 1},
+            ]
+        },
+    ),
+]
+Digest = Annotated[
+    str,
+    *_kind(_digest, "sha256:<64 hex digits>", {"type": "string", "pattern": _DIGEST.pattern}),
+]
+
+
 class Section(BaseModel):
     """A mapping of the inventory: unknown keys are refused, values are not coerced."""
 
@@ -369,6 +400,58 @@ class LeaderElection(Section):
     retry_period: Duration
 
 
+class Image(Section):
+    """An image the nodes load from an archive on the control machine (never pulled)."""
+
+    name: Text  # as pods and containerd's sandbox_image name it
+    archive: Text  # an OCI archive, relative to the inventory directory
+    digest: Digest | None = None  # pins the archive's manifest digest
+
+
+class Dns(Section):
+    """The cluster DNS add-on (CoreDNS) at cluster.dns_service_ip."""
+
+    image: Text
+    replicas: Positive = 2
+    upstream: list[Address] = []  # resolvers for other names; none: answer only the cluster
+
+
+class SmokeTest(Section):
+    """verify's workload test: a pod on every node, a Service, cluster DNS."""
+
+    image: Text
+    timeout: Positive = 120  # seconds
+
+
+_AUDIT, _SECURITY = AuditSettings(), SecuritySettings()
+
+
+class Audit(Section):
+    """kube-apiserver's audit log (CIS 1.2.16-1.2.19)."""
+
+    log_path: AbsPath = _AUDIT.log_path
+    max_age_days: Positive = _AUDIT.max_age_days
+    max_backups: Positive = _AUDIT.max_backups
+    max_size_mb: Positive = _AUDIT.max_size_mb
+    level: Literal["Metadata", "Request", "RequestResponse"] = "Metadata"
+
+
+class Security(Section):
+    """kubernetes.security: the CIS Benchmark settings (defaults: kubenorn.security_settings)."""
+
+    profiling: bool = _SECURITY.profiling
+    audit: Audit = Audit()
+    encryption_provider: Literal["aescbc", "secretbox"] = "aescbc"
+    service_account_extend_token_expiration: bool = (
+        _SECURITY.service_account_extend_token_expiration
+    )
+    admission_plugins: Names = _SECURITY.admission_plugins
+    tls_cipher_suites: Names = _SECURITY.tls_cipher_suites
+    terminated_pod_gc_threshold: Positive = _SECURITY.terminated_pod_gc_threshold
+    pod_pids_limit: Positive = _SECURITY.pod_pids_limit
+    seccomp_default: bool = _SECURITY.seccomp_default
+
+
 class Kubernetes(Section):
     packages: KubernetesPackages | None = None
     config_dir: AbsPath
@@ -382,6 +465,10 @@ class Kubernetes(Section):
     pause_image: Text | None = None
     insecure_port: Port | None = None  # 1.6 only, bound to 127.0.0.1
     conntrack_max_per_core: Count | None = None
+    images: list[Image] = []  # loaded on every node from archives, never pulled
+    dns: Dns | None = None
+    smoke_test: SmokeTest | None = None
+    security: Security | None = None
 
 
 class DefaultsData(HostData):
@@ -494,9 +581,10 @@ def _message(model: type[BaseModel], error: ErrorDetails) -> str:
     if kind == "string_type":
         return f"{value!r} is not a string"
     if kind == "bool_type":
-        return f"{value!r} is not true or false (unquoted)"
+        return f"must be true or false (unquoted), not {value!r}"
     if kind == "literal_error":
-        return f"must be {(error.get('ctx') or {}).get('expected', '')}, not {value!r}"
+        choices = _schema_at(model, error["loc"]).get("enum") or []
+        return f"must be one of {', '.join(map(str, choices))}, not {value!r}"
     return f"{error['msg']}, not {value!r}"
 
 

@@ -47,6 +47,10 @@ class Profile:
     cgroup_v1_deprecated: bool = False
     # Where the kubelet serves its API, for verify's anonymous probe; None: not probed.
     kubelet_api_port: int | None = None
+    # kube-apiserver's EncryptionConfiguration file (in config_dir); None: no encryption at rest.
+    encryption_config: str | None = None
+    # The CIS Benchmark table verify judges against (templates/security/NAME.yaml); None: none.
+    cis_benchmark: str | None = None
 
     def holds(self, version: str) -> bool:
         return self.first <= version_tuple(version) < self.below
@@ -76,6 +80,8 @@ def _profile(raw: dict[str, Any]) -> Profile:
         node_pod_cidr=bool(raw.get("node_pod_cidr", False)),
         cgroup_v1_deprecated=bool(raw.get("cgroup_v1_deprecated", False)),
         kubelet_api_port=raw.get("kubelet_api_port"),
+        encryption_config=raw.get("encryption_config"),
+        cis_benchmark=raw.get("cis_benchmark"),
     )
 
 

@@ -69,19 +69,21 @@ class Run:
         *,
         only: Callable[[Host], bool] | None = None,
         serial: bool = False,
+        even_failed: bool = False,
         **kwargs: Any,
     ) -> AggregatedResult:
         """Run `task` as step `name` on every host (matching `only`) that has not failed yet.
 
         `serial` runs one host at a time in inventory order and stops at the first failure,
-        for rollouts where the next host must not start while one is broken.
+        for rollouts where the next host must not start while one is broken. `even_failed`
+        runs on hosts that failed an earlier step too: an undo must reach the host it undoes.
         """
         self.steps.append(name)
         wanted = [h for h in self.nr.inventory.hosts.values() if only is None or only(h)]
+        active = [h.name for h in wanted if even_failed or h.name not in self.failed]
         for host in wanted:
-            if host.name in self.failed:
+            if host.name not in active:
                 self.collector.skipped(host.name, name, "not run: the host failed an earlier step")
-        active = [h.name for h in wanted if h.name not in self.failed]
         batches = [[h] for h in active] if serial else [active]
         results = AggregatedResult(name)
         for index, batch in enumerate(batches):

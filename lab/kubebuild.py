@@ -85,12 +85,13 @@ def parse_version(version: str) -> str:
     return "v" + ".".join(match.groups())
 
 
-def go_env(build: Build) -> dict[str, str]:
-    """One module cache and one build cache for every version; no cgo, no toolchain switch."""
+def go_env(go_dir: Path) -> dict[str, str]:
+    """One module cache and one build cache for everything the lab builds; no cgo, no
+    toolchain switch."""
     return {
         **os.environ,
-        "GOMODCACHE": str(build.go_dir / "mod"),
-        "GOCACHE": str(build.go_dir / "cache"),
+        "GOMODCACHE": str(go_dir / "mod"),
+        "GOCACHE": str(go_dir / "cache"),
         "GOTOOLCHAIN": "local",
         "CGO_ENABLED": "0",
         "GOFLAGS": "-mod=mod",
@@ -98,7 +99,7 @@ def go_env(build: Build) -> dict[str, str]:
 
 
 def go(build: Build, *args: str, timeout: float = 600) -> str:
-    return sh(["go", *args], cwd=build.wrapper, env=go_env(build), timeout=timeout).stdout
+    return sh(["go", *args], cwd=build.wrapper, env=go_env(build.go_dir), timeout=timeout).stdout
 
 
 def staging_replacements(release_go_mod: str, staging_version: str) -> list[str]:

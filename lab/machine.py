@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import aptrepo, hosts, kernel, kubebuild, network, rootfs
+from lab import aptrepo, hosts, images, kernel, kubebuild, network, rootfs
 from lab.processes import sh
 from lab.settings import LabError, LabHost, LabSettings, load_settings
 from lab.sim.packaging import build_all as build_simulators
@@ -60,6 +60,7 @@ class Lab:
             base = rootfs.ensure_base(self.settings)
             downloads = aptrepo.ensure_downloads(self.settings)
             aptrepo.ensure_index(self.settings, downloads, self.own_packages())
+            images.ensure_images(self.settings)
             network.ensure_bridge(self.settings)
             aptrepo.ensure_server(self.settings)
             public_key = self._ensure_key()
@@ -123,9 +124,9 @@ class Lab:
             self._wait_for_ssh((host,))
 
     def ssh(
-        self, name: str, argv: list[str], timeout: float = 60
+        self, name: str, argv: list[str], timeout: float = 60, stdin: str = ""
     ) -> subprocess.CompletedProcess[str]:
-        """Run `argv` on a host over ssh with the lab's key and known_hosts."""
+        """Run `argv` on a host over ssh with the lab's key and known_hosts, `stdin` its input."""
         host = self.settings.host(name)
         # ssh joins its arguments with spaces for the remote shell: quote them first.
         return subprocess.run(
@@ -133,7 +134,7 @@ class Lab:
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
             check=False,
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ class LabSettings:
     sysctl: dict[str, str]
     cgroup_controllers: tuple[str, ...]
     ssh_files: dict[str, Path]  # key_file, known_hosts: as the inventory names them
+    images: tuple[dict[str, str], ...] = ()  # the inventory's kubernetes.images (name, archive)
+    image_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by archive name
 
     @property
     def repo_url(self) -> str:
@@ -83,6 +85,8 @@ def load_settings(inventory: Path | None = None) -> LabSettings:
         ssh_files=ssh_files(inventory),
         sysctl={str(k): str(v) for k, v in raw["sysctl"].items()},
         cgroup_controllers=tuple(raw["cgroup_controllers"]),
+        images=inventory_images(inventory),
+        image_recipes=suite.get("images") or {},
     )
 
 
@@ -106,6 +110,16 @@ def defaults_data(inventory: Path, section: str, keys: tuple[str, ...]) -> dict[
 def kubernetes_data(inventory: Path) -> dict[str, str]:
     """The inventory's cluster.kubernetes_version: the version the lab builds."""
     return defaults_data(inventory, "cluster", ("kubernetes_version",))
+
+
+def inventory_images(inventory: Path) -> tuple[dict[str, str], ...]:
+    """The inventory's kubernetes.images: the archives the lab builds for its nodes to load."""
+    defaults = yaml.safe_load((inventory / "defaults.yaml").read_text()) or {}
+    kubernetes = (defaults.get("data") or {}).get("kubernetes") or {}
+    return tuple(
+        {"name": str(image["name"]), "archive": str(image["archive"])}
+        for image in kubernetes.get("images") or ()
+    )
 
 
 def ssh_files(inventory: Path) -> dict[str, Path]:

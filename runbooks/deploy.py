@@ -12,6 +12,7 @@ kubelet refuses it by default) is printed as WARNING findings and kept with the 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -26,6 +27,9 @@ from kubenorn.preflight import preflight
 from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
+from kubenorn.text import for_console
+from runbooks.pki import finish_encryption
+from tasks.addons import ensure_dns_addon
 from tasks.components import (
     ensure_etcd_member,
     ensure_role_packages,
@@ -35,9 +39,11 @@ from tasks.components import (
 )
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
+from tasks.images import ensure_images, image_digests
 from tasks.kube_units import cgroup_warnings, ensure_components_config, start_components
 from tasks.load_balancer import ensure_load_balancer, load_balanced
 from tasks.pki import PKI_DIR_SETTING, ensure_certificates
+from tasks.pod_network import ensure_pod_routes
 from tasks.runtime import ensure_runtime
 
 
@@ -123,6 +129,7 @@ def deploy(argv: list[str]) -> int:
     inventory_cluster = load_inventory(args, console)
     if inventory_cluster is None:
         return cli.EXIT_UNKNOWN
+    images = image_digests(inventory_cluster)  # each archive read once, before any host
     with (
         exclusive("deploy", inventory_cluster.inventory_dir),
         deploy_pki(inventory_cluster, dry_run=args.dry_run) as (cluster, issued),
@@ -132,10 +139,12 @@ def deploy(argv: list[str]) -> int:
             console.print(f"PKI: {len(issued)} items {done} in {inventory_cluster.pki.dir}")
         if not passes_preflight(args, cluster, console):
             return cli.EXIT_UNKNOWN
-        return deploy_cluster(args, argv, cluster, console)
+        return deploy_cluster(args, argv, cluster, console, images)
 
 
-def deploy_cluster(args: Any, argv: list[str], cluster: Cluster, console: Console) -> int:
+def deploy_cluster(
+    args: Any, argv: list[str], cluster: Cluster, console: Console, images: dict[str, str]
+) -> int:
     """Every step of the deploy, in order, on the hosts the options select."""
     run = cli.new_run(args, "deploy", argv)
     run.nr.config.user_defined[PKI_DIR_SETTING] = str(cluster.pki.dir)
@@ -146,9 +155,20 @@ def deploy_cluster(args: Any, argv: list[str], cluster: Cluster, console: Consol
     run.findings = [f.as_dict() for f in warnings]
     run.step("hosts", ensure_hosts_file, entries=cluster.host_entries(), dry_run=args.dry_run)
     run.step("packages", ensure_role_packages, dry_run=args.dry_run)
+    if any(node.pod_cidr for node in cluster.nodes):
+        run.step("pod-network", ensure_pod_routes, cluster=cluster, dry_run=args.dry_run)
     certs = run.step("certificates", ensure_certificates, dry_run=args.dry_run)
     deploy_etcd(run, cluster, certs, force=args.force, dry_run=args.dry_run)
     run.step("runtime", ensure_runtime, only=cli.in_group("nodes"), dry_run=args.dry_run)
+    if images:
+        run.step(
+            "images",
+            ensure_images,
+            only=cli.in_group("nodes"),
+            images=cluster.kubernetes.images,
+            digests=images,
+            dry_run=args.dry_run,
+        )
     run.step(
         "load-balancer",
         ensure_load_balancer,
@@ -158,12 +178,32 @@ def deploy_cluster(args: Any, argv: list[str], cluster: Cluster, console: Consol
     )
     # The control plane one controller at a time: the others keep serving meanwhile.
     deploy_components(run, cluster, certs, role="controllers", serial=True, dry_run=args.dry_run)
+    # Secrets encryption turned on (or a key rotation finished): the same rolling restarts.
+    for line in finish_encryption(run, cluster, say(args, console), dry_run=args.dry_run):
+        # A rotation that could not finish is said even under --quiet (its host failed too).
+        (console.print if line.startswith(("could not", "did not")) else say(args, console))(
+            for_console(line)
+        )
     deploy_components(run, cluster, certs, role="nodes", serial=False, dry_run=args.dry_run)
+    if cluster.kubernetes.dns is not None:
+        first = cluster.controllers[0].name  # add-ons go through one apiserver
+        run.step(
+            "dns",
+            ensure_dns_addon,
+            only=lambda host: host.name == first,
+            cluster=cluster,
+            dry_run=args.dry_run,
+        )
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     if warnings:  # even under --quiet: something to act on, though the deploy went on
         print_findings(warnings, console, title="deploy warnings")
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+
+
+def say(args: Any, console: Console) -> Callable[[str], None]:
+    """Progress lines, unless --quiet."""
+    return (lambda text: None) if args.quiet else (lambda text: console.print(for_console(text)))
 
 
 def print_diffs(run: Run, console: Console) -> None:

@@ -10,35 +10,42 @@ apiserver           stop one apiserver (--host, default the first controller) wh
                     probes the apiserver through its load balancer; hold it down, start it
                     again; print the errors the nodes saw and the time back to full health.
 
-Each exits 0 only when the drill's promise held and the cluster is healthy again.
+Each exits 0 only when the drill's promise held and the cluster is healthy again. Every
+destructive step has its undo (start the unit again, wait until healthy) registered before it
+runs; a failed check, an error or Ctrl-C still runs it, and the report says what was undone and
+whether it worked (CRITICAL naming host and unit when it did not).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
 
-from nornir.core.inventory import Host
 from rich.console import Console
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, load_cluster
-from kubenorn.etcd_client import Endpoint, endpoints
+from kubenorn.etcd_client import Endpoint, EtcdUnavailable, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes, new_leader_elected, wait_for
 from kubenorn.findings import print_problems
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
+from kubenorn.profiles import unit_of
 from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.text import for_console
-from tasks.etcd import kill_member, revive_member
+from kubenorn.undo import Undos
+from tasks.etcd import UNIT as ETCD_UNIT
+from tasks.etcd import kill_member
 from tasks.kube_drill import (
     kill_component,
     probe_load_balancer,
     read_leader,
-    start_component,
+    restart_component,
+    revive_etcd,
     stop_component,
 )
 from tasks.kube_verify import LeaderRecord, wait_control_plane_healthy
@@ -46,6 +53,7 @@ from tasks.kube_verify import LeaderRecord, wait_control_plane_healthy
 ELECTION_TIMEOUT = 30.0
 RECOVERY_TIMEOUT = 90.0
 APISERVER_DOWN = 8  # seconds one apiserver stays down: haproxy marks it down within ~4 s
+UNDO_ETCD = f"drop the drill's Restart=no, start {ETCD_UNIT}, wait until healthy under one leader"
 
 
 def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
@@ -62,25 +70,64 @@ def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
     writer = Writer(survivors + [by_member[old_leader]], prefix)
     run = cli.new_run(args, "drill", argv)
     console.print(f"leader: {victim} ({victim_url}); writing under {prefix}")
+    try:
+        with Undos(run, console) as undos:
+            # Registered before the kill: a kill cut short, or whose result was lost, is undone.
+            undos.register(
+                "restart-member", victim, ETCD_UNIT, UNDO_ETCD, revive_etcd, cluster=cluster
+            )
+            ok = kill_leader(run, console, undos, writer, members, survivors, victim, old_leader)
+    finally:
+        forget_writes(console, members, prefix)
+    return verdict(run, args, undos, ok, console)
+
+
+def kill_leader(
+    run: Run,
+    console: Console,
+    undos: Undos,
+    writer: Writer,
+    members: list[Endpoint],
+    survivors: list[Endpoint],
+    victim: str,
+    old_leader: int,
+) -> bool:
+    """Kill the leader under `writer`'s writes, measure, revive it (its undo), read back."""
     writer.start()
-    time.sleep(1.0)
-    run.step("kill-leader", kill_member, only=lambda h: h.name == victim)
-    killed_at = time.monotonic()  # the kill has been delivered when the step returns
-    if run.failed:
+    try:
+        time.sleep(1.0)
+        run.step("kill-leader", kill_member, only=lambda h: h.name == victim)
+        killed_at = time.monotonic()  # the kill has been delivered when the step returns
+        if run.failed:
+            return False
+        election = wait_for(new_leader_elected(survivors, old_leader), ELECTION_TIMEOUT)
+        time.sleep(1.0)
+    finally:
         writer.stop()
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
-    election = wait_for(new_leader_elected(survivors, old_leader), ELECTION_TIMEOUT)
-    time.sleep(1.0)
-    writer.stop()
-    run.step("restart-member", revive_member, only=lambda h: h.name == victim)
+    restarted_at = time.monotonic()
+    undos.undo_all()
     recovered = wait_for(lambda: healthy(members), RECOVERY_TIMEOUT, interval=0.5)
-    stored = members[0].range_prefix(prefix) if recovered is not None else {}
-    lost = lost_writes(writer.acked, stored, prefix) if recovered is not None else []
+    if recovered is not None:
+        recovered = time.monotonic() - restarted_at
+    stored = members[0].range_prefix(writer.prefix) if recovered is not None else {}
+    lost = lost_writes(writer.acked, stored, writer.prefix) if recovered is not None else []
     first_write = writer.first_ack_after(killed_at)
     print_figures(console, writer, election, first_write, killed_at, recovered, lost)
-    if recovered is not None:
-        members[0].delete_prefix(prefix)
-    ok = election is not None and recovered is not None and not lost and not run.failed
+    return election is not None and recovered is not None and not lost
+
+
+def forget_writes(console: Console, members: list[Endpoint], prefix: str) -> None:
+    """Delete the drill's keys through the first member that takes the delete."""
+    for member in members:
+        with contextlib.suppress(EtcdUnavailable):
+            member.delete_prefix(prefix)
+            return
+    console.print(for_console(f"the drill's keys are left under {prefix}: no member deleted them"))
+
+
+def verdict(run: Run, args: argparse.Namespace, undos: Undos, ok: bool, console: Console) -> int:
+    """Exit 0 only when the drill's promise held, no step failed and every undo worked."""
+    ok = ok and undos.ok and not run.failed
     return cli.finish(run, args, cli.EXIT_OK if ok else cli.EXIT_FAILED, console)
 
 
@@ -132,21 +179,35 @@ def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
         return cli.finish(run, args, cli.EXIT_FAILED, console)
     observer = next(name for name in controllers if name != old.host)
     console.print(for_console(f"{component} leader: {old.holder}; watching through {observer}"))
-    run.step("kill-leader", kill_component, only=lambda h: h.name == old.host, component=component)
+    with Undos(run, console) as undos:
+        # systemd restarts a killed component by itself, which is what the drill measures; the
+        # undo (run last) makes sure it runs, healthy, whatever happened in between.
+        undos.register(
+            "restart-component",
+            old.host,
+            unit_of(component),
+            f"start {unit_of(component)} if it is not running, wait until healthy",
+            restart_component,
+            cluster=cluster,
+            component=component,
+        )
+        run.step(
+            "kill-leader", kill_component, only=lambda h: h.name == old.host, component=component
+        )
 
-    def taken_over() -> bool:
-        now = leader_seen(run, cluster, component, observer)
-        return now is not None and now.holder != old.holder
+        def taken_over() -> bool:
+            now = leader_seen(run, cluster, component, observer)
+            return now is not None and now.holder != old.holder
 
-    election = wait_for(taken_over, ELECTION_TIMEOUT, interval=0.2)
-    new = leader_seen(run, cluster, component, observer)
-    recovered, problems = wait_control_plane_healthy(run.nr, cluster, RECOVERY_TIMEOUT)
-    console.print(for_console(f"new leader: {new.holder if new else 'none'}"))
-    console.print(f"time to a new leader after the kill: {seconds(election)}")
-    console.print(f"time to full health after that: {seconds(recovered)}")
-    print_problems(console, problems)
-    ok = election is not None and recovered is not None and not run.failed
-    return cli.finish(run, args, cli.EXIT_OK if ok else cli.EXIT_FAILED, console)
+        election = wait_for(taken_over, ELECTION_TIMEOUT, interval=0.2)
+        new = leader_seen(run, cluster, component, observer)
+        recovered, problems = wait_control_plane_healthy(run.nr, cluster, RECOVERY_TIMEOUT)
+        console.print(for_console(f"new leader: {new.holder if new else 'none'}"))
+        console.print(f"time to a new leader after the kill: {seconds(election)}")
+        console.print(f"time to full health after that: {seconds(recovered)}")
+        print_problems(console, problems)
+        ok = election is not None and recovered is not None
+    return verdict(run, args, undos, ok, console)
 
 
 def apiserver_outage(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
@@ -167,27 +228,38 @@ def apiserver_outage(args: argparse.Namespace, argv: list[str], cluster: Cluster
         daemon=True,
     )
     console.print(f"stopping kube-apiserver on {victim} for {APISERVER_DOWN} s")
-    probing.start()
-    time.sleep(2)
-
-    def on_victim(host: Host) -> bool:
-        return host.name == victim
-
-    run.step("stop-apiserver", stop_component, only=on_victim, component="kube-apiserver")
-    time.sleep(APISERVER_DOWN)
-    run.step("start-apiserver", start_component, only=on_victim, component="kube-apiserver")
-    recovered, problems = wait_control_plane_healthy(run.nr, cluster, RECOVERY_TIMEOUT)
-    probing.join()
-    for node, (answered, errors) in sorted(probes.items()):
-        console.print(f"{node}: {answered} answered through the load balancer, {errors} errors")
-    missing = sorted(set(nodes.inventory.hosts) - set(probes))
-    console.print(f"time to full health after the restart: {seconds(recovered)}")
-    print_problems(console, problems)
-    served = bool(probes) and not missing and all(ok > 0 for ok, _ in probes.values())
-    if missing:
-        console.print(f"[red]no probe result from {', '.join(missing)}[/]")
-    ok = served and recovered is not None and not run.failed
-    return cli.finish(run, args, cli.EXIT_OK if ok else cli.EXIT_FAILED, console)
+    with Undos(run, console) as undos:
+        undos.register(
+            "start-apiserver",
+            victim,
+            unit_of("kube-apiserver"),
+            f"start {unit_of('kube-apiserver')}, wait until healthy",
+            restart_component,
+            cluster=cluster,
+            component="kube-apiserver",
+        )
+        probing.start()
+        time.sleep(2)
+        run.step(
+            "stop-apiserver",
+            stop_component,
+            only=lambda host: host.name == victim,
+            component="kube-apiserver",
+        )
+        time.sleep(APISERVER_DOWN)
+        undos.undo_all()
+        recovered, problems = wait_control_plane_healthy(run.nr, cluster, RECOVERY_TIMEOUT)
+        probing.join()
+        for node, (answered, errors) in sorted(probes.items()):
+            console.print(f"{node}: {answered} answered through the load balancer, {errors} errors")
+        missing = sorted(set(nodes.inventory.hosts) - set(probes))
+        console.print(f"time to full health after the restart: {seconds(recovered)}")
+        print_problems(console, problems)
+        served = bool(probes) and not missing and all(ok > 0 for ok, _ in probes.values())
+        if missing:
+            console.print(f"[red]no probe result from {', '.join(missing)}[/]")
+        ok = served and recovered is not None
+    return verdict(run, args, undos, ok, console)
 
 
 def seconds(value: float | None) -> str:

@@ -2,28 +2,52 @@
 
 Verifies the snapshot, uploads it to every member, stops the control plane where it runs (an
 apiserver must not write, nor a leader renew, while the data changes under it), stops all
-members, restores each with its own name and peer URL (the old data directory kept aside),
-starts them, waits until the cluster is healthy with one leader, then starts the control plane
-again one controller at a time, each healthy before the next. Everything written after the
-snapshot is lost: --yes.
+members, restores each with its own name and peer URL beside its data (every member from the
+same snapshot, with one new cluster token), and only once every member holds its restored data
+puts it in place on each (the original kept aside). Then it starts them, waits until the
+cluster is healthy with one leader, and starts the control plane again one controller at a
+time. Everything written after the snapshot is lost: --yes.
+
+Whatever stops it (a failing member, an error, Ctrl-C), every member is started again before
+it exits, all on one side: on the restored data when every member has it in use, otherwise on
+its original data, put back. A journal on the control machine (INVENTORY/.restore) lets a
+re-run with the same snapshot finish what a run began; members already restored stay so.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from nornir.core.inventory import Host
+from nornir.core.task import AggregatedResult
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, load_cluster
-from kubenorn.findings import print_problems
+from kubenorn.findings import Finding, Status, print_problems
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.profiles import CONTROL_PLANE
+from kubenorn.records import failure_message
 from kubenorn.report import make_console
+from kubenorn.restore_journal import Journal, UnfinishedRestore, begin, save_journal
+from kubenorn.run import Run, RunInterrupted
 from kubenorn.snapshots import SnapshotInvalid, verify_snapshot
+from kubenorn.undo import ctrl_c_deferred
 from tasks.components import wait_etcd
-from tasks.etcd_backup import restore_member, start_etcd, stop_etcd, upload_snapshot
+from tasks.etcd_restore import (
+    MemberState,
+    clean_up,
+    inspect_member,
+    stage_member,
+    start_etcd,
+    stop_etcd,
+    swap_member,
+    unswap_member,
+    upload_snapshot,
+)
 from tasks.kube_units import start_components, stop_components
 from tasks.kube_verify import wait_control_plane_healthy
 
@@ -48,42 +72,178 @@ def restore(argv: list[str]) -> int:
 
 def restore_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
     run = cli.new_run(args, "etcd_restore", argv)
+    left_out = [m.host.name for m in cluster.etcd.members if m.host.name not in run.hosts]
+    if left_out:
+        raise cli.UsageError(
+            f"--limit leaves out etcd members {', '.join(left_out)}: every member restores"
+        )
+    try:
+        journal, abandoned = begin(
+            cluster.inventory_dir, args.snapshot.resolve(), cluster.name, run.info.run_id
+        )
+    except UnfinishedRestore as error:
+        raise cli.UsageError(str(error)) from None
+    console = make_console()
+    if not args.quiet:
+        doing = "starting" if journal.restore_id == run.info.run_id else "resuming"
+        console.print(f"{doing} restore {journal.restore_id} ({journal.phase})")
     members = cli.in_group("etcd")
-    run.step("upload", upload_snapshot, only=members, snapshot=args.snapshot.resolve())
-    if run.failed:
-        return cli.finish(run, args, cli.EXIT_FAILED, make_console())
-    stopped = run.step(
-        "stop-control-plane",
-        stop_components,
-        only=cli.in_group("controllers"),
-        components=CONTROL_PLANE,
+    run.step(
+        "upload",
+        upload_snapshot,
+        only=members,
+        snapshot=args.snapshot.resolve(),
+        restore_id=journal.restore_id,
     )
-    for name, task, extra in (
-        ("stop", stop_etcd, {}),
-        ("restore", restore_member, {"cluster": cluster}),
-        ("start", start_etcd, {}),
-        ("health", wait_etcd, {"cluster": cluster, "dry_run": False}),
-    ):
-        if run.failed:
-            break
-        run.step(name, task, only=members, **extra)
+    if run.failed:  # nothing stopped, nothing changed
+        return cli.finish(run, args, cli.EXIT_FAILED, console)
+    # Until the stop step says where it stopped the control plane, every controller may have.
+    control_plane = {host.name for host in cluster.controllers}
+    try:
+        stopped = run.step(
+            "stop-control-plane",
+            stop_components,
+            only=cli.in_group("controllers"),
+            components=CONTROL_PLANE,
+        )
+        # Failed too: a stop that failed half way may have stopped some of the components.
+        control_plane = {
+            host for host, result in stopped.items() if result.changed or result.failed
+        }
+        if not run.failed:
+            replace_data(run, cluster, journal)
+    finally:
+        with ctrl_c_deferred(console, "putting every member back first") as pressed:
+            ok = settle(run, cluster, journal, control_plane)
+        if not (args.quiet and ok):
+            console.print("members:")
+            print_problems(console, [Finding(**f) for f in run.findings])
+        if pressed:
+            raise RunInterrupted(run)
+    if ok and abandoned is not None:  # an older restore never committed: its leftovers go
+        run.step("clean-up-abandoned", clean_up, only=members, restore_id=abandoned.restore_id)
+    return cli.finish(run, args, cli.EXIT_OK if ok and not run.failed else cli.EXIT_FAILED, console)
+
+
+def replace_data(run: Run, cluster: Cluster, journal: Journal) -> None:
+    """Stop every member, stage the restore on each, and only if all staged, swap each in."""
+    members = cli.in_group("etcd")
+    run.step("stop", stop_etcd, only=members)
+    run.step(
+        "stage",
+        stage_member,
+        only=members,
+        cluster=cluster,
+        restore_id=journal.restore_id,
+        token=journal.token,
+    )
+    if run.failed:
+        return  # every member still has its original data in use
+    if journal.phase == "staging":
+        journal.phase = "committed"
+        save_journal(cluster.inventory_dir, journal)
+    run.step("swap", swap_member, only=members, restore_id=journal.restore_id)
+
+
+def settle(run: Run, cluster: Cluster, journal: Journal, control_plane: set[str]) -> bool:
+    """Start every member on one side, start the control plane; True when the restore is done.
+
+    Restored data when every member has it in use (the restore is finished, or only its start
+    remains); otherwise every member's original data, put back: never some members on each,
+    which would be two clusters, the larger of which would serve.
+    """
+    names = [m.host.name for m in cluster.etcd.members]
+    states = inspect(run, "inspect", names, journal)
+    forward = len(states) == len(names) and all(s.restored for s in states.values())
+    if not forward:
+        holding = [name for name, state in states.items() if state.aside]
+        if holding:
+            run.step(
+                "roll-back",
+                unswap_member,
+                only=on(holding),
+                even_failed=True,
+                restore_id=journal.restore_id,
+            )
+            states = inspect(run, "inspect-after-roll-back", names, journal)
+        if len(states) == len(names) and not any(s.aside for s in states.values()):
+            journal.phase = "staging"  # nothing restored in use anywhere: not committed
+            save_journal(cluster.inventory_dir, journal)
+    side = [n for n, s in states.items() if (s.restored if forward else s.original)]
+    started = run.step("start", start_etcd, only=on(side), even_failed=True)
+    up = [name for name in side if name in started and not started[name].failed]
+    health = run.step("health", wait_etcd, only=on(up), even_failed=True, cluster=cluster)
+    findings = member_findings(names, states, started, health, forward, journal)
     run.step(
         "control-plane",
         start_components,
-        only=lambda host: host.name in {h for h, r in stopped.items() if r.changed},
+        only=on(sorted(control_plane)),
         serial=True,
+        even_failed=True,
         cluster=cluster,
         components=CONTROL_PLANE,
         dry_run=False,
     )
-    console = make_console()
-    if any(r.changed for r in stopped.values()) and not run.failed:
+    done = forward and all(f.ok for f in findings)
+    if done and control_plane:
         # Leader leases restored from the snapshot are stale: wait for fresh elections.
         _, problems = wait_control_plane_healthy(run.nr, cluster, LEADERS_TIMEOUT)
-        print_problems(console, problems)
-        if problems:
-            return cli.finish(run, args, cli.EXIT_FAILED, console)
-    return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+        findings += problems
+        done = not problems
+    if done:
+        journal.phase = "done"
+        save_journal(cluster.inventory_dir, journal)
+        run.step("clean-up", clean_up, only=on(names), restore_id=journal.restore_id)
+    run.findings.extend(f.as_dict() for f in findings)
+    return done
+
+
+def on(names: list[str]) -> Callable[[Host], bool]:
+    """A host filter: the hosts named."""
+    wanted = set(names)
+    return lambda host: host.name in wanted
+
+
+def inspect(run: Run, step: str, names: list[str], journal: Journal) -> dict[str, MemberState]:
+    """Each reachable member's state; a member that cannot be inspected is left out."""
+    results = run.step(
+        step, inspect_member, only=on(names), even_failed=True, restore_id=journal.restore_id
+    )
+    return {name: r[0].result for name, r in results.items() if not r.failed}
+
+
+def member_findings(
+    names: list[str],
+    states: dict[str, MemberState],
+    started: AggregatedResult,
+    health: AggregatedResult,
+    forward: bool,
+    journal: Journal,
+) -> list[Finding]:
+    """Per member: which data it runs on, or why it was left stopped."""
+    findings = []
+    for name in names:
+        status: Status
+        state = states.get(name)
+        if state is None:
+            status, detail = "CRITICAL", "state unknown (unreachable?): not started"
+        elif forward or state.original:
+            data = f"restored data ({journal.snapshot})" if forward else "its original data"
+            failed = next(
+                (r for r in (started.get(name), health.get(name)) if r and r.failed), None
+            )
+            if failed is not None:
+                status, detail = "CRITICAL", f"on {data}, not running healthy: "
+                detail += failure_message(failed[0])
+            elif forward:
+                status, detail = "OK", f"running on {data}"
+            else:
+                status, detail = "WARNING", f"running on {data}: the restore did not take effect"
+        else:
+            status = "CRITICAL"
+            detail = f"LEFT STOPPED: {state.describe()}; re-run the restore to finish it"
+        findings.append(Finding("etcd.restore", name, status, detail))
+    return findings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 init    issue what the inventory needs and is missing or no longer valid; keep the rest
 check   findings for every certificate (with --remote, as deployed on the hosts);
         exit 0 OK, 1 WARNING, 2 CRITICAL, 3 could not check
-rotate  renew leaf certificates (all, or the names or hosts given), same keys unless --new-keys
+rotate  renew leaf certificates (all, or the names or hosts given), same keys unless --new-keys;
+        with --encryption-key, rotate the key that encrypts Secrets at rest on every apiserver
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,16 @@ from kubenorn.cluster import KEY_ALGORITHMS, Cluster, ClusterError, load_cluster
 from kubenorn.findings import Finding, exit_code, print_findings, worst
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir, init_nornir
+from kubenorn.pki import encryption
 from kubenorn.pki.issue import init
 from kubenorn.pki.local import check_state
 from kubenorn.pki.rotate import rotate
-from kubenorn.pki.store import PkiError
+from kubenorn.pki.store import PkiError, Store
 from kubenorn.records import failure_message
 from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.text import for_console
+from tasks.encryption import apply_encryption_phase, rewrite_secrets
 from tasks.pki import check_deployed_certificates
 
 
@@ -59,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     renew.add_argument("names", nargs="*", metavar="NAME|HOST", help="default: every leaf")
     renew.add_argument("--new-keys", action="store_true", help="replace the keys too")
     renew.add_argument("--key-algorithm", choices=KEY_ALGORITHMS, help="for --new-keys")
+    renew.add_argument(
+        "--encryption-key",
+        action="store_true",
+        help="rotate the Secrets encryption key on every apiserver (or finish a rotation)",
+    )
     for sub in (issue, check, renew):
         _common(sub, top=False)
     return parser
@@ -116,6 +125,10 @@ def remote_findings(cluster: Cluster, args: argparse.Namespace) -> list[Finding]
 
 
 def do_rotate(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
+    if args.encryption_key:
+        if args.names or args.new_keys:
+            raise cli.UsageError("--encryption-key rotates that key alone: no names, no --new-keys")
+        return do_rotate_encryption_key(cluster, args, console)
     renewals, kubeconfigs = rotate(
         cluster, args.names, new_keys=args.new_keys, algorithm=args.key_algorithm
     )
@@ -134,6 +147,97 @@ def do_rotate(cluster: Cluster, args: argparse.Namespace, console: Console) -> i
     }
     write_json(args.json, {"command": "rotate"} | document)
     return cli.EXIT_OK
+
+
+class RotationStopped(Exception):
+    """A phase of the key rotation did not reach every controller; the saved phase stands."""
+
+
+def rotation_steps(
+    run: Run, cluster: Cluster, store: Store, say: Callable[[str], None]
+) -> encryption.RotationSteps:
+    """The rotation's steps on this run's controllers: each phase applied one controller at a
+    time (each healthy before the next), Secrets rewritten through the first; RotationStopped
+    when a step did not reach every controller."""
+    first = cluster.controllers[0].name
+
+    def step(
+        name: str, task: Callable[..., Any], only: Callable[[Any], bool], serial: bool
+    ) -> None:
+        results = run.step(name, task, only=only, serial=serial, cluster=cluster)
+        wanted = [h for h in run.nr.inventory.hosts.values() if only(h)]
+        failed = [h.name for h in wanted if h.name in run.failed or h.name not in results]
+        if failed:
+            why = [failure_message(results[h][0]) for h in failed if h in results]
+            raise RotationStopped(f"{name} failed on {', '.join(failed)}: {'; '.join(why)}")
+
+    def apply(phase: encryption.EncryptionState) -> None:
+        say(f"Secrets key: applying {phase.phase} ({', '.join(k.name for k in phase.key_order())})")
+        step(f"encryption-{phase.phase}", apply_encryption_phase, cli.in_group("controllers"), True)
+
+    def rewrite() -> None:
+        say(f"Secrets key: rewriting every Secret through {first}")
+        step("rewrite-secrets", rewrite_secrets, lambda h: h.name == first, False)
+
+    return encryption.RotationSteps(apply, rewrite, lambda s: encryption.save_state(store, s))
+
+
+def all_controllers_in(run: Run, cluster: Cluster) -> bool:
+    """Whether every controller is in this run and has not failed in it."""
+    return all(h.name in run.hosts and h.name not in run.failed for h in cluster.controllers)
+
+
+def do_rotate_encryption_key(cluster: Cluster, args: argparse.Namespace, console: Console) -> int:
+    """Rotate the Secrets key in the order that keeps every apiserver able to read every Secret
+    (kubenorn/pki/encryption.py), each phase saved before it is applied, so a rerun resumes."""
+    if cluster.kubernetes.profile.encryption_config is None:
+        profile = cluster.kubernetes.profile.name
+        raise PkiError(f"profile {profile} does not encrypt Secrets at rest: nothing to rotate")
+    store = Store(cluster.pki.dir)
+    state = encryption.required_state(store)
+    run = Run(init_nornir(cluster.inventory_dir), "pki", argv=args.argv)
+    steps = rotation_steps(run, cluster, store, lambda text: console.print(for_console(text)))
+    provider = cluster.kubernetes.security.encryption_provider
+    try:
+        done = encryption.rotate_key(state, lambda: encryption.new_key(provider), steps)
+    except RotationStopped as error:
+        run.close(cli.EXIT_FAILED)
+        saved = encryption.required_state(store).phase
+        console.print(for_console(f"key rotation stopped at phase {saved}: {error}"))
+        console.print("fix the cause and run `rotate --encryption-key` again: it resumes there")
+        return cli.EXIT_FAILED
+    run.close(cli.EXIT_OK)
+    for line in done:
+        console.print(for_console(line))
+    write_json(args.json, {"command": "rotate", "encryption_key": done})
+    return cli.EXIT_OK
+
+
+def finish_encryption(
+    run: Run, cluster: Cluster, say: Callable[[str], None], *, dry_run: bool
+) -> list[str]:
+    """After a deploy's control plane: turn Secrets encryption on, or finish a key rotation
+    left under way, when every controller is in the run and healthy; what was done."""
+    if cluster.kubernetes.profile.encryption_config is None:
+        return []
+    store = Store(cluster.pki.dir)
+    state = encryption.required_state(store)
+    if state.phase == "stable":
+        return []
+    what = "turn Secrets encryption on" if state.introducing else "finish the Secrets key rotation"
+    if dry_run:
+        return [f"would {what} (phase {state.phase})"]
+    if not all_controllers_in(run, cluster):
+        return [f"did not {what}: not every controller was deployed (a full deploy will)"]
+
+    def no_new_key() -> encryption.EncryptionKey:
+        raise AssertionError("a rotation under way needs no new key")
+
+    try:
+        return encryption.rotate_key(state, no_new_key, rotation_steps(run, cluster, store, say))
+    except RotationStopped as error:
+        phase = encryption.required_state(store).phase
+        return [f"could not {what}: stopped at phase {phase}: {error}"]
 
 
 def _short(serial: int) -> str:

@@ -7,8 +7,10 @@ member of three down, quorum kept), 2 CRITICAL (quorum lost), 3 UNKNOWN (could n
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from nornir.core.inventory import Host
 from nornir.core.task import AggregatedResult, MultiResult
 
 from kubenorn import cli
@@ -17,8 +19,10 @@ from kubenorn.findings import EXIT_CODES, Finding, print_findings, worst
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
+from kubenorn.run import Run
 from tasks.components import check_drift
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
+from tasks.images import check_images, image_digests
 from tasks.kube_verify import (
     ControllerView,
     check_worker,
@@ -27,7 +31,16 @@ from tasks.kube_verify import (
 )
 from tasks.load_balancer import check_load_balancer, load_balanced
 from tasks.pki import check_deployed_certificates
+from tasks.pod_network import check_pod_routes
 from tasks.runtime import check_runtime
+from tasks.security import check_security
+from tasks.smoke import (
+    new_namespace,
+    probe_from_node,
+    probe_pods,
+    remove_smoke_test,
+    start_smoke_test,
+)
 
 
 def failure_cause(result: MultiResult) -> str:
@@ -81,6 +94,12 @@ def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
 
 def verify(argv: list[str]) -> int:
     parser = cli.parser(__doc__ or "")
+    parser.add_argument(
+        "--no-smoke-test",
+        dest="smoke_test",
+        action="store_false",
+        help="skip the workload smoke test (pods, pod network, a Service, DNS), e.g. from cron",
+    )
     args = parser.parse_args(argv)
     if args.retry_failed:
         return cli.retry_failed("verify", args.retry_failed)
@@ -94,7 +113,61 @@ def verify(argv: list[str]) -> int:
         return verify_locked(args, argv, cluster)
 
 
+def workload_findings(
+    run: Run, args: Any, cluster: Cluster, controllers: AggregatedResult, digests: dict[str, str]
+) -> list[Finding]:
+    """Where the inventory has them: pod routes, loaded images, and the smoke test."""
+    findings: list[Finding] = []
+    if any(node.pod_cidr for node in cluster.nodes):
+        routes = run.step("pod-routes", check_pod_routes, cluster=cluster)
+        findings += step_findings(routes, "pod-routes")
+    if digests:
+        images = run.step("images", check_images, only=cli.in_group("nodes"), digests=digests)
+        findings += step_findings(images, "images")
+    if args.smoke_test and cluster.kubernetes.smoke_test is not None:
+        findings += smoke_test(run, cluster, controllers, limited=bool(args.limit))
+    return findings
+
+
+def smoke_test(
+    run: Run, cluster: Cluster, controllers: AggregatedResult, *, limited: bool
+) -> list[Finding]:
+    """The workload smoke test, driven from the first controller that could look; its
+    namespace removed however it ends."""
+    if limited:
+        note = "skipped: --limit (the smoke test puts a pod on every node)"
+        return [Finding("smoke-test", "cluster", "OK", note)]
+    driver = next((host for host, result in controllers.items() if not result.failed), None)
+    if driver is None:
+        return [Finding("smoke-test", "cluster", "UNKNOWN", "no controller to run it from")]
+    namespace = new_namespace()
+    on_driver: Callable[[Host], bool] = lambda host: host.name == driver  # noqa: E731
+    try:
+        started = run.step(
+            "smoke-pods", start_smoke_test, only=on_driver, cluster=cluster, namespace=namespace
+        )
+        if started.failed:
+            return step_findings(started, "smoke-test")
+        setup = started[driver][0].result
+        probed = run.step("smoke-probe", probe_pods, only=on_driver, cluster=cluster, setup=setup)
+        nodes = run.step(
+            "smoke-service",
+            probe_from_node,
+            only=cli.in_group("nodes"),
+            cluster=cluster,
+            setup=setup,
+        )
+        return (
+            setup.findings
+            + step_findings(probed, "smoke-test")
+            + step_findings(nodes, "smoke-service")
+        )
+    finally:
+        run.nr.filter(name=driver).run(task=remove_smoke_test, cluster=cluster, namespace=namespace)
+
+
 def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
+    digests = image_digests(cluster)
     run = cli.new_run(args, "verify", argv)
     etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     certs = run.step("certificates", check_deployed_certificates)
@@ -105,6 +178,8 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     )
     workers = run.step("workers", check_worker, only=cli.in_group("nodes"), cluster=cluster)
     drift = run.step("drift", check_drift, cluster=cluster)
+    # The running components against the profile's CIS Benchmark table (README: Security).
+    security = run.step("security", check_security, cluster=cluster)
     # --limit (and --retry-failed, which limits to the failed hosts): judge only those.
     selected = set(run.hosts) if args.limit else None
     findings = etcd_findings(cluster, etcd, selected) + step_findings(certs, "certificates")
@@ -112,6 +187,8 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     findings += control_plane_findings(cluster, controllers, selected)
     findings += step_findings(workers, "workers")
     findings += step_findings(drift, "drift")
+    findings += workload_findings(run, args, cluster, controllers, digests)
+    findings += step_findings(security, "security")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]
     console = make_console()

@@ -62,13 +62,15 @@ def ensure_etcd_config(
         owner=config["user"],
         dry_run=dry_run,
     )
-    files = [ConfigFile(config_file, render(task, "etcd/etcd.conf.j2", etcd=config))]
+    # Root's alone, as the unit's drop-in (CIS 1.1.7, 1.1.8): systemd reads both as root.
+    files = [ConfigFile(config_file, render(task, "etcd/etcd.conf.j2", etcd=config), "0600")]
     dropin = render(task, "systemd/env-dropin.conf.j2", environment_file=config_file)
     unit = task.run(
         task=ensure_unit_config,
         unit=UNIT,
         files=files,
         dropin=dropin,
+        unit_mode="0600",
         restart=restart,
         dry_run=dry_run,
     )
@@ -248,14 +250,18 @@ def etcd_config(cluster: Cluster, member: EtcdMember, settings: dict[str, Any]) 
     }
 
 
-DRILL_DROPIN = "/run/systemd/system/etcd.service.d/kubenorn-drill.conf"
+# systemd applies drop-ins in file-name order, later ones winning: "zz-" sorts after kubenorn's
+# own "kubenorn.conf" (Restart=on-failure), which "kubenorn-drill.conf" did not ('-' < '.'),
+# so the killed leader came back 2 s later and could win the election again.
+DRILL_DROPIN = "/run/systemd/system/etcd.service.d/zz-kubenorn-drill.conf"
 
 
 def kill_member(task: Task) -> Result:
     """SIGKILL this member's etcd and keep systemd from restarting it until revived."""
     # A runtime drop-in (gone at reboot): without it Restart=on-abnormal revives etcd at once.
     task.run(task=ensure_directory, path=posixpath.dirname(DRILL_DROPIN))
-    task.run(task=ensure_file, path=DRILL_DROPIN, content="[Service]\nRestart=no\n")
+    # 0600 like every unit file kubenorn writes (CIS 1.1.7): verify may run during a drill.
+    task.run(task=ensure_file, path=DRILL_DROPIN, content="[Service]\nRestart=no\n", mode="0600")
     run(task, ["systemctl", "daemon-reload"], sudo=True)
     run(task, ["systemctl", "kill", "--signal=SIGKILL", "--kill-who=main", UNIT], sudo=True)
     return Result(host=task.host, changed=True, diff=f"killed {UNIT} (SIGKILL)\n")

@@ -37,6 +37,10 @@ class Facts:
     addresses: tuple[str, ...]
     # 2 on the unified hierarchy (systemd cgroup driver), 1 on legacy or hybrid (cgroupfs).
     cgroup_version: int = 1
+    interfaces: tuple[tuple[str, str], ...] = ()  # (address, the interface that holds it)
+
+    def interface_of(self, address: str) -> str | None:
+        return next((device for a, device in self.interfaces if a == address), None)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -79,6 +83,16 @@ def parse_addresses(lines: list[str]) -> tuple[str, ...]:
     return tuple(addresses)
 
 
+def parse_interfaces(lines: list[str]) -> tuple[tuple[str, str], ...]:
+    """(address, interface) pairs from `ip -o -4 addr show` lines ("2: eth0 inet A/P ...")."""
+    pairs = []
+    for line in lines:
+        fields = line.split()
+        if "inet" in fields and len(fields) > 1:
+            pairs.append((fields[fields.index("inet") + 1].split("/")[0], fields[1]))
+    return tuple(pairs)
+
+
 def parse_facts(text: str) -> Facts:
     """Facts from the output of FACTS_SCRIPT."""
     sections = split_sections(text)
@@ -92,6 +106,7 @@ def parse_facts(text: str) -> Facts:
         kernel=next(iter(sections.get("kernel", [])), ""),
         hostname=next(iter(sections.get("hostname", [])), ""),
         addresses=parse_addresses(sections.get("addresses", [])),
+        interfaces=parse_interfaces(sections.get("addresses", [])),
         cgroup_version=2 if sections.get("cgroup") == ["cgroup2fs"] else 1,
     )
 

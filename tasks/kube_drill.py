@@ -9,8 +9,13 @@ from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from kubenorn.profiles import unit_of
+from tasks.components import wait_etcd
+from tasks.etcd import UNIT as ETCD_UNIT
+from tasks.etcd import revive_member
+from tasks.kube_units import start_components
 from tasks.kube_verify import api_get, leader_record
 from tasks.ssh import RemoteError, run
+from tasks.systemd import unit_state
 
 # Requests through the node's load balancer for `seconds`; prints "<answered 200> <other>".
 PROBE_SCRIPT = """
@@ -46,10 +51,18 @@ def stop_component(task: Task, *, component: str) -> Result:
     return Result(host=task.host, changed=True, diff=f"stopped {unit_of(component)}\n")
 
 
-def start_component(task: Task, *, component: str) -> Result:
-    """Start `component` again."""
-    run(task, ["systemctl", "start", unit_of(component)], sudo=True)
-    return Result(host=task.host, changed=True, diff=f"started {unit_of(component)}\n")
+def revive_etcd(task: Task, *, cluster: Cluster) -> Result:
+    """Undo of a killed member: no drill drop-in, etcd started, healthy under one leader."""
+    down = not unit_state(task, ETCD_UNIT)[1]
+    task.run(task=revive_member)
+    task.run(task=wait_etcd, cluster=cluster, dry_run=False)
+    return Result(host=task.host, changed=down, diff=f"started {ETCD_UNIT}\n" if down else "")
+
+
+def restart_component(task: Task, *, cluster: Cluster, component: str) -> Result:
+    """Undo of a killed or stopped component: running (started if it is not) and healthy."""
+    started = task.run(task=start_components, cluster=cluster, components=(component,))
+    return Result(host=task.host, changed=started.changed, diff=started[0].diff)
 
 
 def probe_load_balancer(

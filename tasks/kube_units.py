@@ -16,9 +16,12 @@ from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding
+from kubenorn.pki import encryption
+from kubenorn.pki.store import Store
 from kubenorn.profiles import CONTROL_PLANE, unit_of
 from tasks.compose import combined
 from tasks.facts import facts_of
+from tasks.files import ensure_directory
 from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.runtime import runtime_settings
 from tasks.ssh import RemoteError, run
@@ -62,6 +65,7 @@ def template_context(
         "controller_count": len(cluster.controllers),
         "kube_reserved": dict(settings.kube_reserved),
         "conntrack_max_per_core": settings.conntrack_max_per_core,
+        "security": settings.security,
         "kubernetes": kubernetes,
         **runtime,
     }
@@ -135,13 +139,39 @@ def component_templates(cluster: Cluster, component: str) -> list[tuple[str, str
     return files
 
 
+# Flags and configuration files: root's alone (CIS 1.1.1-1.1.8, 4.1.1, 4.1.9).
+CONFIG_MODE = "0600"
+AUDIT_POLICY = "audit-policy.yaml"
+
+
 def component_files(task: Task, cluster: Cluster, component: str) -> list[ConfigFile]:
-    """`component`'s environment file and any extra file its profile gives it, rendered."""
+    """`component`'s environment file and any extra file its profile gives it, rendered; for
+    the apiserver, the Secrets encryption configuration from the PKI state, built in Python
+    (a template task's rendered text is its result, kept like any other)."""
     context = template_context(cluster, task.host.name, task.host["kubernetes"], node_runtime(task))
-    return [
-        ConfigFile(path, render(task, template, **context))
+    files = [
+        ConfigFile(path, render(task, template, **context), mode=CONFIG_MODE)
         for path, template in component_templates(cluster, component)
     ]
+    return files + secret_files(cluster, component)
+
+
+def secret_files(cluster: Cluster, component: str) -> list[ConfigFile]:
+    """The apiserver's EncryptionConfiguration where its profile encrypts Secrets at rest."""
+    name = cluster.kubernetes.profile.encryption_config
+    if component != "kube-apiserver" or name is None:
+        return []
+    state = encryption.required_state(Store(cluster.pki.dir))
+    path = posixpath.join(cluster.kubernetes.config_dir, name)
+    return [ConfigFile(path, encryption.config_text(state), mode="0600", secret=True)]
+
+
+def log_directories(cluster: Cluster, component: str) -> list[str]:
+    """Directories `component` writes logs to, made root's alone: the apiserver's audit log."""
+    profile = cluster.kubernetes.profile
+    if component != "kube-apiserver" or AUDIT_POLICY not in profile.extra_files.get(component, ()):
+        return []
+    return [posixpath.dirname(cluster.kubernetes.security.audit.log_path)]
 
 
 def unit_file(task: Task, cluster: Cluster, component: str) -> str:
@@ -164,16 +194,23 @@ def ensure_component_config(
     dry_run: bool | None = None,
 ) -> Result:
     """Ensure `component`'s flags, extra files and unit; any change (or `restart`: its
-    certificates changed) owes it a restart."""
+    certificates changed) owes it a restart. Its log directories are made first."""
+    steps = [
+        task.run(task=ensure_directory, path=path, mode="0700", dry_run=dry_run)
+        for path in log_directories(cluster, component)
+    ]
     result = task.run(
         task=ensure_unit_config,
         unit=unit_of(component),
         files=component_files(task, cluster, component),
         unit_file=unit_file(task, cluster, component),
+        unit_mode=CONFIG_MODE,
         restart=restart,
         dry_run=dry_run,
     )
-    return Result(host=task.host, changed=result.changed, diff=result[0].diff)
+    if not steps:
+        return Result(host=task.host, changed=result.changed, diff=result[0].diff)
+    return combined(task, [*steps, result])
 
 
 def ensure_components_config(

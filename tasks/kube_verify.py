@@ -21,6 +21,7 @@ from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
 from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile, unit_of
 from tasks.kube_units import http_status, unhealthy
+from tasks.kubectl import kubectl
 from tasks.kubelet_api import kubelet_anonymous
 from tasks.ssh import run
 from tasks.systemd import unit_state
@@ -64,9 +65,8 @@ def worse_if(problems: list[str]) -> Status:
 
 def api_get(task: Task, cluster: Cluster, path: str) -> tuple[dict[str, Any] | None, str]:
     """(object, "") for a GET through this host's admin kubeconfig; (None, why) otherwise."""
-    kubeconfig = posixpath.join(cluster.kubernetes.config_dir, "admin.kubeconfig")
-    argv = ["kubectl", "--kubeconfig", kubeconfig, "--request-timeout=5s", "get", "--raw", path]
-    result = run(task, argv, ok_codes=range(256), timeout=20)
+    args = ["--request-timeout=5s", "get", "--raw", path]
+    result = kubectl(task, cluster, args, ok_codes=range(256), timeout=20)
     if result.rc != 0:
         lines = result.stderr.strip().splitlines() or [f"kubectl exited {result.rc}"]
         return None, lines[-1][-300:]

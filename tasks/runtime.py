@@ -136,6 +136,7 @@ def ensure_cni_config(task: Task, *, dry_run: bool | None = None) -> Result:
             task=ensure_file,
             path=CNI_CONFIG,
             content=render(task, "cni/10-kubenorn.conflist.j2", **context),
+            mode="0600",  # CIS 1.1.9: the runtime reads it as root
             dry_run=dry_run,
         ),
     ]

@@ -27,15 +27,21 @@ def dropin_path(unit: str, dropin: str) -> str:
 
 
 def ensure_systemd_file(
-    task: Task, *, path: str, content: str | None, dry_run: bool | None = None
+    task: Task,
+    *,
+    path: str,
+    content: str | None,
+    mode: str = "0644",
+    dry_run: bool | None = None,
 ) -> Result:
-    """Ensure a unit or drop-in at `path` holds `content` (None: absent); reload on change."""
+    """Ensure a unit or drop-in at `path` holds `content` (None: absent) with `mode`; reload
+    on change."""
     if content is None:
         written = task.run(task=ensure_absent, path=path, dry_run=dry_run)
         changed = written.changed
     else:
         directory = task.run(task=ensure_directory, path=posixpath.dirname(path), dry_run=dry_run)
-        written = task.run(task=ensure_file, path=path, content=content, dry_run=dry_run)
+        written = task.run(task=ensure_file, path=path, content=content, mode=mode, dry_run=dry_run)
         changed = directory.changed or written.changed
     if changed and not task.is_dry_run(dry_run):
         run(task, ["systemctl", "daemon-reload"], sudo=True)
@@ -149,11 +155,13 @@ def ensure_unit_config(
     files: Sequence[ConfigFile],
     dropin: str | None = None,
     unit_file: str | None = None,
+    unit_mode: str = "0644",
     restart: bool = False,
     dry_run: bool | None = None,
 ) -> Result:
-    """Ensure `unit`'s files (and unit file or kubenorn drop-in); a change owes it a restart,
-    as does `restart` (something else it reads changed, such as its certificates)."""
+    """Ensure `unit`'s files (and unit file or kubenorn drop-in, with `unit_mode`); a change
+    owes it a restart, as does `restart` (something else it reads changed, such as its
+    certificates)."""
     owed_before = restart_owed(task, unit)
     # Owe first: a run killed after writing and before restarting still restarts next time.
     task.run(task=owe_restarts, units=[unit], dry_run=dry_run)
@@ -176,6 +184,7 @@ def ensure_unit_config(
             task=ensure_systemd_file,
             path=dropin_path(unit, "kubenorn"),
             content=dropin,
+            mode=unit_mode,
             dry_run=dry_run,
         )
     )
@@ -185,6 +194,7 @@ def ensure_unit_config(
                 task=ensure_systemd_file,
                 path=f"/etc/systemd/system/{unit}",
                 content=unit_file,
+                mode=unit_mode,
                 dry_run=dry_run,
             )
         )

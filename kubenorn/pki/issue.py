@@ -13,7 +13,7 @@ from typing import Literal
 from cryptography import x509
 
 from kubenorn.cluster import Cluster
-from kubenorn.pki import keys
+from kubenorn.pki import encryption, keys
 from kubenorn.pki.builders import ca_certificate, leaf_certificate
 from kubenorn.pki.check import Context, Material, certificate_findings, fits
 from kubenorn.pki.kubeconfig import Credentials, render
@@ -56,7 +56,17 @@ def init(
             change = _ensure_leaf(store, spec, authorities[spec.signer], cluster, algorithm, now)
         changes.append(change)
     changes.append(_ensure_service_account(store, algorithm))
+    changes.append(_ensure_encryption_key(store, cluster))
     return changes + write_kubeconfigs(cluster, store)
+
+
+def _ensure_encryption_key(store: Store, cluster: Cluster) -> Change:
+    """The key that encrypts Secrets at rest: made once, replaced only by a rotation."""
+    state, created = encryption.ensure_state(store, cluster.kubernetes.security.encryption_provider)
+    if created:
+        key = state.incoming or state.current
+        return Change(encryption.STATE_FILE, "issued", f"Secrets key {key.name}")
+    return Change(encryption.STATE_FILE, "kept")
 
 
 def _ensure_ca(

@@ -8,7 +8,7 @@ from cryptography import x509
 
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
-from kubenorn.pki import keys
+from kubenorn.pki import encryption, keys
 from kubenorn.pki.check import Context, Material, certificate_findings, mode_problem
 from kubenorn.pki.issue import expected_kubeconfig
 from kubenorn.pki.plan import SERVICE_ACCOUNT, CertSpec, certificates, kubeconfigs
@@ -39,7 +39,7 @@ def check_state(
         context = Context(owner(spec), now, warn)
         signer = cas.get(spec.signer) if spec.signer else None
         findings += _certificate(store, spec, signer, context)
-    findings += _service_account(store)
+    findings += _service_account(store) + _encryption_key(store)
     return findings + _kubeconfigs(cluster, store, {s.name: s for s in specs})
 
 
@@ -87,6 +87,29 @@ def _service_account(store: Store) -> list[Finding]:
     if problem := mode_problem(store.mode(store.key_path(SERVICE_ACCOUNT))):
         return finding(*problem)
     return finding("OK", "key pair present and matching")
+
+
+def _encryption_key(store: Store) -> list[Finding]:
+    """The Secrets encryption key: present, private, no rotation left half done."""
+
+    def finding(status: Status, detail: str) -> list[Finding]:
+        return [Finding("pki.encryption", "cluster", status, f"{encryption.STATE_FILE}: {detail}")]
+
+    try:
+        state = encryption.load_state(store)
+    except PkiError as error:
+        return finding("CRITICAL", str(error))
+    if state is None:
+        return finding("CRITICAL", "no Secrets encryption key: run init")
+    if problem := mode_problem(store.mode(encryption.state_path(store))):
+        return finding(*problem)
+    if state.introducing and state.phase == "added" and state.incoming is not None:
+        detail = f"key {state.incoming.name} made: the next deploy encrypts Secrets with it"
+        return finding("OK", detail)
+    if state.phase != "stable":
+        detail = f"key rotation stopped at phase {state.phase}: run `rotate --encryption-key`"
+        return finding("WARNING", detail)
+    return finding("OK", f"key {state.current.name} ({state.current.provider})")
 
 
 def _kubeconfigs(cluster: Cluster, store: Store, specs: dict[str, CertSpec]) -> list[Finding]:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_support import inventory_with
+from lab_support import inventory_with, verifies_ok_within
 
 from kubenorn.cluster import load_cluster
 from kubenorn.etcd_client import EtcdUnavailable, endpoints
 from kubenorn.nornir_setup import init_nornir
 from runbooks import deploy, drill, etcd_backup, etcd_restore, verify
 from tasks.components import ensure_etcd_member
-from tasks.etcd import UNIT
+from tasks.etcd import DRILL_DROPIN, UNIT
 
 MEMBERS = ["kube.controller01", "kube.controller02", "kube.controller03"]
 
@@ -198,20 +199,99 @@ def keys(etcd_lab: Path) -> Iterator[list]:  # type: ignore[type-arg]
     members[0].delete_prefix("/kubenorn-test/")
 
 
-def test_backup_then_restore_brings_deleted_keys_back(
-    etcd_lab: Path,
-    keys: list,
-    tmp_path: Path,  # type: ignore[type-arg]
-) -> None:
+def backed_up_then_deleted(etcd_lab: Path, keys: list, tmp_path: Path) -> Path:  # type: ignore[type-arg]
+    """Write 20 keys, back them up, delete them; the snapshot."""
     for number in range(20):
         keys[0].put(f"/kubenorn-test/{number:02d}", f"value {number}")
     backups = tmp_path / "backups"
     assert etcd_backup.main(["-i", str(etcd_lab), "--dest", str(backups), "--quiet"]) == 0
     [snapshot] = list(backups.glob("etcd-*.db"))
     keys[0].delete_prefix("/kubenorn-test/")
+    return snapshot
+
+
+def test_backup_then_restore_brings_deleted_keys_back(
+    etcd_lab: Path,
+    keys: list,
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    snapshot = backed_up_then_deleted(etcd_lab, keys, tmp_path)
     assert keys[0].range_prefix("/kubenorn-test/") == {}
     assert etcd_restore.main(["-i", str(etcd_lab), str(snapshot)]) == 3  # no --yes: refused
     assert etcd_restore.main(["-i", str(etcd_lab), str(snapshot), "--yes"]) == 0
     restored = endpoints(load_cluster(etcd_lab))[1].range_prefix("/kubenorn-test/")
     assert len(restored) == 20 and restored["/kubenorn-test/07"] == "value 7"
     assert verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) == 0
+
+
+def test_a_drill_interrupted_after_killing_the_leader_leaves_etcd_healthy(
+    etcd_lab: Path,
+    lab,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C while the killed leader is down: its undo starts it before the drill ends."""
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(drill, "wait_for", ctrl_c)  # the first wait: for a new leader
+    assert drill.main(["-i", str(etcd_lab), "etcd-leader"]) == 130
+    out = capsys.readouterr().out
+    assert "drill.undo" in out and "LEFT DOWN" not in out
+    for host in MEMBERS:
+        assert lab.ssh(host, ["systemctl", "is-active", UNIT]).stdout.strip() == "active", host
+        assert lab.ssh(host, ["test", "-e", DRILL_DROPIN]).returncode == 1, host
+    monkeypatch.undo()
+    assert verify.main(["-i", str(etcd_lab), "--limit", "etcd", "--quiet"]) == 0
+
+
+# A member whose restore fails: its etcdctl refuses `snapshot restore` as a data directory that
+# cannot be written would (everything else, health checks included, goes to the real etcdctl).
+FAILING_RESTORE = """#!/bin/sh
+if [ "$1" = snapshot ] && [ "$2" = restore ]; then
+  echo "Error: mkdir /var/lib/etcd: read-only file system (lab fault)" >&2
+  exit 1
+fi
+exec {real} "$@"
+"""
+WRAPPER = "/usr/local/bin/etcdctl"
+
+
+@contextlib.contextmanager
+def restore_fails_on(lab, host: str) -> Iterator[None]:  # noqa: ANN001
+    real = lab.ssh(host, ["sh", "-c", "command -v etcdctl"]).stdout.strip()
+    assert real and real != WRAPPER, real
+    script = FAILING_RESTORE.format(real=real)
+    install = f"printf %s {shlex.quote(script)} > {WRAPPER} && chmod 0755 {WRAPPER}"
+    assert lab.ssh(host, ["sh", "-c", install]).returncode == 0
+    try:
+        yield
+    finally:
+        lab.ssh(host, ["rm", "-f", WRAPPER])
+
+
+def test_a_restore_failing_on_one_member_puts_all_back_and_a_rerun_finishes_it(
+    etcd_lab: Path,
+    keys: list,  # type: ignore[type-arg]
+    lab,  # noqa: ANN001
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    snapshot = backed_up_then_deleted(etcd_lab, keys, tmp_path)
+    with restore_fails_on(lab, "kube.controller02"):
+        assert etcd_restore.main(["-i", str(etcd_lab), str(snapshot), "--yes"]) == 1
+    out = capsys.readouterr().out
+    assert "lab fault" in out
+    assert out.count("running on its original data: the restore did not take effect") == 3
+    # Every member runs again, on its original data: the deleted keys are still deleted.
+    for host in MEMBERS:
+        assert lab.ssh(host, ["systemctl", "is-active", UNIT]).stdout.strip() == "active", host
+    assert verifies_ok_within(etcd_lab, 120)
+    assert endpoints(load_cluster(etcd_lab))[1].range_prefix("/kubenorn-test/") == {}
+
+    assert etcd_restore.main(["-i", str(etcd_lab), str(snapshot), "--yes"]) == 0
+    assert "resuming restore" in capsys.readouterr().out
+    restored = endpoints(load_cluster(etcd_lab))[1].range_prefix("/kubenorn-test/")
+    assert len(restored) == 20 and restored["/kubenorn-test/07"] == "value 7"
+    assert verifies_ok_within(etcd_lab, 120)

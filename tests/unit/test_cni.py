@@ -103,7 +103,7 @@ def test_ensure_cni_config(
     host.coreutils = True
     if case.before is not None:
         host.files[CNI_DIR] = FakeFile(b"", 0o755, directory=True)
-        host.files[CNI_CONFIG] = FakeFile(case.before)
+        host.files[CNI_CONFIG] = FakeFile(case.before, 0o600)
     nr = make_nr(cni_inventory(tmp_path / "cluster", case.version))
     result = run_on(nr, NODE, ensure_cni_config)
     assert not result.failed, result[0].exception
@@ -117,7 +117,7 @@ def test_ensure_cni_config(
         assert json.loads(case.after)["plugins"][0]["ipam"]["ranges"] == [
             [{"subnet": "10.200.2.0/24"}]
         ]
-        assert after is not None and (after.mode, after.uid) == (0o644, 0)
+        assert after is not None and (after.mode, after.uid) == (0o600, 0)  # CIS 1.1.9
     again = run_on(nr, NODE, ensure_cni_config)[0]
     assert not again.changed
 

@@ -77,7 +77,8 @@ TYPOS = {
     "a wrong type": (
         "defaults.yaml",
         lambda d: d["data"]["ssh"].update(verify_host_keys="no"),
-        "defaults.yaml: defaults: data.ssh.verify_host_keys: 'no' is not true or false",
+        "defaults.yaml: defaults: data.ssh.verify_host_keys: "
+        "must be true or false (unquoted), not 'no'",
     ),
 }
 

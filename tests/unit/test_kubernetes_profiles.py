@@ -211,6 +211,7 @@ def test_the_checks_catch_a_removed_flag_and_a_misspelt_field(release: str) -> N
                 "authorization-kubeconfig",
                 "bind-address",
                 "secure-port",
+                "tls-cipher-suites",
                 "v",
             },
         ),

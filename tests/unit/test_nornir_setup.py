@@ -113,7 +113,7 @@ def test_a_verify_setting_that_is_not_a_bool_is_refused(tmp_path: Path, value: s
     assert str(error.value).startswith(
         f"{inventory}: cannot load inventory: defaults.yaml: defaults: data.ssh.verify_host_keys: "
     )
-    assert "is not true or false" in str(error.value)
+    assert "must be true or false" in str(error.value)
 
 
 def test_one_host_may_opt_out_alone(tmp_path: Path) -> None:

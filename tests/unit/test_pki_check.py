@@ -49,12 +49,13 @@ def detail(findings: list[Finding], check_name: str) -> str:
 def test_a_fresh_state_is_all_ok(inventory: Path, tmp_path: Path) -> None:
     findings = check(inventory)
     assert bad(findings) == []
-    assert len(findings) == 20 + 1 + 6  # certificates, service account, kubeconfigs
+    # certificates, service account, Secrets key, kubeconfigs
+    assert len(findings) == 20 + 1 + 1 + 6
     out = tmp_path / "check.json"
     assert main(["-i", str(inventory), "check", "--json", str(out)]) == 0
     document = json.loads(out.read_text())
     assert (document["status"], document["exit_code"]) == ("OK", 0)
-    assert len(document["findings"]) == 27
+    assert len(document["findings"]) == 28
 
 
 def test_missing_san_for_a_name_the_apiserver_is_dialled_by(inventory: Path) -> None:

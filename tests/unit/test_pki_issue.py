@@ -50,7 +50,7 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
 def test_init_issues_everything_with_private_modes(inventory: Path) -> None:
     changes = init(load_cluster(inventory))
     pki = inventory / ".pki"
-    assert len(issued(changes)) == len(changes) == 2 + 6 + 2 + 6 + 4 + 1 + 6
+    assert len(issued(changes)) == len(changes) == 2 + 6 + 2 + 6 + 4 + 1 + 1 + 6
     assert stat.S_IMODE(pki.stat().st_mode) == 0o700
     for key in pki.rglob("*.key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
@@ -64,7 +64,7 @@ def test_a_second_init_issues_nothing_and_touches_no_file(inventory: Path, capsy
     before = snapshot(inventory / ".pki")
     capsys.readouterr()
     assert main(["-i", str(inventory), "init"]) == 0
-    assert "nothing to issue: all 27 items valid" in capsys.readouterr().out
+    assert "nothing to issue: all 28 items valid" in capsys.readouterr().out
     assert snapshot(inventory / ".pki") == before
 
 

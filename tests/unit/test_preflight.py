@@ -29,7 +29,7 @@ def test_a_good_inventory_with_its_pki_passes(tmp_path: Path) -> None:
     assert main(["-i", str(inventory), "--json", str(out)]) == 0
     document = json.loads(out.read_text())
     assert document["status"] == "OK"
-    assert len(document["findings"]) == 1 + 27  # the inventory, then every PKI item
+    assert len(document["findings"]) == 1 + 28  # the inventory, then every PKI item
 
 
 def test_the_lab_inventory_passes_once_its_pki_is_issued(tmp_path: Path) -> None:

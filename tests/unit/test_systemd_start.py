@@ -3,6 +3,7 @@ unit up within the grace period; anything else fails the host with systemctl's o
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,3 +59,14 @@ def test_a_failed_start_counts_only_when_the_unit_comes_up(
         assert FAILED_JOB in str(result[0].exception)
     else:
         assert result[0].changed and result[0].diff == f"start {UNIT}\n"
+
+
+def test_the_drill_drop_in_overrides_kubenorns_restart_policy() -> None:
+    """systemd applies drop-ins by file name, the last one winning."""
+    from tasks.etcd import DRILL_DROPIN
+    from tasks.systemd import dropin_path
+
+    ours = dropin_path("etcd.service", "kubenorn")
+    assert sorted([posixpath.basename(ours), posixpath.basename(DRILL_DROPIN)])[-1] == (
+        posixpath.basename(DRILL_DROPIN)
+    )

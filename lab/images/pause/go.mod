@@ -1,0 +1,3 @@
+module kubenorn.lab/pause
+
+go 1.26
