@@ -19,6 +19,8 @@ CONFIG_FILE = REPO_ROOT / "config.yaml"
 INVENTORY_FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
 # Secrets come from the environment, never from inventory files or task arguments.
 KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
+# A file for Nornir's own log (config.yaml keeps it off): for debugging kubenorn itself.
+NORNIR_LOG_ENV = "KUBENORN_NORNIR_LOG"
 
 
 # Nornir logs each failed task's traceback through `logging`; with no handler configured,
@@ -35,6 +37,14 @@ def default_inventory_dir() -> Path:
     config = yaml.safe_load(CONFIG_FILE.read_text())
     host_file = config["inventory"]["options"]["host_file"]
     return (REPO_ROOT / host_file).parent
+
+
+def nornir_logging() -> dict[str, Any]:
+    """Nornir's logging turned on, at DEBUG into the file KUBENORN_NORNIR_LOG names, if any."""
+    log_file = os.environ.get(NORNIR_LOG_ENV)
+    if not log_file:
+        return {}
+    return {"logging": {"enabled": True, "level": "DEBUG", "log_file": log_file}}
 
 
 def init_nornir(
@@ -55,6 +65,7 @@ def init_nornir(
             config_file=str(CONFIG_FILE),
             inventory={"plugin": "SimpleInventory", "options": options},
             dry_run=dry_run,
+            **nornir_logging(),
         )
     # SimpleInventory parses with ruamel.yaml, whose errors are not PyYAML's.
     except (
