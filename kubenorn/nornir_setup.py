@@ -23,6 +23,8 @@ INVENTORY_FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
 INVENTORY_SETTING = "kubenorn_inventory"
 # Secrets come from the environment, never from inventory files or task arguments.
 KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
+# A file for Nornir's own log (config.yaml keeps it off): for debugging kubenorn itself.
+NORNIR_LOG_ENV = "KUBENORN_NORNIR_LOG"
 
 
 # Nornir logs each failed task's traceback through `logging`; with no handler configured,
@@ -42,6 +44,14 @@ def default_inventory_dir() -> Path:
     return (REPO_ROOT / host_file).parent
 
 
+def nornir_logging() -> dict[str, Any]:
+    """Nornir's logging turned on, at DEBUG into the file KUBENORN_NORNIR_LOG names, if any."""
+    log_file = os.environ.get(NORNIR_LOG_ENV)
+    if not log_file:
+        return {}
+    return {"logging": {"enabled": True, "level": "DEBUG", "log_file": log_file}}
+
+
 def init_nornir(
     inventory_dir: Path | None = None, *, dry_run: bool = False, workers: int | None = None
 ) -> Nornir:
@@ -59,6 +69,7 @@ def init_nornir(
         config_file=str(CONFIG_FILE),
         inventory={"plugin": PLUGIN, "options": options},
         dry_run=dry_run,
+        **nornir_logging(),
     )
     inventory = nr.inventory
     assert isinstance(inventory, CheckedInventory)

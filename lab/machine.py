@@ -16,6 +16,23 @@ from lab.processes import sh
 from lab.settings import LabError, LabHost, LabSettings, load_settings
 from lab.sim.packaging import build_all as build_simulators
 
+# stdin: the password, then the public key. sudo comes from the lab's repository.
+SUDO_USER = """set -e
+read -r password; read -r key
+if ! command -v sudo >/dev/null; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q sudo >/dev/null
+fi
+id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {user}
+printf '%s:%s\\n' {user} "$password" | chpasswd
+printf '%s ALL=(ALL) ALL\\n' {user} > /etc/sudoers.d/kubenorn-lab
+chmod 0440 /etc/sudoers.d/kubenorn-lab
+home=$(getent passwd {user} | cut -d: -f6)
+install -d -m 0700 -o {user} -g {user} "$home/.ssh"
+printf '%s\\n' "$key" > "$home/.ssh/authorized_keys"
+chown {user}:{user} "$home/.ssh/authorized_keys" && chmod 0600 "$home/.ssh/authorized_keys"
+"""
+
 
 @dataclass(frozen=True)
 class HostStatus:
@@ -107,6 +124,15 @@ class Lab:
             )
             for h in self.settings.hosts
         ]
+
+    def ensure_sudo_user(self, user: str, password: str, public_key: str) -> None:
+        """On every host: `user` with `password`, sudo rights that ask for it, and `public_key`
+        authorized: what a site that forbids root logins gives kubenorn."""
+        script = SUDO_USER.format(user=shlex.quote(user))
+        for host in self.settings.hosts:
+            done = self.ssh(host.name, ["sh", "-c", script], stdin=f"{password}\n{public_key}\n")
+            if done.returncode != 0:
+                raise LabError(f"{host.name}: cannot set up sudo user {user}: {done.stderr}")
 
     def stop_host(self, name: str) -> None:
         """Take one host down (a fault for tests); idempotent."""
