@@ -177,10 +177,14 @@ class Inventory:
 
         return self._call("facts", facts.run, [*self._options(limit), "--quiet"])
 
-    def verify(self, *, limit: str | Sequence[str] | None = None) -> Result:
+    def verify(
+        self, *, limit: str | Sequence[str] | None = None, smoke_test: bool = True
+    ) -> Result:
+        """Verify (with the workload smoke test unless `smoke_test=False`)."""
         from runbooks import verify
 
-        return self._call("verify", verify.verify, [*self._options(limit), "--quiet"])
+        argv = [*self._options(limit), "--quiet", *([] if smoke_test else ["--no-smoke-test"])]
+        return self._call("verify", verify.verify, argv)
 
     def deploy(
         self,
