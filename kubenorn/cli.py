@@ -18,7 +18,7 @@ from nornir.core import Nornir
 from nornir.core.inventory import Host
 from rich.console import Console
 
-from kubenorn import history
+from kubenorn import history, kill_point
 from kubenorn.cluster import ClusterError
 from kubenorn.image_archives import ImageArchiveError
 from kubenorn.junit import write_junit
@@ -249,6 +249,7 @@ def finish(
     run: Run, args: argparse.Namespace, exit_code: int, console: Console, *, summary: bool = True
 ) -> int:
     """Close the run, print its summary (unless quiet and fine) and write the reports asked for."""
+    kill_point.reached("summary")
     info = run.close(exit_code)
     if summary and not (args.quiet and exit_code == EXIT_OK):
         print_summary(info, run.records, run.steps, console)

@@ -12,8 +12,13 @@ Every scenario restores the cluster in a `finally`, so the next one starts from 
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, EtcdUnavailable, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes
+from kubenorn.kill_point import KILL_AT_ENV
+from kubenorn.nornir_setup import REPO_ROOT
 from lab.machine import Lab
 from runbooks import deploy, verify
 
@@ -311,6 +320,81 @@ def wrong_host_key(lab: Lab, inventory: Path, host: str = "kube.node02") -> Faul
     )
 
 
+# Where a deploy with work to do (every component's log level changed: etcd members and the
+# control plane restart one by one, the workers at once) is killed with SIGKILL: a point is a
+# step's name when it starts, `+SECONDS` into it, `file-rename` (between a file's temporary copy
+# and its rename) or `summary` (kubenorn.kill_point).
+KILL_POINTS = {
+    "after facts": "hosts",
+    "during packages": "packages+0.3",
+    "after the certificates, before any restart": "etcd-config",
+    "between two etcd members' restarts": "etcd-restart+2",
+    "during the first controller's roll": "controllers+1",
+    "later in the controllers' roll": "controllers+8",
+    "during the workers' configuration": "nodes-config+0.3",
+    "during the workers' restarts": "nodes+1",
+    "in the middle of a file write": "file-rename",
+    "right before the summary": "summary",
+}
+LEFTOVERS = "find /etc /var/lib/kubenorn /usr/local -name '*.kubenorn-tmp' 2>/dev/null"
+
+
+def inventory_copy(inventory: Path, directory: Path, *, verbose: bool) -> Path:
+    """The inventory (its PKI state and keys too) with every component's log level raised or
+    as it was: deploying one after the other gives a deploy real work to do."""
+    copy = directory / "inventory"
+    shutil.copytree(inventory, copy, ignore=shutil.ignore_patterns(".backups", ".restore"))
+    defaults = copy / "defaults.yaml"
+    data = yaml.safe_load(defaults.read_text())
+    if verbose:
+        data["data"]["etcd"]["log_level"] = "debug"
+        data["data"]["kubernetes"]["log_level"] = int(data["data"]["kubernetes"]["log_level"]) + 1
+    defaults.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
+def deploy_killed(lab: Lab, inventory: Path, what: str, point: str, *, verbose: bool) -> FaultRow:
+    """A deploy with work to do killed at `point`; the next deploy must converge, leave no
+    temporary file on any host, and verify must be OK."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = inventory_copy(inventory, Path(scratch), verbose=verbose)
+        env = {**os.environ, KILL_AT_ENV: point}
+        argv = [sys.executable, "-m", "runbooks.deploy", "-i", str(copy), "--quiet"]
+        killed = subprocess.run(argv, env=env, capture_output=True, cwd=REPO_ROOT, check=False)
+        started = time.monotonic()
+        deployed = deploy.main(["-i", str(copy), "--quiet"])
+        recovered = until_ok(copy)
+        code, findings = run_verify(copy)
+    left = [h.name for h in lab.settings.hosts if lab.ssh(h.name, ["sh", "-c", LEFTOVERS]).stdout]
+    return FaultRow(
+        f"deploy SIGKILLed {what} ({point})",
+        code,
+        "" if killed.returncode == -9 else f"NOT KILLED (exit {killed.returncode})",
+        None,
+        f"temporary files left on {', '.join(left)}" if left else "no temporary file left",
+        "deploy" if deployed == 0 else f"deploy (exit {deployed})",
+        None if recovered is None else time.monotonic() - started,
+        findings,
+    )
+
+
+def deploy_killed_at_random(lab: Lab, inventory: Path) -> FaultRow:
+    """A deploy with work to do killed at a random moment of its first 40 seconds."""
+    point = f"facts+{random.uniform(0.0, 40.0):.1f}"
+    return deploy_killed(lab, inventory, "at a random moment", point, verbose=True)
+
+
+def deploy_kills() -> dict[str, Callable[[Lab, Path], FaultRow]]:
+    """One scenario per kill point; every other one raises the log levels, so each deploy has
+    work to do and the last leaves them as the inventory has them."""
+    scenarios: dict[str, Callable[[Lab, Path], FaultRow]] = {}
+    for number, (what, point) in enumerate(KILL_POINTS.items()):
+        scenarios[f"deploy-kill-{number + 1}"] = functools.partial(
+            deploy_killed, what=what, point=point, verbose=number % 2 == 0
+        )
+    return scenarios
+
+
 SCENARIOS: dict[str, Callable[[Lab, Path], FaultRow]] = {
     "etcd-leader-kill": etcd_leader_killed_under_writes,
     "etcd-partition": etcd_member_partitioned,
@@ -319,4 +403,6 @@ SCENARIOS: dict[str, Callable[[Lab, Path], FaultRow]] = {
     "config-corrupted": component_config_corrupted,
     "wrong-host-key": wrong_host_key,
     "power-cycle": power_cycle,
+    **deploy_kills(),
+    "deploy-kill-random": deploy_killed_at_random,
 }

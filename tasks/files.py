@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import paramiko
 from nornir.core.task import Result, Task
 
+from kubenorn import kill_point
 from tasks.accounts import accounts, forget_accounts, ids_for
 from tasks.ssh import RemoteError, run, transport
 
@@ -127,6 +128,7 @@ def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
         # chown before the final chmod: Linux clears setuid and setgid bits on chown.
         client.chown(temp, uid, gid)
         client.chmod(temp, int(meta.mode, 8))
+        kill_point.reached("file-rename")
         # rename(2) replaces the target in one step: readers never see a partial file.
         client.posix_rename(temp, path)
     except OSError as error:
@@ -149,6 +151,7 @@ def _put_with_sudo(task: Task, path: str, content: bytes, meta: FileMeta) -> Non
         run(task, install, sudo=True)
     finally:
         run(task, ["rm", "-f", "--", staged])
+    kill_point.reached("file-rename")
     run(task, ["mv", "-f", "-T", "--", temp, path], sudo=True)
 
 

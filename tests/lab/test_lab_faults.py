@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,12 @@ pytestmark = pytest.mark.fault
 
 
 @pytest.fixture(scope="module")
-def cluster(lab: Lab, lab_inventory: Path) -> Path:
+def cluster(lab: Lab, lab_inventory: Path) -> Iterator[Path]:
     assert deploy.main(["-i", str(lab_inventory), "--quiet"]) == 0
     assert faults.until_ok(lab_inventory) is not None
-    return lab_inventory
+    yield lab_inventory
+    # The kills leave the copies' log levels deployed; the inventory's own come back.
+    assert deploy.main(["-i", str(lab_inventory), "--quiet"]) == 0
 
 
 def test_an_etcd_leader_killed_under_writes_loses_no_acknowledged_write(
@@ -82,3 +85,17 @@ def test_after_a_power_cycle_the_cluster_comes_back_by_itself(lab: Lab, cluster:
     row = faults.power_cycle(lab, cluster)
     assert row.recovered_s is not None
     assert row.verify_exit == 0
+
+
+KILLS = [name for name in faults.SCENARIOS if name.startswith("deploy-kill-")]
+
+
+@pytest.mark.parametrize("scenario", KILLS)
+def test_a_deploy_killed_at_any_point_converges_on_the_next_run(
+    lab: Lab, cluster: Path, scenario: str
+) -> None:
+    row = faults.SCENARIOS[scenario](lab, cluster)
+    assert row.named == "", row.named  # the hook did kill the deploy
+    assert row.recovered_by == "deploy"
+    assert row.lost == "no temporary file left"
+    assert row.verify_exit == 0, [f for f in row.findings if f["status"] != "OK"]
