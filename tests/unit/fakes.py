@@ -8,10 +8,12 @@ Nornir tasks run against a `FakeHost` per inventory host:
   and `getent group` answer from `FakeHost.passwd` / `.groups`. Anything else is recorded as
   unscripted, fails the task, and the fixture fails the test (pyinfra's strictness).
 - files live in `FakeHost.files` {path: FakeFile(data, mode, uid, gid)}; SFTP sees them with the
-  permissions of the SSH user (a non-root user may write under /tmp only, and reads what its
-  mode allows).
-- `coreutils=True` makes install/mv/rm/chmod/chown/cat act on those files, with the same
-  permissions unless the line runs through sudo, so a test can check the end state too.
+  permissions of the SSH user (a non-root user may write under /tmp only, reads what its
+  mode allows, and reaches nothing, not even a stat, below a directory entry it may not
+  search: EACCES, as real SFTP says, whether the file is there or not).
+- `coreutils=True` makes install/mv/rm/chmod/chown/cat/cp/test -e/stat -c act on those files,
+  with the same permissions unless the line runs through sudo, so a test can check the end
+  state too.
 """
 
 from __future__ import annotations
@@ -139,9 +141,30 @@ class Access:
         self.uid = 0 if user == "root" else host.uid_of(user)
 
     def entry(self, path: str) -> FakeFile:
+        self.check_search(path)
         if path not in self.host.files:
             raise _missing(path)
         return self.host.files[path]
+
+    def check_search(self, path: str) -> None:
+        """EACCES when a directory on the way to `path` is one the user may not search."""
+        if self.uid == 0:
+            return
+        gid = self.host.gid_of(self.user)
+        parent = path.rsplit("/", 1)[0]
+        while parent:
+            directory = self.host.files.get(parent)
+            if directory is not None and directory.directory:
+                bit = (
+                    stat.S_IXUSR
+                    if directory.uid == self.uid
+                    else stat.S_IXGRP
+                    if directory.gid == gid
+                    else stat.S_IXOTH
+                )
+                if not directory.mode & bit:
+                    raise _denied(path)
+            parent = parent.rsplit("/", 1)[0]
 
     def check_read(self, path: str) -> FakeFile:
         entry = self.entry(path)
@@ -195,6 +218,9 @@ class Access:
         del self.host.files[path]
 
 
+COMMANDS = ("install", "mv", "rm", "chmod", "chown", "cat", "cp", "test", "stat")
+
+
 class Coreutils:
     """The few commands kubenorn runs on files, acting on the fake host's files."""
 
@@ -206,7 +232,7 @@ class Coreutils:
         for prefix in SUDO_PREFIXES:
             if argv[: len(prefix)] == prefix:
                 argv, user = argv[len(prefix) :], "root"
-        if not argv or argv[0] not in ("install", "mv", "rm", "chmod", "chown", "cat"):
+        if not argv or argv[0] not in COMMANDS:
             return None
         options, operands = _options(argv[1:])
         try:
@@ -256,6 +282,35 @@ class Coreutils:
     def cat(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
         return 0, b"".join(access.check_read(path).data for path in operands).decode(), ""
 
+    def cp(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
+        """Into an existing file it keeps that file's owner and mode, as cp does."""
+        source, path = operands
+        access.create(path, access.check_read(source).data)
+        return 0, "", ""
+
+    def test(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
+        """`test -e PATH`: exit 1, silently, when it is missing or out of the user's reach."""
+        try:
+            access.entry(operands[-1])
+        except OSError:
+            return 1, "", ""
+        return 0, "", ""
+
+    def stat(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
+        """`stat -c FORMAT -- PATH` with %a %U %G %F %n."""
+        form, [path] = options["-c"], operands
+        entry = access.entry(path)
+        names = {v: k for k, v in _database(self.host.passwd).items()}
+        groups = {v: k for k, v in _database(self.host.groups).items()}
+        fields = {
+            "%a": f"{entry.mode:o}",
+            "%U": names.get(entry.uid, "UNKNOWN"),
+            "%G": groups.get(entry.gid, "UNKNOWN"),
+            "%F": "directory" if entry.directory else "regular file",
+            "%n": path,
+        }
+        return 0, re.sub(r"%[aUGFn]", lambda m: fields[m.group()], form) + "\n", ""
+
 
 def _options(args: list[str]) -> tuple[dict[str, str], list[str]]:
     """Options (-m 0644, -d, ...) and operands (all of them after `--`)."""
@@ -266,7 +321,7 @@ def _options(args: list[str]) -> tuple[dict[str, str], list[str]]:
         if arg == "--":
             operands += rest
         elif arg.startswith("-"):
-            options[arg] = next(rest) if arg in ("-m", "-o", "-g") else ""
+            options[arg] = next(rest) if arg in ("-m", "-o", "-g", "-c") else ""
         else:
             operands.append(arg)
     return options, operands
