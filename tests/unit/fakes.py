@@ -5,7 +5,8 @@ Nornir tasks run against a `FakeHost` per inventory host:
 
 - commands run against the host's script: an exact command line or a compiled regex mapped to
   (rc, stdout, stderr) or to a callable `(line, stdin) -> (rc, stdout, stderr)`; `getent passwd`
-  and `getent group` answer from `FakeHost.passwd` / `.groups`. Anything else is recorded as
+  and `getent group` answer from `FakeHost.passwd` / `.groups`, `sudo -n -k true` from
+  `FakeHost.sudo_nopasswd` (whether sudo wants a password). Anything else is recorded as
   unscripted, fails the task, and the fixture fails the test (pyinfra's strictness).
 - files live in `FakeHost.files` {path: FakeFile(data, mode, uid, gid)}; SFTP sees them with the
   permissions of the SSH user (a non-root user may write under /tmp only, reads what its
@@ -43,7 +44,7 @@ PASSWD = (
     "deploy:x:1000:1000::/home/deploy:/bin/bash\n"
 )
 GROUPS = "root:x:0:\netcd:x:115:\ndeploy:x:1000:\nnogroup:x:65534:\n"
-SUDO_PREFIXES = (["sudo", "-n", "--"], ["sudo", "-S", "-p", "", "--"])
+SUDO_PREFIXES = (["sudo", "-n", "--"], ["sudo", "-S", "-k", "-p", "", "--"])
 
 
 class UnscriptedCommand(AssertionError):
@@ -71,6 +72,7 @@ class FakeHost:
     passwd: str = PASSWD
     groups: str = GROUPS
     coreutils: bool = False
+    sudo_nopasswd: bool = False  # sudo lets the SSH user in without a password (NOPASSWD)
     hang: set[str] = field(default_factory=set)  # command lines that never finish
     fail_write_after: int | None = None  # an SFTP write raises OSError after this many bytes
     connect_error: Exception | None = None
@@ -115,6 +117,8 @@ class FakeHost:
             return 0, self.passwd, ""
         if line == "getent group":
             return 0, self.groups, ""
+        if line == "sudo -n -k true":  # tasks.ssh asks whether sudo wants a password
+            return (0, "", "") if self.sudo_nopasswd else (1, "", "sudo: a password is required\n")
         if self.coreutils and (emulated := Coreutils(self, user).run(line)) is not None:
             return emulated
         self.unscripted.append(line)

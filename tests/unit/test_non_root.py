@@ -3,7 +3,9 @@
 One table: a task, the fake host's root-owned files and directories (keys and kubeconfigs 0600,
 etcd's certificate directory 0750 root:etcd, /var/lib/kubenorn 0700), the commands that touch
 root's state (they answer "permission denied" unless run through sudo, as on a real host), and
-what the task must have achieved. Each case runs with and without a sudo password.
+what the task must have achieved. Each case runs under three sudoers setups (NOPASSWD; a
+password from KUBENORN_SUDO_PASSWORD; NOPASSWD with a password set anyway), and the password
+must reach sudo's stdin exactly when sudo reads it.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def deploy_inventory(directory: Path) -> Path:
 
 
 def is_sudo(line: str) -> bool:
-    return line.startswith(("sudo -n -- ", "sudo -S -p '' -- "))
+    return line.startswith(("sudo -n -- ", "sudo -S -k -p '' -- "))
 
 
 def root_only(reply: Reply | Handler) -> Handler:
@@ -375,23 +377,33 @@ CASES = {
 }
 
 
-@pytest.fixture(params=["no password (NOPASSWD)", "password from the environment"])
-def password(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param.startswith("no"):
+SUDOERS = {  # how sudo lets "deploy" in, and whether the run sets KUBENORN_SUDO_PASSWORD
+    "NOPASSWD, no password set": (True, False),
+    "a password, set": (False, True),
+    "NOPASSWD, a password set anyway": (True, True),
+}
+
+
+@pytest.fixture(params=SUDOERS.values(), ids=SUDOERS.keys())
+def sudoers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[bool, bool]:
+    """(NOPASSWD, password set); the run's environment set to match."""
+    nopasswd, password = request.param
+    if password:
+        monkeypatch.setenv(SUDO_PASSWORD_ENV, PASSWORD)
+    else:
         monkeypatch.delenv(SUDO_PASSWORD_ENV, raising=False)
-        return ""
-    monkeypatch.setenv(SUDO_PASSWORD_ENV, PASSWORD)
-    return PASSWORD
+    return nopasswd, password
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_a_non_root_user_runs_every_task_on_root_state_through_sudo(
-    fleet: Fleet, tmp_path: Path, password: str, case: Case
+    fleet: Fleet, tmp_path: Path, sudoers: tuple[bool, bool], case: Case
 ) -> None:
+    nopasswd, password = sudoers
     inventory = deploy_inventory(tmp_path / "inventory")
     cluster = load_cluster(inventory)
     host = fleet[case.host]
-    host.coreutils = True
+    host.coreutils, host.sudo_nopasswd = True, nopasswd
     host.files.update({path: FakeFile(**vars(entry)) for path, entry in DIRECTORIES.items()})
     host.files.update(case.files(cluster))
     host.script.update(case.script(host))
@@ -407,7 +419,8 @@ def test_a_non_root_user_runs_every_task_on_root_state_through_sudo(
     assert [line for line in touching if not is_sudo(line)] == []
     assert bool(touching) == bool(case.root_state), "the case ran none of its root commands"
     for line, stdin in host.commands:
-        # sudo reads the password from stdin, and only sudo gets it.
-        fed = stdin.startswith(f"{PASSWORD}\n".encode())
-        assert fed == bool(password and is_sudo(line)), line
+        # Only a sudo that reads it is fed the password: never the command, nor NOPASSWD's sudo.
+        fed = PASSWORD.encode() in stdin
+        assert fed == (password and not nopasswd and is_sudo(line)), line
+        assert fed == line.startswith("sudo -S "), line
     assert "/etc/etcd/ssl" in host.files, "the case removed a directory it had no business with"
