@@ -10,8 +10,8 @@ from nornir.core.task import Result, Task
 from kubenorn.cluster import Cluster
 from tasks import etcdctl
 from tasks.etcd import client_tls, member_of
-from tasks.files import fetch_file
 from tasks.ssh import run
+from tasks.transfer import fetch_file
 
 REMOTE_DIR = "/var/lib/kubenorn"
 
@@ -25,7 +25,7 @@ def fetch_snapshot(task: Task, *, cluster: Cluster, destination: Path, run_id: s
     """Save a snapshot on this member and copy it to `destination` on the control machine.
 
     The snapshot is root's, in a directory only root may enter: etcdctl saves it through sudo,
-    and a non-root SSH user fetches it through a private copy (tasks.files.fetch_file)."""
+    and a non-root SSH user fetches it through a private copy (tasks.transfer.fetch_file)."""
     member = member_of(cluster, task.host.name)
     remote = backup_path(run_id)
     run(task, ["mkdir", "-p", "-m", "0700", REMOTE_DIR], sudo=True)

@@ -24,9 +24,10 @@ from nornir.core.task import Result, Task
 from kubenorn.cluster import Cluster
 from tasks.etcd import UNIT, member_of
 from tasks.etcd_backup import REMOTE_DIR
-from tasks.files import FileMeta, upload_file
+from tasks.files import FileMeta
 from tasks.ssh import RemoteError, run
 from tasks.systemd import unit_state
+from tasks.transfer import upload_file
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ or a run killed midway, sees the old file or the new one, never a mix.
 SFTP acts with the SSH user's own permissions. For a non-root user every read or write of
 root's state goes through sudo: a file SFTP may not read is read with `sudo cat`, one it may
 not stat with `sudo stat`; a write is staged in a private file under /tmp and put in place with
-`sudo install` and `sudo mv`; a fetch copies the file with sudo into a private file the user
-owns first.
+`sudo install` and `sudo mv` (copies to and from the control machine: tasks.transfer).
 """
 
 from __future__ import annotations
@@ -21,13 +20,11 @@ import stat
 import threading
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import paramiko
 from nornir.core.task import Result, Task
 
-from kubenorn.private_files import fetch_private
 from tasks.accounts import accounts, forget_accounts, ids_for
 from tasks.ssh import CommandError, RemoteError, run, transport
 
@@ -158,51 +155,16 @@ def temp_path(path: str) -> str:
     return posixpath.join(directory, f".{name}.kubenorn-tmp")
 
 
-def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
-    """Write `content` to `path` atomically with the mode, owner and group of `meta`."""
-    _put(task, path, content, meta)
-
-
-def upload_file(task: Task, source: Path, path: str, *, meta: FileMeta) -> None:
-    """Copy the local file `source` to `path` on the host, as put_file does, streamed (an etcd
-    snapshot need not fit in memory)."""
-    try:
-        local = source.open("rb")
-    except OSError as error:
-        raise RemoteError(f"{task.host.name}: cannot read {source}: {error}") from error
-    with local:
-        _put(task, path, local, meta)
-
-
-def fetch_file(task: Task, path: str, destination: Path) -> None:
-    """Copy `path` on the host to `destination` here, 0600 from creation, whole or not at all.
-
-    A non-root user may not read a root-only file (an etcd snapshot) over SFTP: sudo copies it
-    into a private file the user created and owns, which is fetched, then removed."""
-    client = sftp(task)
-    if is_root(task):
-        fetch_private(client, path, destination)
-        return
-    staged = _staged_path(path)
-    try:
-        _write_private(client, staged, b"")
-        # cp into the existing file keeps its owner (the SSH user) and mode (0600).
-        run(task, ["cp", "--", path, staged], sudo=True)
-        fetch_private(client, staged, destination)
-    except OSError as error:
-        raise RemoteError(f"{task.host.name}: cannot fetch {path}: {error}") from error
-    finally:
-        run(task, ["rm", "-f", "--", staged])
-
-
-def _put(task: Task, path: str, source: bytes | BinaryIO, meta: FileMeta) -> None:
+def put_file(task: Task, path: str, content: bytes | BinaryIO, *, meta: FileMeta) -> None:
+    """Write `content` (bytes, or a file object streamed) to `path` atomically with the mode,
+    owner and group of `meta`."""
     if not is_root(task):
-        _put_with_sudo(task, path, source, meta)
+        _put_with_sudo(task, path, content, meta)
         return
     client, temp = sftp(task), temp_path(path)
     uid, gid = ids_for(task, meta.owner, meta.group)
     try:
-        _write_private(client, temp, source)
+        write_private(client, temp, content)
         # chown before the final chmod: Linux clears setuid and setgid bits on chown.
         client.chown(temp, uid, gid)
         client.chmod(temp, int(meta.mode, 8))
@@ -212,7 +174,7 @@ def _put(task: Task, path: str, source: bytes | BinaryIO, meta: FileMeta) -> Non
         raise RemoteError(f"{task.host.name}: cannot write {path}: {error}") from error
 
 
-def _write_private(client: paramiko.SFTPClient, path: str, source: bytes | BinaryIO) -> None:
+def write_private(client: paramiko.SFTPClient, path: str, source: bytes | BinaryIO) -> None:
     """Write `source` to `path` over SFTP, the file made 0600 before any content arrives (the
     final mode may be wider, never narrower; /tmp is shared and the content may be a key)."""
     with client.open(path, "wb") as remote:
@@ -224,15 +186,15 @@ def _write_private(client: paramiko.SFTPClient, path: str, source: bytes | Binar
             shutil.copyfileobj(source, remote, COPY_CHUNK)
 
 
-def _staged_path(path: str) -> str:
+def staged_path(path: str) -> str:
     """Where a non-root user stages a copy of `path` in /tmp (private to it: 0600, its own)."""
     return f"/tmp/.kubenorn-{threading.get_ident()}-{posixpath.basename(path)}"
 
 
 def _put_with_sudo(task: Task, path: str, source: bytes | BinaryIO, meta: FileMeta) -> None:
-    staged = _staged_path(path)
+    staged = staged_path(path)
     try:
-        _write_private(sftp(task), staged, source)
+        write_private(sftp(task), staged, source)
     except OSError as error:
         raise RemoteError(f"{task.host.name}: cannot stage {path}: {error}") from error
     temp = temp_path(path)
