@@ -203,9 +203,9 @@ def keys_read(outcome: MultiResult, host: FakeHost, scratch: Path) -> None:
 
 def key_placements(cluster: Cluster) -> dict[str, FakeFile]:
     """Every key h1 holds, 0600 and owned as the plan says (not the state's content)."""
-    uids = {"root": 0, "etcd": 110}
+    uids, gids = {"root": 0, "etcd": 110}, {"root": 0, "etcd": 115}
     return {
-        p.path: FakeFile(b"not the state's key\n", 0o600, uids[p.owner], uids[p.owner])
+        p.path: FakeFile(b"not the state's key\n", 0o600, uids[p.owner], gids[p.group])
         for p in placements(cluster, cluster.host(CONTROLLER))
         if p.kind == "key"
     }
@@ -217,8 +217,9 @@ def rewritten(outcome: MultiResult, host: FakeHost, scratch: Path) -> None:
     assert not [p for p in host.files if p.startswith("/tmp/")], "a staged copy was left"
 
 
-def created(outcome: MultiResult, host: FakeHost, scratch: Path) -> None:
-    assert outcome[0].changed is False, "the directory is there already, as wanted"
+def made_private(outcome: MultiResult, host: FakeHost, scratch: Path) -> None:
+    assert outcome[0].diff == "/var/lib/kubenorn/restart-owed: mode 0755 -> 0700\n"
+    assert host.files["/var/lib/kubenorn/restart-owed"].mode == 0o700
 
 
 def restarted(outcome: MultiResult, host: FakeHost, scratch: Path) -> None:
@@ -334,10 +335,10 @@ CASES = {
     "deploy directory step: a directory inside root's 0700 one": Case(
         CONTROLLER,
         ensure_directory,
-        lambda cluster, scratch: {"path": "/var/lib/kubenorn/restart-owed"},
+        lambda cluster, scratch: {"path": "/var/lib/kubenorn/restart-owed", "mode": "0700"},
         lambda host: {},
         (re.compile(r".* -- /var/lib/kubenorn/.*"),),
-        created,
+        made_private,
     ),
     "deploy unit step: a restart owed in root's 0700 /var/lib/kubenorn is paid": Case(
         CONTROLLER,
