@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from nornir.core.task import Result, Task
 
 from tasks.compose import combined
-from tasks.files import ensure_absent, ensure_directory, ensure_file
+from tasks.files import ensure_absent, ensure_directory, ensure_file, exists
 from tasks.ssh import CommandError, run
 
 RESTART_OWED_DIR = "/var/lib/kubenorn/restart-owed"
@@ -69,8 +69,9 @@ def forgive_restarts(task: Task, *, units: Sequence[str], dry_run: bool | None =
 
 
 def restart_owed(task: Task, unit: str) -> bool:
-    """Whether an earlier change left `unit` owing a restart."""
-    return run(task, ["test", "-e", owed_marker(unit)], ok_codes=(0, 1)).rc == 0
+    """Whether an earlier change left `unit` owing a restart (the markers' directory is in
+    /var/lib/kubenorn, root's alone: a non-root user sees the marker only through sudo)."""
+    return exists(task, owed_marker(unit))
 
 
 def unit_state(task: Task, unit: str) -> tuple[bool, bool]:
