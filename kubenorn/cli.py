@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import fnmatch
 import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,7 +18,7 @@ from nornir.core import Nornir
 from nornir.core.inventory import Host
 from rich.console import Console
 
-from kubenorn import history
+from kubenorn import history, kill_point
 from kubenorn.cluster import ClusterError
 from kubenorn.image_archives import ImageArchiveError
 from kubenorn.junit import write_junit
@@ -39,12 +41,21 @@ class UsageError(Exception):
     """A runbook was asked for something that cannot be done; exit 3 with this message."""
 
 
+ERROR_PREFIX = "error: "  # every error message a runbook prints starts so, on stderr
+
+
+def error_message(text: str) -> None:
+    """Print an error for people: one prefix, on stderr, secrets scrubbed."""
+    print(f"{ERROR_PREFIX}{scrub_secrets(text)}", file=sys.stderr)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error exits 3 (UNKNOWN): monitoring reads argparse's 2 as CRITICAL."""
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+        error_message(f"{self.prog}: {message}")
+        self.exit(EXIT_UNKNOWN)
 
 
 def inventory_dir(value: str) -> Path:
@@ -108,11 +119,12 @@ def parser(description: str, *, dry_run: bool = False) -> argparse.ArgumentParse
         help="inventory directory (default: config.yaml's)",
     )
     result.add_argument(
+        "-l",
         "--limit",
         nargs="+",
         default=[],
         metavar="HOST|GROUP|GLOB",
-        help="run only on these hosts, groups or name patterns",
+        help="run only on these hosts, groups or name patterns (also comma-separated)",
     )
     result.add_argument(
         "--workers",
@@ -158,15 +170,12 @@ def retry_failed(runbook: str, wanted: str) -> int:
     if not failed:
         print(f"run {run_id} had no failed host: nothing to retry")
         return EXIT_OK
-    argv = without_options(json.loads(runs[run_id]["argv"]), ("--limit", "--retry-failed"))
-    command = [
-        sys.executable,
-        "-m",
-        f"runbooks.{runs[run_id]['runbook']}",
-        *argv,
-        "--limit",
-        *failed,
-    ]
+    recorded: list[str] = json.loads(runs[run_id]["argv"])
+    # After `--` comes an ad-hoc command (runbooks.run), not options.
+    split = recorded.index("--") if "--" in recorded else len(recorded)
+    options = without_options(recorded[:split], ("-l", "--limit", "--retry-failed"))
+    module = f"runbooks.{runs[run_id]['runbook']}"
+    command = [sys.executable, "-m", module, *options, "--limit", *failed, *recorded[split:]]
     print(f"retrying {', '.join(failed)} from run {run_id}")
     return subprocess.run(command, check=False).returncode
 
@@ -183,13 +192,34 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
     return kept
 
 
-def new_run(args: argparse.Namespace, runbook: str, argv: list[str]) -> Run:
+def new_run(
+    args: argparse.Namespace, runbook: str, argv: list[str], *, progress: bool = True
+) -> Run:
     """A Run on the hosts the options select, with a progress display unless --quiet."""
     history.check_writable()  # before any host is touched: a run must be recordable
-    progress = None if args.quiet else StepProgress(make_console())
-    return Run(
-        load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=progress
+    display = StepProgress(make_console()) if progress and not args.quiet else None
+    run = Run(
+        load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=display
     )
+    if (collected := _collected.get()) is not None:
+        collected.append(run)
+    return run
+
+
+_collected: contextvars.ContextVar[list[Run] | None] = contextvars.ContextVar(
+    "kubenorn_runs", default=None
+)
+
+
+@contextlib.contextmanager
+def collect_runs() -> Iterator[list[Run]]:
+    """The runs a runbook body starts meanwhile, for the Python API to read their records."""
+    runs: list[Run] = []
+    token = _collected.set(runs)
+    try:
+        yield runs
+    finally:
+        _collected.reset(token)
 
 
 def load(args: argparse.Namespace) -> Nornir:
@@ -206,11 +236,13 @@ def in_group(name: str) -> Callable[[Host], bool]:
 def limit(nr: Nornir, patterns: list[str]) -> Nornir:
     """Keep the hosts named, in a named group, or matching a glob; unknown names are errors."""
     selected: set[str] = set()
-    for pattern in patterns:
+    for pattern in (p for item in patterns for p in item.split(",") if p):
         matched = {
             name
             for name, host in nr.inventory.hosts.items()
-            if fnmatch.fnmatchcase(name, pattern) or pattern in {g.name for g in host.groups}
+            if fnmatch.fnmatchcase(name, pattern)
+            or pattern in {g.name for g in host.groups}
+            or (pattern == "all" and "all" not in nr.inventory.groups)  # as Ansible's `all`
         }
         if not matched:
             raise UsageError(f"--limit {pattern}: no host or group of that name in the inventory")
@@ -222,6 +254,7 @@ def finish(
     run: Run, args: argparse.Namespace, exit_code: int, console: Console, *, summary: bool = True
 ) -> int:
     """Close the run, print its summary (unless quiet and fine) and write the reports asked for."""
+    kill_point.reached("summary")
     info = run.close(exit_code)
     if summary and not (args.quiet and exit_code == EXIT_OK):
         print_summary(info, run.records, run.steps, console)
@@ -245,7 +278,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
         ImageArchiveError,
         history.HistoryError,
     ) as error:
-        print(f"error: {scrub_secrets(str(error))}", file=sys.stderr)
+        error_message(str(error))
         return EXIT_UNKNOWN
     except RunInterrupted as stop:
         info = stop.run.close(EXIT_INTERRUPTED)

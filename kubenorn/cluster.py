@@ -1,30 +1,37 @@
 """The cluster an inventory describes, as one frozen, typed model.
 
-Built straight from the inventory's YAML files so that every problem can name its file, host
-and field. Host-level fields resolve as Nornir's SimpleInventory does (host data, then each
-group's data in order, parents included, then defaults data); the cluster-wide sections
-(`cluster`, `pki`, `etcd`, `kubernetes`) are read from defaults.yaml only. etcd member names
-and the initial-cluster list are both derived from the one `etcd` group, so they cannot disagree.
+Built from the inventory as Nornir holds it (read once, by kubenorn's inventory plugin, each
+entry validated against kubenorn.inventory_model): host-level fields are what Nornir resolves
+for the host (host data, then its groups', then defaults), and every problem names the file,
+host (or group) and field where the value is set. The cluster-wide sections (`cluster`, `pki`,
+`etcd`, `kubernetes`) come from defaults.yaml only. etcd member names and the initial-cluster
+list are both derived from the one `etcd` group, so they cannot disagree.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
+from typing import Any
 
-from kubenorn.image_archives import ImageArchive, parse_images
-from kubenorn.inventory_fields import Problem, Section, valid_dns_name
-from kubenorn.inventory_files import Raw, load_raw
+from nornir.core import Nornir
+from nornir.core.inventory import Host as NornirHost
+from nornir.core.inventory import Inventory
+from pydantic import ValidationError
+
+from kubenorn import inventory_model as model
+from kubenorn.image_archives import ImageArchive
+from kubenorn.inventory_files import CheckedInventory, read_inventory
+from kubenorn.inventory_model import KEY_ALGORITHMS, IPAddress, IPNetwork, Problem, valid_dns_name
 from kubenorn.networks import check_pod_networks, dns_service_ip
+from kubenorn.nornir_setup import INVENTORY_SETTING, inventory_dir_of
 from kubenorn.profiles import Profile, profile_for
 from kubenorn.security_settings import SecuritySettings, read_security
 
-IPAddress = IPv4Address | IPv6Address
-IPNetwork = IPv4Network | IPv6Network
 ROLES = ("etcd", "controllers", "nodes")
-KEY_ALGORITHMS = ("ecdsa-p256", "rsa-2048", "rsa-4096")
+__all__ = ["KEY_ALGORITHMS", "Problem"]
 
 
 class ClusterError(Exception):
@@ -221,9 +228,17 @@ class Cluster:
 
 def inspect(inventory_dir: Path) -> tuple[Cluster | None, list[Problem]]:
     """The cluster in `inventory_dir` (None when it has errors) and every problem found."""
-    raw = load_raw(inventory_dir)
-    cluster = _build(raw)
-    return (None if _has_errors(raw.problems) else cluster), raw.problems
+    return inspect_inventory(read_inventory(inventory_dir))
+
+
+def inspect_inventory(inventory: Inventory) -> tuple[Cluster | None, list[Problem]]:
+    """The cluster a Nornir inventory loaded by kubenorn's plugin describes (None when it has
+    errors), and every problem found."""
+    if not isinstance(inventory, CheckedInventory):
+        raise TypeError("the inventory was not loaded by kubenorn's inventory plugin")
+    problems = list(inventory.problems)
+    cluster = _build(inventory, problems)
+    return (None if _has_errors(problems) else cluster), problems
 
 
 def load_cluster(inventory_dir: Path) -> Cluster:
@@ -234,149 +249,199 @@ def load_cluster(inventory_dir: Path) -> Cluster:
     return cluster
 
 
+_built = threading.Lock()
+
+
+def cluster_of_nornir(nr: Nornir) -> Cluster:
+    """The cluster of the inventory a Nornir object (filtered or not) was loaded from, built
+    once from the inventory Nornir holds; ClusterError lists every error."""
+    inventory = nr.config.user_defined.get(INVENTORY_SETTING)
+    if inventory is None:  # a Nornir object not made by init_nornir
+        return load_cluster(inventory_dir_of(nr).resolve())
+    with _built:
+        if inventory.cluster is None:
+            inventory.cluster = inspect_inventory(inventory)
+    cluster, problems = inventory.cluster
+    if cluster is None:
+        raise ClusterError([p for p in problems if p.status == "CRITICAL"])
+    return cluster
+
+
 def _has_errors(problems: list[Problem]) -> bool:
     return any(p.status == "CRITICAL" for p in problems)
 
 
-def _build(raw: Raw) -> Cluster | None:
-    if not raw.loaded:
+def origin(host: NornirHost, key: str) -> tuple[str, str]:
+    """The file and entry (host, `group NAME` or `defaults`) whose data gives `host` its `key`,
+    in the order Nornir resolves it."""
+    if key in host.data:
+        return "hosts.yaml", host.name
+    for group in host.extended_groups():
+        if key in group.data:
+            return "groups.yaml", f"group {group.name}"
+    return "defaults.yaml", "defaults"
+
+
+class Report:
+    """Problems about the inventory, each named where its value is set."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+
+    def add(self, file: str, where: str, field: str, message: str) -> None:
+        self.problems.append(Problem(file, where, field, message))
+
+    def defaults(self, field: str, message: str) -> None:
+        self.add("defaults.yaml", "defaults", f"data.{field}", message)
+
+    def host(self, host: NornirHost, key: str, message: str) -> None:
+        """About `key` of `host`: at the host itself (when missing there too)."""
+        self.add("hosts.yaml", host.name, f"data.{key}", message)
+
+    def host_at(self, host: NornirHost, key: str, message: str) -> None:
+        """About the value `host` resolves for `key`, named where that value is set."""
+        self.add(*origin(host, key), f"data.{key}", message)
+
+
+def _build(inventory: CheckedInventory, problems: list[Problem]) -> Cluster | None:
+    report = Report(problems)
+    for role in ROLES:
+        if inventory.loaded and role not in inventory.groups:
+            report.add("groups.yaml", f"group {role}", "-", "missing role group")
+    if not inventory.loaded:
         return None
-    hosts = tuple(h for h in (_host(raw, name) for name in raw.hosts) if h is not None)
-    settings = raw.defaults_section
-    cluster = settings.section("cluster")
-    api = cluster.section("apiserver")
-    apiserver = ApiServer(api.text("name"), api.port("port"), api.address("address", None))
-    service_cidr = cluster.network("service_cidr")
+    built_hosts = [(h, _host(h, report)) for h in inventory.hosts.values()]
+    hosts = tuple(host for _, host in built_hosts if host is not None)
+    _check_roles(inventory, hosts, report)
+    settings = inventory.defaults_model
+    if settings is None:
+        return None
+    data = settings.data
+    sections = {"cluster": data.cluster, "etcd": data.etcd, "kubernetes": data.kubernetes}
+    for name, section in sections.items():
+        if section is None:
+            report.defaults(name, "missing (expected a mapping)")
+    if data.cluster is None or data.etcd is None or data.kubernetes is None:
+        return None
+    section = data.cluster
     built = Cluster(
-        inventory_dir=raw.directory,
-        name=cluster.text("name"),
-        domain=cluster.dns_name("domain"),
-        service_cidr=service_cidr,
-        dns_service_ip=dns_service_ip(cluster, service_cidr),
-        cluster_cidr=cluster.network("cluster_cidr", None),
-        apiserver=apiserver,
-        kubernetes=_kubernetes(
-            settings.section("kubernetes"), cluster.version("kubernetes_version"), raw.directory
+        inventory_dir=inventory.directory,
+        name=section.name,
+        domain=section.domain,
+        service_cidr=section.service_cidr,
+        dns_service_ip=dns_service_ip(section, report),
+        cluster_cidr=section.cluster_cidr,
+        apiserver=ApiServer(
+            section.apiserver.name, section.apiserver.port, section.apiserver.address
         ),
-        etcd=_etcd(settings.section("etcd"), hosts),
-        pki=_pki(settings.section("pki", required=False), raw.directory),
+        kubernetes=_kubernetes(data.kubernetes, section.kubernetes_version, inventory.directory),
+        etcd=_etcd(data.etcd, hosts),
+        pki=_pki(data.pki, inventory.directory),
         hosts=hosts,
     )
-    _check_roles(raw, hosts)
-    if not _has_errors(raw.problems):
-        check_pod_networks(raw, built)
-    return None if _has_errors(raw.problems) else built
+    if not _has_errors(problems):
+        check_pod_networks(inventory, built, report)
+    return None if _has_errors(problems) else built
 
 
-def _host(raw: Raw, name: str) -> Host | None:
-    data = raw.host_section(name)
-    if not valid_dns_name(name):
-        data.problem("-", "not a valid DNS name (it is used in certificates and /etc/hosts)")
-    etcd_name = data.text("etcd_name", None)
-    if etcd_name is not None and ("=" in etcd_name or "," in etcd_name):
-        data.problem("etcd_name", "must not contain '=' or ',' (initial-cluster syntax)")
-    address = data.address("address")
-    if address is None:
+def _host(host: NornirHost, report: Report) -> Host | None:
+    """The host as Nornir resolves its data; None when a value is wrong (already reported
+    where it is set) or its address is missing."""
+    if not valid_dns_name(host.name):
+        message = "not a valid DNS name (it is used in certificates and /etc/hosts)"
+        report.add("hosts.yaml", host.name, "-", message)
+    resolved: dict[str, Any] = {
+        key: value for key, value in host.items() if key in model.HostData.model_fields
+    }
+    try:
+        data = model.HostData.model_validate(resolved)
+    except ValidationError as error:  # reported where set: build from the valid fields
+        wrong = {e["loc"][0] for e in error.errors() if e["loc"]}
+        data = model.HostData.model_validate({k: v for k, v in resolved.items() if k not in wrong})
+        if "address" in wrong:
+            return None
+    if data.etcd_name is not None and ("=" in data.etcd_name or "," in data.etcd_name):
+        report.host_at(host, "etcd_name", "must not contain '=' or ',' (initial-cluster syntax)")
+    if data.address is None:
+        report.host(host, "address", "missing (expected an IP address)")
         return None
-    fqdn = data.dns_name("fqdn", None)
-    runtime_section = data.section("runtime", required=False)
-    runtime = runtime_section.text("kind", None)
-    docker_tcp = _docker_tcp(runtime_section) if runtime == "docker" else None
-    pod_cidr = data.network("pod_cidr", None)
-    groups = raw.groups_of(name)
-    return Host(name, address, groups, fqdn, etcd_name, runtime, docker_tcp, pod_cidr)
+    runtime = data.runtime.kind if data.runtime else None
+    docker = data.runtime.docker if data.runtime and runtime == "docker" else None
+    tcp = docker.tcp if docker else None
+    return Host(
+        name=host.name,
+        address=data.address,
+        groups=tuple(group.name for group in host.extended_groups()),
+        fqdn=data.fqdn,
+        etcd_name=data.etcd_name,
+        runtime=runtime,
+        docker_tcp=DockerTcp(tcp.port, tcp.cert_dir) if tcp else None,
+        pod_cidr=data.pod_cidr,
+    )
 
 
-def _docker_tcp(runtime: Section) -> DockerTcp | None:
-    tcp = runtime.section("docker", required=False).optional_section("tcp")
-    if tcp is None:
-        return None
-    return DockerTcp(tcp.port("port"), tcp.abs_path("cert_dir"))
-
-
-def _etcd(section: Section, hosts: tuple[Host, ...]) -> EtcdSettings:
-    client_port, peer_port = section.port("client_port"), section.port("peer_port")
+def _etcd(section: model.Etcd, hosts: tuple[Host, ...]) -> EtcdSettings:
+    client_port, peer_port = section.client_port, section.peer_port
     members = tuple(
         EtcdMember(h, h.etcd_name or h.name, url(h.address, peer_port), url(h.address, client_port))
         for h in hosts
         if h.has_role("etcd")
     )
     return EtcdSettings(
-        version=section.version("version"),
+        version=section.version,
         client_port=client_port,
         peer_port=peer_port,
-        user=section.text("user"),
-        cert_dir=section.abs_path("cert_dir"),
+        user=section.user,
+        cert_dir=section.cert_dir,
         members=members,
-        declared_initial_cluster=section.initial_cluster("initial_cluster"),
+        declared_initial_cluster=section.initial_cluster,
     )
 
 
-def _kubernetes(section: Section, version: str, inventory_dir: Path) -> KubernetesSettings:
+def _kubernetes(section: model.Kubernetes, version: str, inventory_dir: Path) -> KubernetesSettings:
+    dns, smoke = section.dns, section.smoke_test
     return KubernetesSettings(
         version=version,
-        config_dir=section.abs_path("config_dir"),
-        cert_dir=section.abs_path("cert_dir"),
-        user=section.text("user", "root"),
-        pause_image=section.text("pause_image", None),
-        kube_reserved=section.resources("kube_reserved"),
-        conntrack_max_per_core=section.count("conntrack_max_per_core"),
-        images=section.parsed(
-            "images",
-            lambda value: parse_images(value, inventory_dir),
-            "a list of {name, archive} mappings",
-            default=(),
+        config_dir=section.config_dir,
+        cert_dir=section.cert_dir,
+        user=section.user,
+        pause_image=section.pause_image,
+        kube_reserved=section.kube_reserved,
+        conntrack_max_per_core=section.conntrack_max_per_core,
+        images=tuple(
+            ImageArchive(image.name, inventory_dir / image.archive, image.digest)
+            for image in section.images
         ),
-        dns=_dns(section.optional_section("dns")),
-        smoke_test=_smoke_test(section.optional_section("smoke_test")),
-        security=read_security(section.optional_section("security")),
+        dns=DnsAddon(dns.image, dns.replicas, tuple(map(str, dns.upstream))) if dns else None,
+        smoke_test=SmokeTest(smoke.image, smoke.timeout) if smoke else None,
+        security=read_security(section.security),
     )
 
 
-def _dns(section: Section | None) -> DnsAddon | None:
-    if section is None:
-        return None
-    upstream = section.parsed("upstream", _addresses, "a list of IP addresses", default=())
-    return DnsAddon(section.text("image"), section.positive("replicas", 2), upstream)
-
-
-def _addresses(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise TypeError(f"must be a list of IP addresses, not {value!r}")
-    return tuple(str(ip_address(str(item))) for item in value)
-
-
-def _smoke_test(section: Section | None) -> SmokeTest | None:
-    if section is None:
-        return None
-    return SmokeTest(section.text("image"), section.positive("timeout", 120))
-
-
-def _pki(section: Section, inventory_dir: Path) -> PkiSettings:
+def _pki(section: model.Pki, inventory_dir: Path) -> PkiSettings:
     return PkiSettings(
-        dir=(inventory_dir / (section.text("dir", ".pki") or ".pki")).resolve(),
-        key_algorithm=section.choice("key_algorithm", KEY_ALGORITHMS, "ecdsa-p256"),
-        ca_validity_days=section.positive("ca_validity_days", 3650),
-        cert_validity_days=section.positive("cert_validity_days", 365),
-        warn_days=section.positive("warn_days", 30),
+        dir=(inventory_dir / section.dir).resolve(),
+        key_algorithm=section.key_algorithm,
+        ca_validity_days=section.ca_validity_days,
+        cert_validity_days=section.cert_validity_days,
+        warn_days=section.warn_days,
     )
 
 
-def _check_roles(raw: Raw, hosts: tuple[Host, ...]) -> None:
+def _check_roles(inventory: CheckedInventory, hosts: tuple[Host, ...], report: Report) -> None:
     """Each role has a host; no two hosts share a name, address or etcd member name."""
     for role in ROLES:
-        if role in raw.groups and not any(h.has_role(role) for h in hosts):
-            raw.problems.append(Problem("groups.yaml", f"group {role}", "-", "has no hosts"))
-    _no_duplicates(raw, [(h.name, h.name.lower()) for h in hosts], "-", "name (ignoring case)")
-    _no_duplicates(raw, [(h.name, str(h.address)) for h in hosts], "data.address", "address")
+        if role in inventory.groups and not any(h.has_role(role) for h in hosts):
+            report.add("groups.yaml", f"group {role}", "-", "has no hosts")
+    _no_duplicates(report, [(h.name, h.name.lower()) for h in hosts], "-", "name (ignoring case)")
+    _no_duplicates(report, [(h.name, str(h.address)) for h in hosts], "data.address", "address")
     etcd = [(h.name, h.etcd_name or h.name) for h in hosts if h.has_role("etcd")]
-    _no_duplicates(raw, etcd, "data.etcd_name", "etcd member name")
+    _no_duplicates(report, etcd, "data.etcd_name", "etcd member name")
 
 
-def _no_duplicates(raw: Raw, pairs: list[tuple[str, str]], field: str, what: str) -> None:
+def _no_duplicates(report: Report, pairs: list[tuple[str, str]], field: str, what: str) -> None:
     owner: dict[str, str] = {}
     for host, value in pairs:
         if value in owner:
-            message = f"{what} {value} is also used by {owner[value]}"
-            raw.problems.append(Problem("hosts.yaml", host, field, message))
+            report.add("hosts.yaml", host, field, f"{what} {value} is also used by {owner[value]}")
         owner.setdefault(value, host)

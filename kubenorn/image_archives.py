@@ -4,20 +4,18 @@ An air-gapped site (and the lab) lists its images in the inventory as OCI image 
 (`skopeo copy docker://IMAGE oci-archive:FILE:IMAGE`, `buildah push IMAGE oci-archive:FILE`).
 The archive's index.json names the image and gives its manifest digest; that digest is what
 containerd lists once the image is imported, so "loaded" is a comparison of two digests.
+The inventory's `kubernetes.images` entries are checked by kubenorn.inventory_model (Image).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-FIELDS = {"name", "archive", "digest"}
 
 
 class ImageArchiveError(Exception):
@@ -40,26 +38,6 @@ class ImageArchive:
                 f"{self.archive}: {self.name} is {found}, the inventory pins {self.digest}"
             )
         return found
-
-
-def parse_images(value: Any, inventory_dir: Path) -> tuple[ImageArchive, ...]:
-    """kubernetes.images: a list of {name, archive, digest?}; archives relative to the
-    inventory directory. ValueError or TypeError names the entry."""
-    if not isinstance(value, list):
-        raise TypeError(f"must be a list of {{name, archive}} mappings, not {value!r}")
-    images = []
-    for number, entry in enumerate(value, 1):
-        if not isinstance(entry, dict) or not {"name", "archive"} <= entry.keys():
-            raise TypeError(f"entry {number}: needs name and archive, got {entry!r}")
-        unknown = sorted(set(entry) - FIELDS)
-        if unknown:
-            raise ValueError(f"entry {number}: unknown field {unknown[0]!r}")
-        digest = entry.get("digest")
-        if digest is not None and not DIGEST.match(str(digest)):
-            raise ValueError(f"entry {number}: digest must be sha256:<64 hex>, not {digest!r}")
-        archive = inventory_dir / str(entry["archive"])
-        images.append(ImageArchive(str(entry["name"]), archive, digest))
-    return tuple(images)
 
 
 def archive_digest(archive: Path, name: str) -> str:

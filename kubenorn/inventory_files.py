@@ -1,22 +1,27 @@
-"""Read an inventory's three YAML files and check their overall shape, collecting problems.
+"""The inventory plugin kubenorn gives Nornir: it reads the three YAML files once, validates
+every entry against the inventory models, and builds Nornir's inventory from the same data.
 
 Every problem names the file, the host (or group, or `defaults`) and the field, so a person can
-go straight to the line. Duplicate keys are reported, not silently dropped as YAML would.
+go straight to the line. Duplicate keys are reported, not silently dropped as YAML would;
+binary and non-UTF-8 files are one problem each.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from nornir.core.inventory import Defaults, Group, Groups, Host, Hosts, Inventory, ParentGroups
+from nornir.plugins.inventory.simple import _get_defaults, _get_inventory_element
 
-from kubenorn.inventory_fields import Layer, Problem, Section
+from kubenorn.inventory_model import FILES, HostEntry, Problem, validate_entry
+from kubenorn.inventory_model import Defaults as DefaultsModel
 
-FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
-# Read from defaults.yaml only: a host or group copy would disagree with the cluster model.
-CLUSTER_SECTIONS = ("cluster", "pki", "etcd", "kubernetes")
+PLUGIN = "KubenornInventory"
 
 
 class _Loader(yaml.SafeLoader):
@@ -75,86 +80,158 @@ def _read(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     return document
 
 
-@dataclass
-class Raw:
-    """The three files as read, and the problems found so far."""
+class CheckedInventory(Inventory):
+    """Nornir's inventory, with what reading it found: the problems (file, host, field), the
+    validated entries, and whether the files had a shape Nornir could build from."""
 
-    directory: Path
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    loaded: bool = False
-
-    @property
-    def defaults_section(self) -> Section:
-        data = self.defaults.get("data") or {}
-        return Section([Layer("defaults.yaml", "defaults", "data.", data)], self.problems)
-
-    def host_section(self, name: str) -> Section:
-        """Host data, then its groups' data (parents too), then defaults data."""
-        layers = [Layer("hosts.yaml", name, "data.", self.hosts[name].get("data") or {})]
-        for group in self._ancestry(self.hosts[name].get("groups") or []):
-            data = self.groups[group].get("data") or {}
-            layers.append(Layer("groups.yaml", f"group {group}", "data.", data))
-        layers.append(Layer("defaults.yaml", "defaults", "data.", self.defaults.get("data") or {}))
-        return Section(layers, self.problems)
-
-    def _ancestry(self, names: list[str], seen: set[str] | None = None) -> list[str]:
-        seen = set() if seen is None else seen
-        order: list[str] = []
-        for name in names:
-            if name in self.groups and name not in seen:
-                seen.add(name)
-                order += [name, *self._ancestry(self.groups[name].get("groups") or [], seen)]
-        return order
-
-    def groups_of(self, name: str) -> tuple[str, ...]:
-        return tuple(self._ancestry(self.hosts[name].get("groups") or []))
+    def __init__(
+        self,
+        *args: Any,
+        directory: Path,
+        problems: list[Problem],
+        loaded: bool,
+        entries: dict[str, HostEntry] | None = None,
+        defaults_model: DefaultsModel | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.directory = directory
+        self.problems = problems
+        self.loaded = loaded
+        self.entries = entries or {}  # host names and `group NAME` -> validated entry
+        self.defaults_model = defaults_model
+        self.cluster: Any = None  # (cluster model, problems), built once (kubenorn.cluster)
 
 
-def load_raw(directory: Path) -> Raw:
-    """Read hosts, groups and defaults from `directory`, checking their overall shape."""
-    raw = Raw(directory.resolve())
-    documents = [_read(raw.directory / name, raw.problems) for name in FILES]
+class KubenornInventory:
+    """A Nornir inventory plugin: SimpleInventory's files and layout, read once and checked."""
+
+    def __init__(
+        self,
+        host_file: str = "hosts.yaml",
+        group_file: str = "groups.yaml",
+        defaults_file: str = "defaults.yaml",
+    ) -> None:
+        self.paths = [Path(p).expanduser() for p in (host_file, group_file, defaults_file)]
+
+    def load(self) -> CheckedInventory:
+        directory = self.paths[0].parent.resolve()
+        checked = _checked(tuple(self.paths), tuple(_stamp(path) for path in self.paths))
+        if checked.documents is None:
+            return _empty(directory, list(checked.problems))
+        # A copy for each Nornir object: tasks cache facts in host data.
+        hosts, groups, defaults = copy.deepcopy(checked.documents)
+        nornir_defaults = _get_defaults({**defaults, "data": defaults.get("data") or {}})
+        built_groups = Groups(
+            {n: _element(Group, n, e, nornir_defaults) for n, e in groups.items()}
+        )
+        built_hosts = Hosts({n: _element(Host, n, e, nornir_defaults) for n, e in hosts.items()})
+        for item in [*built_groups.values(), *built_hosts.values()]:
+            names: list[Any] = list(item.groups)  # still the names from the file
+            item.groups = ParentGroups([built_groups[str(g)] for g in names])
+        return CheckedInventory(
+            hosts=built_hosts,
+            groups=built_groups,
+            defaults=nornir_defaults,
+            directory=directory,
+            problems=list(checked.problems),
+            loaded=True,
+            entries=dict(checked.entries),
+            defaults_model=checked.defaults_model,
+        )
+
+
+Documents = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The three files read and validated: None for the documents when Nornir cannot be built
+    from them (a file missing or unreadable, an entry of the wrong shape)."""
+
+    documents: Documents | None
+    problems: tuple[Problem, ...]
+    entries: dict[str, HostEntry] = field(default_factory=dict)
+    defaults_model: DefaultsModel | None = None
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file does (content, mode, owner: ctime), None for no file."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+@lru_cache(maxsize=16)
+def _checked(paths: tuple[Path, ...], stamps: tuple[tuple[int, ...] | None, ...]) -> _Checked:
+    """Read and validate the files once for each version of them (`stamps`), however many
+    Nornir objects and cluster models a process builds from them."""
+    problems: list[Problem] = []
+    documents = [_read(path, problems) for path in paths]
     if any(d is None for d in documents):
-        return raw
-    hosts, groups, defaults = (d or {} for d in documents)
-    raw.hosts = {name: entry or {} for name, entry in hosts.items()}
-    raw.groups = {name: entry or {} for name, entry in groups.items()}
-    raw.defaults = defaults or {}
-    raw.loaded = _check_shape(raw)
-    return raw
+        return _Checked(None, tuple(problems))
+    hosts, groups, defaults = ({} if d is None else d for d in documents)
+    hosts = {name: {} if entry is None else entry for name, entry in hosts.items()}
+    groups = {name: {} if entry is None else entry for name, entry in groups.items()}
+    shaped = True
+    entries: dict[str, HostEntry] = {}
+    labelled = [("hosts.yaml", n, e) for n, e in hosts.items()]
+    labelled += [("groups.yaml", f"group {n}", e) for n, e in groups.items()]
+    for file, where, entry in labelled:
+        if not _shaped(groups, problems, file, where, entry):
+            shaped = False
+            continue
+        model, found = validate_entry(file, where, entry)
+        problems += found
+        if model is not None:
+            entries[where] = model
+    defaults_model, found = validate_entry("defaults.yaml", "defaults", defaults)
+    problems += found
+    if not shaped or not isinstance(defaults.get("data") or {}, dict):
+        return _Checked(None, tuple(problems))
+    return _Checked((hosts, groups, defaults), tuple(problems), entries, defaults_model)
 
 
-def _check_shape(raw: Raw) -> bool:
-    """Whether every entry has the shape the model needs; missing role groups do not block."""
-    for role in ("etcd", "controllers", "nodes"):
-        if role not in raw.groups:
-            raw.problems.append(Problem("groups.yaml", f"group {role}", "-", "missing role group"))
-    before = len(raw.problems)
-    entries = [("hosts.yaml", n, e) for n, e in raw.hosts.items()]
-    entries += [("groups.yaml", f"group {n}", e) for n, e in raw.groups.items()]
-    for file, where, entry in entries:
-        _check_entry(raw, file, where, entry)
-    return len(raw.problems) == before
+def _element(kind: type[Any], name: str, entry: dict[str, Any], defaults: Defaults) -> Any:
+    entry = {**entry, "groups": entry.get("groups") or [], "data": entry.get("data") or {}}
+    return _get_inventory_element(kind, entry, name, defaults)
 
 
-def _check_entry(raw: Raw, file: str, where: str, entry: Any) -> None:
-    def report(fld: str, message: str) -> None:
-        raw.problems.append(Problem(file, where, fld, message))
+def _empty(directory: Path, problems: list[Problem]) -> CheckedInventory:
+    return CheckedInventory(
+        hosts=Hosts(),
+        groups=Groups(),
+        defaults=Defaults(),
+        directory=directory,
+        problems=problems,
+        loaded=False,
+    )
+
+
+def read_inventory(directory: Path) -> CheckedInventory:
+    """The inventory in `directory` as the plugin gives it to Nornir, with its problems."""
+    return KubenornInventory(*(str(directory / name) for name in FILES)).load()
+
+
+def _shaped(
+    known: dict[str, Any], problems: list[Problem], file: str, where: str, entry: Any
+) -> bool:
+    """Whether an entry has the shape Nornir needs: a mapping, groups that exist, data a
+    mapping; each deviation a problem."""
+
+    def report(fld: str, message: str) -> bool:
+        problems.append(Problem(file, where, fld, message))
+        return False
 
     if not isinstance(entry, dict):
-        report("-", "must be a mapping")
-        return
-    groups, data = entry.get("groups") or [], entry.get("data") or {}
+        return report("-", "must be a mapping")
+    groups, data, fine = entry.get("groups") or [], entry.get("data") or {}, True
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        report("groups", "must be a list of group names")
-    elif unknown := [g for g in groups if g not in raw.groups]:
-        report("groups", f"no such group in groups.yaml: {', '.join(unknown)}")
+        fine = report("groups", "must be a list of group names")
+    elif unknown := [g for g in groups if g not in known]:
+        fine = report("groups", f"no such group in groups.yaml: {', '.join(unknown)}")
     if not isinstance(data, dict):
-        report("data", "must be a mapping")
-        return
-    for key in CLUSTER_SECTIONS:
-        if key in data:
-            report(f"data.{key}", "a cluster-wide setting: set it in defaults.yaml only")
+        fine = report("data", "must be a mapping")
+    return fine

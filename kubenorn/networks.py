@@ -8,49 +8,47 @@ import bisect
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from kubenorn.inventory_fields import Problem, Section
-from kubenorn.inventory_files import Raw
+from kubenorn.inventory_model import ClusterSection, IPAddress, IPNetwork
 from kubenorn.profiles import ProfileError
 
 if TYPE_CHECKING:
-    from kubenorn.cluster import Cluster, Host, IPAddress, IPNetwork
+    from kubenorn.cluster import Cluster, Host, Report
+    from kubenorn.inventory_files import CheckedInventory
 
 # kubeadm's choice: the cluster DNS Service takes the tenth address of the service range.
 DNS_SERVICE_INDEX = 10
 
 
-def dns_service_ip(cluster: Section, service_cidr: IPNetwork | None) -> IPAddress:
+def dns_service_ip(cluster: ClusterSection, report: Report) -> IPAddress:
     """cluster.dns_service_ip, by default the service range's tenth address (as kubeadm);
     inside the range, and neither its network address nor the `kubernetes` Service's."""
-    declared = cluster.address("dns_service_ip", None)
+    declared, service_cidr = cluster.dns_service_ip, cluster.service_cidr
     fallback: IPAddress = IPv4Address(0)
-    if service_cidr is None:
-        return declared or fallback
     if declared is None:
         if service_cidr.num_addresses <= DNS_SERVICE_INDEX + 1:
             message = (
                 f"service_cidr {service_cidr} has no address {DNS_SERVICE_INDEX} for the "
                 "cluster DNS Service: set cluster.dns_service_ip"
             )
-            cluster.problem("service_cidr", message)
+            report.defaults("cluster.service_cidr", message)
             return fallback
         return service_cidr[DNS_SERVICE_INDEX]
     if declared not in service_cidr:
-        cluster.problem("dns_service_ip", f"{declared} is not inside service_cidr {service_cidr}")
+        message = f"{declared} is not inside service_cidr {service_cidr}"
+        report.defaults("cluster.dns_service_ip", message)
     elif declared in (service_cidr[0], service_cidr[1], service_cidr[-1]):
         message = (
             f"{declared} is the service range's network, broadcast or `kubernetes` Service "
             "address; the cluster DNS Service needs another"
         )
-        cluster.problem("dns_service_ip", message)
+        report.defaults("cluster.dns_service_ip", message)
     return declared
 
 
-def check_pod_networks(raw: Raw, cluster: Cluster) -> None:
+def check_pod_networks(inventory: CheckedInventory, cluster: Cluster, report: Report) -> None:
     """Pod ranges: cluster.cluster_cidr clear of the service range and of the hosts, each
     node's pod_cidr inside it and apart from the others'; every node has one where its
     profile gives each node its own."""
-    fields = raw.defaults_section.section("cluster")
     cluster_cidr = cluster.cluster_cidr
     try:
         required = cluster.kubernetes.profile.node_pod_cidr
@@ -60,24 +58,26 @@ def check_pod_networks(raw: Raw, cluster: Cluster) -> None:
         if required or any(h.pod_cidr is not None for h in cluster.hosts):
             why = f"Kubernetes {cluster.kubernetes.version}" if required else "pod_cidr is set"
             message = f"missing (expected a CIDR such as 10.200.0.0/16: {why})"
-            fields.problem("cluster_cidr", message)
+            report.defaults("cluster.cluster_cidr", message)
         return
     service = cluster.service_cidr
     if cluster_cidr.version != service.version or cluster_cidr.overlaps(service):
         message = f"{cluster_cidr} must be of service_cidr's IP version and apart from it"
-        fields.problem("cluster_cidr", message)
+        report.defaults("cluster.cluster_cidr", message)
     for host in cluster.hosts:
         if host.address in cluster_cidr:
             message = f"{host.address} is inside cluster.cluster_cidr {cluster_cidr}"
-            raw.problems.append(Problem("hosts.yaml", host.name, "data.address", message))
+            report.add("hosts.yaml", host.name, "data.address", message)
     for node in cluster.nodes if required else ():
         if node.pod_cidr is None:
             message = f"missing (expected this node's pod range inside {cluster_cidr})"
-            raw.host_section(node.name).problem("pod_cidr", message)
-    _check_pod_cidrs(raw, cluster.hosts, cluster_cidr)
+            report.host(inventory.hosts[node.name], "pod_cidr", message)
+    _check_pod_cidrs(inventory, report, cluster.hosts, cluster_cidr)
 
 
-def _check_pod_cidrs(raw: Raw, hosts: tuple[Host, ...], cluster_cidr: IPNetwork) -> None:
+def _check_pod_cidrs(
+    inventory: CheckedInventory, report: Report, hosts: tuple[Host, ...], cluster_cidr: IPNetwork
+) -> None:
     """Each pod_cidr on a node, inside `cluster_cidr`, overlapping no earlier node's.
 
     The accepted ranges are kept sorted, so a clash is found by bisection: thousands of nodes
@@ -85,17 +85,18 @@ def _check_pod_cidrs(raw: Raw, hosts: tuple[Host, ...], cluster_cidr: IPNetwork)
     owner: dict[str, IPNetwork] = {}
     spans: list[tuple[int, int, int]] = []  # (version, first, last) of the accepted ranges
     for host, pods in ((h, h.pod_cidr) for h in hosts if h.pod_cidr is not None):
-        data = raw.host_section(host.name)
+        entry = inventory.hosts[host.name]
         span = (pods.version, int(pods.network_address), int(pods.broadcast_address))
         if not host.has_role("nodes"):
-            data.problem_at("pod_cidr", "only nodes run pods")
+            report.host_at(entry, "pod_cidr", "only nodes run pods")
         elif not _inside(pods, cluster_cidr):
-            data.problem_at("pod_cidr", f"{pods} is not inside cluster.cluster_cidr {cluster_cidr}")
+            message = f"{pods} is not inside cluster.cluster_cidr {cluster_cidr}"
+            report.host_at(entry, "pod_cidr", message)
         elif _overlaps_any(spans, span):
             clash = [
                 n for n, other in owner.items() if _inside(other, pods) or _inside(pods, other)
             ]
-            data.problem_at("pod_cidr", f"{pods} overlaps the pod_cidr of {clash[0]}")
+            report.host_at(entry, "pod_cidr", f"{pods} overlaps the pod_cidr of {clash[0]}")
         else:
             owner[host.name] = pods
             bisect.insort(spans, span)

@@ -7,26 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-import ruamel.yaml
 import yaml
 from nornir import InitNornir
 from nornir.core import Nornir
-from nornir.core.inventory import (
-    ConnectionOptions,
-    Group,
-    Groups,
-    Host,
-    Hosts,
-    Inventory,
-    ParentGroups,
-)
+from nornir.core.inventory import ConnectionOptions, Host
 from nornir.core.plugins.inventory import InventoryPluginRegister
-from nornir.plugins.inventory.simple import (
-    SimpleInventory,
-    _get_defaults,
-    _get_inventory_element,
-)
 from nornir.plugins.runners import ThreadedRunner
+
+from kubenorn.inventory_files import PLUGIN, CheckedInventory, KubenornInventory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = REPO_ROOT / "config.yaml"
@@ -34,63 +22,18 @@ INVENTORY_FILES = ("hosts.yaml", "groups.yaml", "defaults.yaml")
 # Hosts in flight at once unless --workers says otherwise (config.yaml, user_defined): each is
 # a thread and an SSH connection, and a cluster can have thousands of nodes.
 DEFAULT_HOSTS_IN_FLIGHT = 50
+# The whole inventory as loaded, kept in the config that every filtered Nornir object shares.
+INVENTORY_SETTING = "kubenorn_inventory"
 # Secrets come from the environment, never from inventory files or task arguments.
 KEY_PASSPHRASE_ENV = "KUBENORN_SSH_KEY_PASSPHRASE"
+# A file for Nornir's own log (config.yaml keeps it off): for debugging kubenorn itself.
+NORNIR_LOG_ENV = "KUBENORN_NORNIR_LOG"
 
 
 # Nornir logs each failed task's traceback through `logging`; with no handler configured,
 # Python prints it to stderr. Failures reach people through run records instead.
 logging.getLogger("nornir").addHandler(logging.NullHandler())
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """libyaml's safe loader that refuses a key given twice (as ruamel does; PyYAML keeps the
-    last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
-
-
-class LibyamlInventory(SimpleInventory):
-    """Nornir's SimpleInventory, read with PyYAML's libyaml loader, the parser (and YAML 1.1)
-    kubenorn's own inventory checks use: ruamel's pure-Python parser, which SimpleInventory
-    uses, cost ~11 ms of CPU per host on every load (bench/scale_fake.py)."""
-
-    def load(self) -> Inventory:
-        defaults = _get_defaults(self._read(self.defaults_file))
-        hosts = Hosts(
-            {
-                name: _get_inventory_element(Host, data, name, defaults)
-                for name, data in self._read(self.host_file, required=True).items()
-            }
-        )
-        groups = Groups(
-            {
-                name: _get_inventory_element(Group, data, name, defaults)
-                for name, data in self._read(self.group_file).items()
-            }
-        )
-        for element in [*groups.values(), *hosts.values()]:
-            names: list[Any] = list(element.groups)  # still names, as SimpleInventory leaves them
-            element.groups = ParentGroups([groups[name] for name in names])
-        return Inventory(hosts=hosts, groups=groups, defaults=defaults)
-
-    def _read(self, path: Path, *, required: bool = False) -> dict[str, Any]:
-        if not required and not path.exists():
-            return {}
-        return yaml.load(path.read_text(encoding=self.encoding), Loader=_Loader) or {}
-
-
-INVENTORY_PLUGIN = "KubenornInventory"
-InventoryPluginRegister.register(INVENTORY_PLUGIN, LibyamlInventory)
+InventoryPluginRegister.register(PLUGIN, KubenornInventory)
 
 
 class InventoryError(Exception):
@@ -102,6 +45,14 @@ def default_inventory_dir() -> Path:
     config = yaml.safe_load(CONFIG_FILE.read_text())
     host_file = config["inventory"]["options"]["host_file"]
     return (REPO_ROOT / host_file).parent
+
+
+def nornir_logging() -> dict[str, Any]:
+    """Nornir's logging turned on, at DEBUG into the file KUBENORN_NORNIR_LOG names, if any."""
+    log_file = os.environ.get(NORNIR_LOG_ENV)
+    if not log_file:
+        return {}
+    return {"logging": {"enabled": True, "level": "DEBUG", "log_file": log_file}}
 
 
 def init_nornir(
@@ -119,22 +70,18 @@ def init_nornir(
         "group_file": str(inventory_dir / "groups.yaml"),
         "defaults_file": str(inventory_dir / "defaults.yaml"),
     }
-    try:
-        nr = InitNornir(
-            config_file=str(CONFIG_FILE),
-            inventory={"plugin": INVENTORY_PLUGIN, "options": options},
-            dry_run=dry_run,
-        )
-    # SimpleInventory parses with ruamel.yaml, whose errors are not PyYAML's.
-    except (
-        yaml.YAMLError,
-        ruamel.yaml.YAMLError,
-        ValueError,
-        TypeError,
-        KeyError,
-        AttributeError,
-    ) as error:
-        raise InventoryError(f"{inventory_dir}: cannot load inventory: {error}") from error
+    nr = InitNornir(
+        config_file=str(CONFIG_FILE),
+        inventory={"plugin": PLUGIN, "options": options},
+        dry_run=dry_run,
+        **nornir_logging(),
+    )
+    inventory = nr.inventory
+    assert isinstance(inventory, CheckedInventory)
+    if errors := [p for p in inventory.problems if p.status == "CRITICAL"]:
+        lines = "\n".join(str(p) for p in errors)
+        raise InventoryError(f"{inventory_dir}: cannot load inventory: {lines}")
+    nr.config.user_defined[INVENTORY_SETTING] = inventory
     for host in nr.inventory.hosts.values():
         host.connection_options["netmiko"] = netmiko_options(host, inventory_dir)
     return nr.with_runner(ThreadedRunner(num_workers=workers or default_workers(nr)))
@@ -150,11 +97,7 @@ def default_workers(nr: Nornir) -> int:
 def netmiko_options(host: Host, inventory_dir: Path) -> ConnectionOptions:
     """Connection options that verify host keys against the inventory's known_hosts file."""
     ssh: dict[str, Any] = host.get("ssh") or {}
-    verify = ssh.get("verify_host_keys", True)
-    if not isinstance(verify, bool):
-        raise InventoryError(
-            f"{inventory_dir}: host {host.name}: ssh.verify_host_keys must be a bool"
-        )
+    verify = ssh.get("verify_host_keys", True)  # a bool: the inventory model says so
     extras: dict[str, Any] = {
         "use_keys": True,
         "allow_agent": False,

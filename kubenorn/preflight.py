@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from kubenorn.cluster import ROLES, Cluster, EtcdMember, Problem, inspect
 from kubenorn.findings import Finding
-from kubenorn.inventory_fields import is_ip
+from kubenorn.inventory_model import is_ip
 from kubenorn.pki.local import check_state
 from kubenorn.pki.placement import PlacementConflict, placements
 from kubenorn.pki.rehearsal import with_pki_dir

@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import io
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
 from rich.console import Console
 from rich.table import Table
 
 from kubenorn.records import Record, RunInfo
-from kubenorn.text import for_console
+from kubenorn.text import ANSI_ESCAPE, for_console
 
-# Without a terminal (cron, CI, pipes) rich would wrap at 80 columns and cut host names.
-PLAIN_WIDTH = 160
+# Without a terminal (cron, CI, pipes, a log) rich would wrap at 80 columns and cut host names
+# to "kube.co…": so wide that no table column and no message is ever cut or wrapped.
+PLAIN_WIDTH = 10_000
+
+
+_capture: contextvars.ContextVar[IO[str] | None] = contextvars.ContextVar(
+    "kubenorn_console_capture", default=None
+)
+
+
+@contextlib.contextmanager
+def captured_output(file: IO[str]) -> Iterator[None]:
+    """Every console made meanwhile prints, plain, to `file` (the Python API keeps what the
+    command line would have printed; in Jupyter rich would otherwise display it directly)."""
+    token = _capture.set(file)
+    try:
+        yield
+    finally:
+        _capture.reset(token)
 
 
 def make_console() -> Console:
-    """The console every runbook prints to: terminal width on a TTY, wide and plain otherwise."""
+    """The console every runbook prints to: terminal width on a TTY; otherwise plain (no
+    colours) and never cutting a host name or a message."""
+    if (file := _capture.get()) is not None:
+        return Console(file=file, highlight=False, width=PLAIN_WIDTH, force_jupyter=False)
     console = Console(highlight=False)
     return console if console.is_terminal else Console(highlight=False, width=PLAIN_WIDTH)
 
@@ -70,3 +97,17 @@ def print_summary(
         f"{len(failed_hosts)} failed hosts"
         + (f": {', '.join(failed_hosts)}" if failed_hosts else "")
     )
+
+
+def print_nornir_result(result: Any, console: Console | None = None) -> None:
+    """nornir-utils' print_result, as Nornir users know it; plain without a terminal."""
+    streams = sys.stdout, sys.stderr
+    from nornir_utils.plugins.functions import print_result
+
+    # Its first import wraps stdout and stderr (colorama), resetting colours after each write.
+    sys.stdout, sys.stderr = streams
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        print_result(result)
+    text = buffer.getvalue()
+    sys.stdout.write(text if (console or make_console()).is_terminal else ANSI_ESCAPE.sub("", text))

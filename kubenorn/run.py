@@ -14,7 +14,7 @@ from nornir.core.inventory import Host
 from nornir.core.processor import Processor
 from nornir.core.task import AggregatedResult
 
-from kubenorn import history
+from kubenorn import history, kill_point
 from kubenorn.nornir_setup import inventory_dir_of
 from kubenorn.records import Record, RecordCollector, RunInfo, new_run_id, now_iso
 
@@ -79,6 +79,7 @@ class Run:
         runs on hosts that failed an earlier step too: an undo must reach the host it undoes.
         """
         self.steps.append(name)
+        kill_point.reached(name)
         wanted = [h for h in self.nr.inventory.hosts.values() if only is None or only(h)]
         active = [h.name for h in wanted if even_failed or h.name not in self.failed]
         for host in wanted:

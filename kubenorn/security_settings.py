@@ -2,15 +2,14 @@
 
 Every field defaults to what cis-1.12 asks (README, "Security (CIS Benchmark)"), so an
 inventory without the block is secure by default; the supported profile's templates read it,
-the 1.6 reference profile cannot (its release has none of these flags).
+the 1.6 reference profile cannot (its release has none of these flags). The keys and their
+types are kubenorn.inventory_model's `Security`, whose defaults are these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from kubenorn.inventory_fields import Section
 
 ENCRYPTION_PROVIDERS = ("aescbc", "secretbox")
 # The level of every request but those on secrets and tokens, which are always Metadata.
@@ -51,68 +50,26 @@ class SecuritySettings:
     seccomp_default: bool = False  # 4.2.14: opt-in, see the README
 
 
-def read_security(section: Section | None) -> SecuritySettings:
-    """The `kubernetes.security` block (None or absent: every default); problems go to
-    the section's problem list, naming file and field, as for every other field."""
-    if section is None:
+def read_security(block: Any) -> SecuritySettings:
+    """The `kubernetes.security` block as validated by the inventory model (None: every
+    default; the model checks the types and values, naming file and field)."""
+    if block is None:
         return SecuritySettings()
-    default = SecuritySettings()
-    audit = section.optional_section("audit")
     return SecuritySettings(
-        profiling=_boolean(section, "profiling", default.profiling),
-        audit=_audit(audit) if audit is not None else AuditSettings(),
-        encryption_provider=section.choice(
-            "encryption_provider", ENCRYPTION_PROVIDERS, default.encryption_provider
-        ),
-        service_account_extend_token_expiration=_boolean(
-            section,
-            "service_account_extend_token_expiration",
-            default.service_account_extend_token_expiration,
-        ),
-        admission_plugins=_names(section, "admission_plugins", default.admission_plugins),
-        tls_cipher_suites=_names(section, "tls_cipher_suites", default.tls_cipher_suites),
-        terminated_pod_gc_threshold=section.positive(
-            "terminated_pod_gc_threshold", default.terminated_pod_gc_threshold
-        ),
-        pod_pids_limit=section.positive("pod_pids_limit", default.pod_pids_limit),
-        seccomp_default=_boolean(section, "seccomp_default", default.seccomp_default),
+        profiling=block.profiling,
+        audit=AuditSettings(**block.audit.model_dump()),
+        encryption_provider=block.encryption_provider,
+        service_account_extend_token_expiration=block.service_account_extend_token_expiration,
+        admission_plugins=tuple(block.admission_plugins),
+        tls_cipher_suites=tuple(block.tls_cipher_suites),
+        terminated_pod_gc_threshold=block.terminated_pod_gc_threshold,
+        pod_pids_limit=block.pod_pids_limit,
+        seccomp_default=block.seccomp_default,
     )
 
 
-def _audit(section: Section) -> AuditSettings:
-    default = AuditSettings()
-    log_path = section.parsed("log_path", _absolute, "an absolute path", default.log_path)
-    return AuditSettings(
-        log_path=log_path or default.log_path,
-        max_age_days=section.positive("max_age_days", default.max_age_days),
-        max_backups=section.positive("max_backups", default.max_backups),
-        max_size_mb=section.positive("max_size_mb", default.max_size_mb),
-        level=section.choice("level", AUDIT_LEVELS, default.level),
-    )
-
-
-def _boolean(section: Section, key: str, default: bool) -> bool:
-    value = section.parsed(key, _bool, "true or false", default)
-    return default if value is None else bool(value)
-
-
-def _names(section: Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    return section.parsed(key, _name_list, "a list of names", default) or default
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"must be true or false, not {value!r}")
-    return value
-
-
-def _absolute(value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise ValueError(f"must be an absolute path on the hosts, not {value!r}")
-    return value
-
-
-def _name_list(value: Any) -> tuple[str, ...]:
+def name_list(value: Any) -> tuple[str, ...]:
+    """A non-empty list of names, or one comma-separated string of them."""
     names = value.split(",") if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise TypeError("must be a non-empty list of names (or one comma-separated string)")

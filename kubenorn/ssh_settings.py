@@ -12,7 +12,7 @@ from typing import Any
 
 import paramiko
 
-from kubenorn.inventory_fields import Problem
+from kubenorn.inventory_model import Problem
 from kubenorn.nornir_setup import InventoryError, init_nornir, key_file_path, known_hosts_path
 
 SSH = "data.ssh"
@@ -30,8 +30,7 @@ def ssh_problems(inventory_dir: Path) -> list[Problem]:
     known: dict[Path, list[tuple[str, str, int]]] = {}
     for host in hosts:
         ssh: dict[str, Any] = host.get("ssh") or {}
-        port = host.port if host.port is not None else 22
-        found += _numbers(host.name, port, ssh)
+        port = host.port if host.port is not None else 22  # types: checked as it was read
         if key_file := key_file_path(host, inventory_dir):
             key_files.setdefault(key_file, []).append(host.name)
         if ssh.get("verify_host_keys", True) is not False and isinstance(port, int):
@@ -47,23 +46,6 @@ def ssh_problems(inventory_dir: Path) -> list[Problem]:
             continue
         found += _missing_entries(path, entries)
     return found
-
-
-def _numbers(name: str, port: Any, ssh: dict[str, Any]) -> list[Problem]:
-    found = []
-    if not _is_number(port, whole=True) or not 0 < port < 65536:
-        found.append(Problem("hosts.yaml", name, "port", f"{port!r}: not a port number"))
-    for field in ("connect_timeout", "command_timeout"):
-        value = ssh.get(field)
-        if value is not None and (not _is_number(value) or value <= 0):
-            message = f"{value!r}: not a number of seconds above 0"
-            found.append(Problem("defaults.yaml", name, f"{SSH}.{field}", message))
-    return found
-
-
-def _is_number(value: Any, *, whole: bool = False) -> bool:
-    kinds = (int,) if whole else (int, float)
-    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 def _unreadable(path: Path) -> str:

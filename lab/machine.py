@@ -16,6 +16,30 @@ from lab.processes import sh
 from lab.settings import LabError, LabHost, LabSettings, load_settings
 from lab.sim.packaging import build_all as build_simulators
 
+# Units systemd failed with result 'resources' (could not spawn them): started again, named.
+RESTART_RESOURCE_FAILURES = """
+for unit in $(systemctl list-units --state=failed --plain --no-legend | cut -d' ' -f1); do
+  [ "$(systemctl show -p Result --value "$unit")" = resources ] || continue
+  systemctl restart "$unit" && echo "$unit"
+done
+"""
+# stdin: the password, then the public key. sudo comes from the lab's repository.
+SUDO_USER = """set -e
+read -r password; read -r key
+if ! command -v sudo >/dev/null; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q sudo >/dev/null
+fi
+id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash {user}
+printf '%s:%s\\n' {user} "$password" | chpasswd
+printf '%s ALL=(ALL) ALL\\n' {user} > /etc/sudoers.d/kubenorn-lab
+chmod 0440 /etc/sudoers.d/kubenorn-lab
+home=$(getent passwd {user} | cut -d: -f6)
+install -d -m 0700 -o {user} -g {user} "$home/.ssh"
+printf '%s\\n' "$key" > "$home/.ssh/authorized_keys"
+chown {user}:{user} "$home/.ssh/authorized_keys" && chmod 0600 "$home/.ssh/authorized_keys"
+"""
+
 
 @dataclass(frozen=True)
 class HostStatus:
@@ -77,6 +101,7 @@ class Lab:
                     self._boot(host, base, public_key)
             self._write_known_hosts()
             self._wait_for_ssh(self.settings.hosts)
+            self._finish_boot([h for h in self.settings.hosts if h.name not in running])
 
     def own_packages(self) -> list[Path]:
         """The lab's own .debs for this suite: real Kubernetes built from the Go module, or the
@@ -108,6 +133,15 @@ class Lab:
             for h in self.settings.hosts
         ]
 
+    def ensure_sudo_user(self, user: str, password: str, public_key: str) -> None:
+        """On every host: `user` with `password`, sudo rights that ask for it, and `public_key`
+        authorized: what a site that forbids root logins gives kubenorn."""
+        script = SUDO_USER.format(user=shlex.quote(user))
+        for host in self.settings.hosts:
+            done = self.ssh(host.name, ["sh", "-c", script], stdin=f"{password}\n{public_key}\n")
+            if done.returncode != 0:
+                raise LabError(f"{host.name}: cannot set up sudo user {user}: {done.stderr}")
+
     def stop_host(self, name: str) -> None:
         """Take one host down (a fault for tests); idempotent."""
         with self.locked():
@@ -122,6 +156,7 @@ class Lab:
                 self._boot(host, base, self._ensure_key())
                 self._write_known_hosts()
             self._wait_for_ssh((host,))
+            self._finish_boot([host])
 
     def ssh(
         self, name: str, argv: list[str], timeout: float = 60, stdin: str = ""
@@ -178,6 +213,17 @@ class Lab:
             key = hosts.host_public_key(hosts.paths(self.settings, host).root)
             lines.append(f"{host.address},{host.name} {key}")
         self.known_hosts.write_text("\n".join(lines) + "\n")
+
+    def _finish_boot(self, booted: list[LabHost]) -> None:
+        """Wait for each booted host's systemd to finish booting, and start again what failed
+        to spawn while the host's cgroups were being bound (systemd 257 in a host sometimes
+        fails a unit with result 'resources' then; systemd-user-sessions among them leaves
+        /run/nologin, which refuses every user but root)."""
+        for host in booted:
+            self.ssh(host.name, ["systemctl", "is-system-running", "--wait"], timeout=120)
+            done = self.ssh(host.name, ["sh", "-c", RESTART_RESOURCE_FAILURES], timeout=120)
+            for unit in done.stdout.split():
+                print(f"lab: {host.name}: {unit} failed to spawn at boot; started again")
 
     def _wait_for_ssh(self, targets: tuple[LabHost, ...]) -> None:
         deadline = time.monotonic() + self.settings.boot_timeout

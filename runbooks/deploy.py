@@ -54,8 +54,7 @@ def load_inventory(args: Any, console: Console) -> Cluster | None:
     try:
         return load_cluster(inventory)
     except ClusterError as error:
-        console.print(f"[red]inventory {for_console(str(inventory))} is not usable:[/]")
-        console.print(for_console(str(error)))
+        cli.error_message(f"inventory {inventory} is not usable:\n{error}")
         return None
 
 

@@ -259,7 +259,7 @@ def run(argv: list[str]) -> int:
         with exclusive(f"pki {args.command}", cluster.inventory_dir):
             return COMMANDS[args.command](cluster, args, console)
     except (ClusterError, PkiError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        cli.error_message(str(error))
         return cli.EXIT_UNKNOWN
 
 

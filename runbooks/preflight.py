@@ -33,7 +33,7 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     inventory = args.inventory or default_inventory_dir()
     if not inventory.is_dir():
-        print(f"error: {inventory}: no such inventory directory", file=sys.stderr)
+        cli.error_message(f"{inventory}: no such inventory directory")
         return cli.EXIT_UNKNOWN
     findings = preflight(inventory, pki=not args.no_pki)
     print_findings(findings, make_console(), title=f"preflight {inventory}", verbose=args.verbose)

@@ -108,60 +108,83 @@ def verify(argv: list[str]) -> int:
     try:
         cluster = load_cluster(inventory)
     except ClusterError as error:
-        print(f"UNKNOWN: inventory {inventory} is not usable:\n{error}", file=sys.stderr)
+        cli.error_message(f"inventory {inventory} is not usable (UNKNOWN):\n{error}")
         return EXIT_CODES["UNKNOWN"]
     with exclusive("verify", inventory):
         return verify_locked(args, argv, cluster)
 
 
 def workload_findings(
-    run: Run, args: Any, cluster: Cluster, controllers: AggregatedResult, digests: dict[str, str]
+    run: Run,
+    args: Any,
+    cluster: Cluster,
+    controllers: AggregatedResult,
+    digests: dict[str, str],
+    unhealthy: set[str],
 ) -> list[Finding]:
-    """Where the inventory has them: pod routes, loaded images, and the smoke test."""
+    """Where the inventory has them: pod routes, loaded images, and the smoke test, the last
+    two on the nodes not already found failing."""
     findings: list[Finding] = []
     if any(node.pod_cidr for node in cluster.nodes):
         routes = run.step("pod-routes", check_pod_routes, cluster=cluster)
         findings += step_findings(routes, "pod-routes")
+    healthy = [node.name for node in cluster.nodes if node.name not in unhealthy]
     if digests:
-        images = run.step("images", check_images, only=cli.in_group("nodes"), digests=digests)
+        images = run.step(
+            "images", check_images, only=lambda host: host.name in healthy, digests=digests
+        )
         findings += step_findings(images, "images")
     if args.smoke_test and cluster.kubernetes.smoke_test is not None:
-        findings += smoke_test(run, cluster, controllers, limited=bool(args.limit))
+        note = "skipped: the node is failing already (its other findings say how)"
+        findings += [Finding("smoke-test", node, "OK", note) for node in sorted(unhealthy)]
+        findings += smoke_test(run, cluster, controllers, healthy, limited=bool(args.limit))
     return findings
 
 
+def api_answered(result: MultiResult) -> bool:
+    """Whether a controller's view came through its own apiserver (kubectl goes there)."""
+    return not result.failed and not result[0].result.api_error
+
+
 def smoke_test(
-    run: Run, cluster: Cluster, controllers: AggregatedResult, *, limited: bool
+    run: Run, cluster: Cluster, controllers: AggregatedResult, nodes: list[str], *, limited: bool
 ) -> list[Finding]:
     """The workload smoke test, driven from the first controller that could look; its
     namespace removed however it ends."""
     if limited:
         note = "skipped: --limit (the smoke test puts a pod on every node)"
         return [Finding("smoke-test", "cluster", "OK", note)]
-    driver = next((host for host, result in controllers.items() if not result.failed), None)
+    if not nodes:
+        return [Finding("smoke-test", "cluster", "OK", "skipped: no healthy node to run it on")]
+    driver = next((host for host, result in controllers.items() if api_answered(result)), None)
     if driver is None:
-        return [Finding("smoke-test", "cluster", "UNKNOWN", "no controller to run it from")]
+        return [Finding("smoke-test", "cluster", "UNKNOWN", "no apiserver to run it through")]
     namespace = new_namespace()
     on_driver: Callable[[Host], bool] = lambda host: host.name == driver  # noqa: E731
     try:
         started = run.step(
-            "smoke-pods", start_smoke_test, only=on_driver, cluster=cluster, namespace=namespace
+            "smoke-pods",
+            start_smoke_test,
+            only=on_driver,
+            cluster=cluster,
+            namespace=namespace,
+            nodes=nodes,
         )
         if started.failed:
             return step_findings(started, "smoke-test")
         setup = started[driver][0].result
         probed = run.step("smoke-probe", probe_pods, only=on_driver, cluster=cluster, setup=setup)
-        nodes = run.step(
+        from_nodes = run.step(
             "smoke-service",
             probe_from_node,
-            only=cli.in_group("nodes"),
+            only=lambda host: host.name in nodes,
             cluster=cluster,
             setup=setup,
         )
         return (
             setup.findings
             + step_findings(probed, "smoke-test")
-            + step_findings(nodes, "smoke-service")
+            + step_findings(from_nodes, "smoke-service")
         )
     finally:
         run.nr.filter(name=driver).run(task=remove_smoke_test, cluster=cluster, namespace=namespace)
@@ -189,7 +212,11 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     findings += control_plane_findings(cluster, controllers, selected)
     findings += step_findings(workers, "workers")
     findings += step_findings(drift, "drift")
-    findings += workload_findings(run, args, cluster, controllers, digests)
+    # A node already found failing (runtime, kubelet, not Ready) gets no image or smoke pod:
+    # one cause, named once, and the smoke test judges the healthy rest.
+    nodes = {node.name for node in cluster.nodes}
+    unhealthy = {f.host for f in findings if f.host in nodes and f.status != "OK"}
+    findings += workload_findings(run, args, cluster, controllers, digests, unhealthy)
     findings += step_findings(security, "security")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]

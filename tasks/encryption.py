@@ -48,7 +48,8 @@ def rewrite_secrets(task: Task, *, cluster: Cluster) -> Result:
     kubeconfig = posixpath.join(cluster.kubernetes.config_dir, "admin.kubeconfig")
     argv = ["sh", "-c", REWRITE, "sh", kubeconfig]
     for attempt in range(1, ATTEMPTS + 1):
-        result = run(task, argv, ok_codes=range(256), timeout=600)
+        # The admin kubeconfig is root's and 0600: through sudo, as tasks.kubectl does.
+        result = run(task, argv, sudo=True, ok_codes=range(256), timeout=600)
         if NOTHING in result.stderr:
             return Result(host=task.host, changed=False, result="no Secrets to rewrite")
         if result.rc == 0:

@@ -8,11 +8,10 @@ from pathlib import Path
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
-from kubenorn.private_files import fetch_private
 from tasks import etcdctl
 from tasks.etcd import client_tls, member_of
-from tasks.files import sftp
 from tasks.ssh import run
+from tasks.transfer import fetch_file
 
 REMOTE_DIR = "/var/lib/kubenorn"
 
@@ -23,7 +22,10 @@ def backup_path(run_id: str) -> str:
 
 
 def fetch_snapshot(task: Task, *, cluster: Cluster, destination: Path, run_id: str) -> Result:
-    """Save a snapshot on this member and copy it to `destination` on the control machine."""
+    """Save a snapshot on this member and copy it to `destination` on the control machine.
+
+    The snapshot is root's, in a directory only root may enter: etcdctl saves it through sudo,
+    and a non-root SSH user fetches it through a private copy (tasks.transfer.fetch_file)."""
     member = member_of(cluster, task.host.name)
     remote = backup_path(run_id)
     run(task, ["mkdir", "-p", "-m", "0700", REMOTE_DIR], sudo=True)
@@ -37,7 +39,7 @@ def fetch_snapshot(task: Task, *, cluster: Cluster, destination: Path, run_id: s
     )
     run(task, command, sudo=True, timeout=300)
     try:
-        fetch_private(sftp(task), remote, destination)
+        fetch_file(task, remote, destination)
     finally:
         run(task, ["rm", "-f", remote], sudo=True)
     return Result(host=task.host, changed=False, result=str(destination))

@@ -24,9 +24,10 @@ from nornir.core.task import Result, Task
 from kubenorn.cluster import Cluster
 from tasks.etcd import UNIT, member_of
 from tasks.etcd_backup import REMOTE_DIR
-from tasks.files import sftp
+from tasks.files import FileMeta
 from tasks.ssh import RemoteError, run
 from tasks.systemd import unit_state
+from tasks.transfer import upload_file
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,11 @@ def restore_command(
 
 
 def upload_snapshot(task: Task, *, snapshot: Path, restore_id: str) -> Result:
-    """Copy the snapshot from the control machine to this member."""
+    """Copy the snapshot from the control machine to this member, root's and 0600 in a directory
+    only root may enter (a non-root SSH user's copy is staged and installed through sudo)."""
     remote = paths(task, restore_id).snapshot
     run(task, ["mkdir", "-p", "-m", "0700", REMOTE_DIR], sudo=True)
-    sftp(task).put(str(snapshot), remote)
+    upload_file(task, snapshot, remote, meta=FileMeta("0600", "root", "root"))
     return Result(host=task.host, result=remote)
 
 

@@ -1,4 +1,7 @@
-"""Ask etcd about itself with etcdctl on a member host, over TLS with a client certificate."""
+"""Ask etcd about itself with etcdctl on a member host, over TLS with a client certificate.
+
+The health-check client's key is root's (0600, in etcd's 0750 directory): etcdctl runs
+through sudo, which is a no-op for root."""
 
 from __future__ import annotations
 
@@ -105,7 +108,8 @@ def parse_members(output: str) -> list[Member]:
 
 def health(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[EndpointHealth]:
     """Health of each endpoint, asked from this host (exit 1 just means some are unhealthy)."""
-    result = run(task, etcdctl_command(tls, endpoints, "endpoint", "health"), ok_codes=(0, 1))
+    command = etcdctl_command(tls, endpoints, "endpoint", "health")
+    result = run(task, command, sudo=True, ok_codes=(0, 1))
     if result.stdout.strip():
         return parse_health(result.stdout)
     # Nothing parseable: every endpoint is unhealthy for the reason etcdctl gave.
@@ -115,13 +119,15 @@ def health(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[Endpoin
 
 def status(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[EndpointStatus]:
     """Status of each endpoint that answers."""
-    result = run(task, etcdctl_command(tls, endpoints, "endpoint", "status"), ok_codes=(0, 1))
+    command = etcdctl_command(tls, endpoints, "endpoint", "status")
+    result = run(task, command, sudo=True, ok_codes=(0, 1))
     return parse_status(result.stdout) if result.stdout.strip() else []
 
 
 def members(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[Member]:
     """The member list as the cluster sees it."""
-    return parse_members(run(task, etcdctl_command(tls, endpoints, "member", "list")).stdout)
+    command = etcdctl_command(tls, endpoints, "member", "list")
+    return parse_members(run(task, command, sudo=True).stdout)
 
 
 # $@: the etcdctl command line up to its action. Per action a line "== kubenorn-etcd ACTION RC",
@@ -156,7 +162,7 @@ class Observation:
 def observe(task: Task, tls: ClientTls, endpoint: str) -> Observation:
     """Health of `endpoint`; when healthy, its status and the member list: one command."""
     argv = ["sh", "-c", OBSERVE, "sh", *etcdctl_command(tls, [endpoint])]
-    output = run(task, argv, timeout=30).stdout
+    output = run(task, argv, sudo=True, timeout=30).stdout  # root's 0600 client key
     sections: dict[str, tuple[str, str]] = {}
     for part in output.split("== kubenorn-etcd ")[1:]:
         header, _, rest = part.partition("\n")

@@ -3,6 +3,11 @@
 Small files travel over SFTP on the same transport as commands (one connection per host).
 A put writes a temporary file beside the target and renames it over the target, so a reader,
 or a run killed midway, sees the old file or the new one, never a mix.
+
+SFTP acts with the SSH user's own permissions. For a non-root user every read or write of
+root's state goes through sudo: a file SFTP may not read is read with `sudo cat`, one it may
+not stat with `sudo stat`; a write is staged in a private file under /tmp and put in place with
+`sudo install` and `sudo mv` (copies to and from the control machine: tasks.transfer).
 """
 
 from __future__ import annotations
@@ -11,17 +16,20 @@ import dataclasses
 import difflib
 import hashlib
 import posixpath
+import shutil
 import stat
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import paramiko
 from nornir.core.task import Result, Task
 
+from kubenorn import kill_point
 from tasks import host_state
 from tasks.accounts import accounts, forget_accounts, ids_for
-from tasks.ssh import RemoteError, run, transport
+from tasks.ssh import CommandError, RemoteError, run, transport
 
 _sftp_clients: weakref.WeakKeyDictionary[paramiko.Transport, paramiko.SFTPClient] = (
     weakref.WeakKeyDictionary()
@@ -29,6 +37,7 @@ _sftp_clients: weakref.WeakKeyDictionary[paramiko.Transport, paramiko.SFTPClient
 _sftp_lock = threading.Lock()
 # Beyond this a line-by-line diff is noise (and memory): report sizes instead.
 MAX_DIFF_BYTES = 1024 * 1024
+COPY_CHUNK = 1024 * 1024  # bytes per SFTP write when a local file is streamed to a host
 
 
 @dataclass(frozen=True)
@@ -65,32 +74,68 @@ def read_file(task: Task, path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except PermissionError:
-        # Not readable by the SSH user: read it through sudo instead.
+        # Not readable by the SSH user (a 0600 key, a file in a directory only root may
+        # search): read it through sudo instead.
         result = run(task, ["cat", "--", path], sudo=True, ok_codes=(0, 1))
-        return result.stdout.encode() if result.rc == 0 else None
+        if result.rc == 0:
+            return result.stdout.encode()
+        if not exists(task, path):
+            return None
+        raise CommandError(task.host.name, result) from None
+
+
+def exists(task: Task, path: str) -> bool:
+    """Whether `path` exists, asked through sudo (a directory on the way may be root's alone).
+
+    `test` says nothing when it answers no; sudo refusing (no password, not allowed) exits 1
+    too but says why, and that is an error, never "missing"."""
+    result = run(task, ["test", "-e", path], sudo=True, ok_codes=(0, 1))
+    if result.rc == 1 and result.stderr.strip():
+        raise CommandError(task.host.name, result)
+    return result.rc == 0
 
 
 def file_meta(task: Task, path: str) -> FileMeta | None:
     """Mode, owner and group of `path`, or None when it does not exist."""
+    found = _stat(task, path)
+    return found[0] if found is not None else None
+
+
+def _stat(task: Task, path: str) -> tuple[FileMeta, bool] | None:
+    """(FileMeta, whether it is a directory) of `path`, or None when it does not exist."""
     surveyed = host_state.lookup(task, path)
     if surveyed is None:
         return None
     if isinstance(surveyed, host_state.Entry):
-        return FileMeta(surveyed.mode, surveyed.owner, surveyed.group)
+        return FileMeta(surveyed.mode, surveyed.owner, surveyed.group), surveyed.kind == "d"
     try:
         attributes = sftp(task).stat(path)
     except FileNotFoundError:
         return None
+    except PermissionError:
+        # In a directory the SSH user may not search (etcd's 0750 certificate directory).
+        return _stat_with_sudo(task, path)
     ids = accounts(task)
     if attributes.st_uid not in ids.users.values() or attributes.st_gid not in ids.groups.values():
         # Owned by an account created during this run (a package's service user): read again.
         forget_accounts(task)
         ids = accounts(task)
-    return FileMeta(
+    meta = FileMeta(
         f"{stat.S_IMODE(attributes.st_mode or 0):04o}",
         ids.user_name(attributes.st_uid),
         ids.group_name(attributes.st_gid),
     )
+    return meta, stat.S_ISDIR(attributes.st_mode or 0)
+
+
+def _stat_with_sudo(task: Task, path: str) -> tuple[FileMeta, bool] | None:
+    result = run(task, ["stat", "-c", "%a %U %G %F", "--", path], sudo=True, ok_codes=(0, 1))
+    if result.rc != 0:
+        if not exists(task, path):
+            return None
+        raise CommandError(task.host.name, result)
+    mode, owner, group, kind = result.stdout.strip().split(" ", 3)
+    return FileMeta(mode.zfill(4), owner, group), kind == "directory"
 
 
 # One round trip for many files: mode, owner, group and name; a separator; each SHA-256.
@@ -139,22 +184,20 @@ def temp_path(path: str) -> str:
     return posixpath.join(directory, f".{name}.kubenorn-tmp")
 
 
-def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
-    """Write `content` to `path` atomically with the mode, owner and group of `meta`."""
+def put_file(task: Task, path: str, content: bytes | BinaryIO, *, meta: FileMeta) -> None:
+    """Write `content` (bytes, or a file object streamed) to `path` atomically with the mode,
+    owner and group of `meta`."""
     if not is_root(task):
         _put_with_sudo(task, path, content, meta)
         return
     client, temp = sftp(task), temp_path(path)
     uid, gid = ids_for(task, meta.owner, meta.group)
     try:
-        with client.open(temp, "wb") as remote:
-            # Private before any content arrives: the final mode may be wider, never narrower.
-            client.chmod(temp, 0o600)
-            remote.set_pipelined(True)
-            remote.write(content)
+        write_private(client, temp, content)
         # chown before the final chmod: Linux clears setuid and setgid bits on chown.
         client.chown(temp, uid, gid)
         client.chmod(temp, int(meta.mode, 8))
+        kill_point.reached("file-rename")
         # rename(2) replaces the target in one step: readers never see a partial file.
         client.posix_rename(temp, path)
     except OSError as error:
@@ -163,19 +206,33 @@ def put_file(task: Task, path: str, content: bytes, *, meta: FileMeta) -> None:
     _written(task, path, content, meta)
 
 
-def _written(task: Task, path: str, content: bytes, meta: FileMeta) -> None:
-    entry = host_state.Entry("f", meta.mode, meta.owner, meta.group, content)
-    host_state.put(task, path, entry)
+def _written(task: Task, path: str, source: bytes | BinaryIO, meta: FileMeta) -> None:
+    """Keep the host's survey true: `path` now holds `source` (a stream: content not kept)."""
+    content = source if isinstance(source, bytes) else None
+    host_state.put(task, path, host_state.Entry("f", meta.mode, meta.owner, meta.group, content))
 
 
-def _put_with_sudo(task: Task, path: str, content: bytes, meta: FileMeta) -> None:
-    staged = f"/tmp/.kubenorn-{threading.get_ident()}-{posixpath.basename(path)}"
-    client = sftp(task)
+def write_private(client: paramiko.SFTPClient, path: str, source: bytes | BinaryIO) -> None:
+    """Write `source` to `path` over SFTP, the file made 0600 before any content arrives (the
+    final mode may be wider, never narrower; /tmp is shared and the content may be a key)."""
+    with client.open(path, "wb") as remote:
+        client.chmod(path, 0o600)
+        remote.set_pipelined(True)
+        if isinstance(source, bytes):
+            remote.write(source)
+        else:
+            shutil.copyfileobj(source, remote, COPY_CHUNK)
+
+
+def staged_path(path: str) -> str:
+    """Where a non-root user stages a copy of `path` in /tmp (private to it: 0600, its own)."""
+    return f"/tmp/.kubenorn-{threading.get_ident()}-{posixpath.basename(path)}"
+
+
+def _put_with_sudo(task: Task, path: str, source: bytes | BinaryIO, meta: FileMeta) -> None:
+    staged = staged_path(path)
     try:
-        with client.open(staged, "wb") as remote:
-            # /tmp is shared: the staged copy (maybe a key) is private before content arrives.
-            client.chmod(staged, 0o600)
-            remote.write(content)
+        write_private(sftp(task), staged, source)
     except OSError as error:
         raise RemoteError(f"{task.host.name}: cannot stage {path}: {error}") from error
     temp = temp_path(path)
@@ -184,8 +241,9 @@ def _put_with_sudo(task: Task, path: str, content: bytes, meta: FileMeta) -> Non
         run(task, install, sudo=True)
     finally:
         run(task, ["rm", "-f", "--", staged])
+    kill_point.reached("file-rename")
     run(task, ["mv", "-f", "-T", "--", temp, path], sudo=True)
-    _written(task, path, content, meta)
+    _written(task, path, source, meta)
 
 
 def set_meta(task: Task, path: str, meta: FileMeta) -> None:
@@ -297,8 +355,9 @@ def ensure_directory(
 ) -> Result:
     """Ensure `path` is a directory with `mode`, `owner` and `group`."""
     wanted = FileMeta(mode.zfill(4), owner, group or owner)
-    current = file_meta(task, path)
-    if current is not None and not _is_directory(task, path):
+    found = _stat(task, path)
+    current = found[0] if found is not None else None
+    if found is not None and not found[1]:
         raise RemoteError(f"{task.host.name}: {path} exists and is not a directory")
     if current == wanted:
         return Result(host=task.host, changed=False)
@@ -323,13 +382,3 @@ def ensure_directory(
         entry = host_state.Entry("d", wanted.mode, wanted.owner, wanted.group)
         host_state.put(task, path, entry)
     return Result(host=task.host, changed=True, diff=diff)
-
-
-def _is_directory(task: Task, path: str) -> bool:
-    surveyed = host_state.lookup(task, path)
-    if host_state.known(surveyed):
-        return isinstance(surveyed, host_state.Entry) and surveyed.kind == "d"
-    try:
-        return stat.S_ISDIR(sftp(task).stat(path).st_mode or 0)
-    except OSError:
-        return False

@@ -8,14 +8,11 @@ Nornir does not log), never as a top-level task argument.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 
 from nornir.core.task import Result, Task
 
-from kubenorn.cluster import Cluster, Host, load_cluster
-from kubenorn.inventory_files import FILES
-from kubenorn.nornir_setup import inventory_dir_of
+from kubenorn.cluster import Cluster, Host, cluster_of_nornir
 from kubenorn.pki.deployed import RemoteFile, deployed_findings
 from kubenorn.pki.placement import content, directories, placements
 from kubenorn.pki.rehearsal import with_pki_dir
@@ -39,17 +36,9 @@ PKI_DIR_SETTING = "kubenorn_pki_dir"
 
 def cluster_of(task: Task) -> Cluster:
     """The cluster model of the inventory this task's Nornir object was loaded from."""
-    directory = inventory_dir_of(task.nornir).resolve()
-    stamps = tuple((directory / name).stat().st_mtime_ns for name in FILES)
-    cluster = _load(directory, stamps)
+    cluster = cluster_of_nornir(task.nornir)
     pki_dir = task.nornir.config.user_defined.get(PKI_DIR_SETTING)
     return with_pki_dir(cluster, Path(pki_dir)) if pki_dir else cluster
-
-
-@lru_cache(maxsize=4)
-def _load(directory: Path, stamps: tuple[int, ...]) -> Cluster:
-    # Keyed by the files' mtimes: every host of a run shares one model, an edit reloads it.
-    return load_cluster(directory)
 
 
 def certificate_readers(host: Host) -> list[str]:

@@ -199,7 +199,9 @@ def runtime_answers(task: Task) -> tuple[bool, str]:
             "--format",
             "{{.Server.Version}}",
         ]
-    result = run(task, argv, ok_codes=range(256), timeout=20)
+    # The runtime's socket is root's (containerd 0660 root:root; docker's group is root's
+    # equivalent, never given to the SSH user): through sudo.
+    result = run(task, argv, sudo=True, ok_codes=range(256), timeout=20)
     output = result.stdout if result.rc == 0 else result.stderr
     return result.rc == 0, summary_line(output) or f"exit {result.rc}"
 

@@ -55,6 +55,10 @@ done
     pid=$(main_pid "$unit")
     case "${pid:-0}" in 0|'') continue ;; esac
     args "$pid" | sed -n 's|^--[^=]*=\(/[^,]*\)$|\1|p'
+    # Paths a configuration file names (kube-proxy's kubeconfig is only there).
+    for f in $(args "$pid" | sed -n 's/^--config=//p'); do
+      sed -n 's|^ *[A-Za-z]*: *"\{0,1\}\(/[^"]*\)"\{0,1\} *$|\1|p' "$f" 2>/dev/null
+    done
     tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's|^ETCD_[A-Z_]*=\(/[^,]*\)$|\1|p'
   done
   for p in "$@"; do echo "$p"; done

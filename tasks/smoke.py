@@ -55,21 +55,24 @@ def new_namespace() -> str:
     return f"kubenorn-smoke-{secrets.token_hex(4)}"
 
 
-def smoke_manifest(task: Task, cluster: Cluster, namespace: str) -> bytes:
+def smoke_manifest(task: Task, cluster: Cluster, namespace: str, nodes: list[str]) -> bytes:
     smoke = cluster.kubernetes.smoke_test
     assert smoke is not None  # verify runs the test only when the inventory has one
-    nodes = [{"name": n.name, "pod": pod_name(n.name)} for n in cluster.nodes]
+    pods = [{"name": node, "pod": pod_name(node)} for node in nodes]
     text = render(
-        task, "smoke/workload.yaml.j2", namespace=namespace, nodes=nodes, image=smoke.image
+        task, "smoke/workload.yaml.j2", namespace=namespace, nodes=pods, image=smoke.image
     )
     return text.encode()
 
 
-def start_smoke_test(task: Task, *, cluster: Cluster, namespace: str) -> Result:
-    """Create the smoke test's pods and Service and wait until they run (or time out)."""
+def start_smoke_test(task: Task, *, cluster: Cluster, namespace: str, nodes: list[str]) -> Result:
+    """Create the smoke test's pods (one on each of `nodes`) and Service and wait until they
+    run (or time out)."""
     remove_stale_namespaces(task, cluster, keep=namespace)
     setup = SmokePods(namespace)
-    kubectl(task, cluster, ["apply", "-f", "-"], stdin=smoke_manifest(task, cluster, namespace))
+    kubectl(
+        task, cluster, ["apply", "-f", "-"], stdin=smoke_manifest(task, cluster, namespace, nodes)
+    )
     started = time.monotonic()
     timeout = cluster.kubernetes.smoke_test.timeout if cluster.kubernetes.smoke_test else 120
     wait = ["wait", "--namespace", namespace, "--for=condition=Ready", "pod", "--all"]
@@ -78,10 +81,10 @@ def start_smoke_test(task: Task, *, cluster: Cluster, namespace: str) -> Result:
     )
     setup.ready_seconds = time.monotonic() - started
     pods = json.loads(kubectl(task, cluster, ["get", "pods", "-n", namespace, "-o", "json"]).stdout)
-    read_pods(setup, pods, [n.name for n in cluster.nodes])
+    read_pods(setup, pods, nodes)
     service = kubectl(task, cluster, ["get", "service", "smoke", "-n", namespace, "-o", "json"])
     setup.service_ip = json.loads(service.stdout)["spec"]["clusterIP"]
-    setup.findings = pod_findings(setup, [n.name for n in cluster.nodes])
+    setup.findings = pod_findings(setup, nodes)
     return Result(host=task.host, result=setup)
 
 

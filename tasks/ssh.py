@@ -11,6 +11,7 @@ import os
 import shlex
 import socket
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,13 +104,39 @@ def transport(task: Task) -> paramiko.Transport:
     return ssh_transport
 
 
-def command_line(argv: Sequence[str], *, sudo: bool = False, user: str = "root") -> str:
-    """Quote `argv` for the remote shell, prefixed with sudo when needed."""
+def command_line(
+    argv: Sequence[str], *, sudo: bool = False, user: str = "root", password: bool | None = None
+) -> str:
+    """Quote `argv` for the remote shell, prefixed with sudo when needed; `password`: whether
+    sudo is fed one (default: whether KUBENORN_SUDO_PASSWORD is set)."""
     line = shlex.join(argv)
     if not sudo or user == "root":
         return line
-    prompt = "-S -p ''" if os.environ.get(SUDO_PASSWORD_ENV) else "-n"
+    if password is None:
+        password = bool(os.environ.get(SUDO_PASSWORD_ENV))
+    # -k: a cached credential never spares sudo its read, so the password fed on stdin is
+    # always consumed by sudo and never reaches the command behind it.
+    prompt = "-S -k -p ''" if password else "-n"
     return f"sudo {prompt} -- {line}"
+
+
+# Asked once per connection when a password is set: does sudo want one at all (NOPASSWD)?
+SUDO_PROBE = "sudo -n -k true"
+_sudo_wants_password: weakref.WeakKeyDictionary[paramiko.Transport, bool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sudo_wants_password(task: Task) -> bool:
+    """Whether this host's sudo must be fed KUBENORN_SUDO_PASSWORD: set, and no NOPASSWD rule
+    lets the user in without it (a password sudo does not read would go to the command)."""
+    if not os.environ.get(SUDO_PASSWORD_ENV) or (task.host.username or "root") == "root":
+        return False
+    ssh_transport = transport(task)
+    if ssh_transport not in _sudo_wants_password:
+        probe = execute(ssh_transport, SUDO_PROBE, timeout=_timeout(task), host=task.host.name)
+        _sudo_wants_password[ssh_transport] = probe.rc != 0
+    return _sudo_wants_password[ssh_transport]
 
 
 def run(
@@ -122,7 +149,8 @@ def run(
     stdin: bytes | None = None,
 ) -> CommandResult:
     """Run `argv` on the host; raise CommandError unless its exit status is in `ok_codes`."""
-    line = command_line(argv, sudo=sudo, user=task.host.username or "root")
+    user = task.host.username or "root"
+    line = command_line(argv, sudo=sudo, user=user, password=sudo and sudo_wants_password(task))
     result = execute(
         transport(task),
         line,

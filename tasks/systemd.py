@@ -15,7 +15,7 @@ from nornir.core.task import Result, Task
 
 from tasks import host_state
 from tasks.compose import combined
-from tasks.files import FileMeta, ensure_absent, ensure_directory, ensure_file
+from tasks.files import FileMeta, ensure_absent, ensure_directory, ensure_file, exists
 from tasks.ssh import CommandError, run
 
 RESTART_OWED_DIR = host_state.RESTART_OWED_DIR
@@ -126,11 +126,12 @@ def forgive_restarts(task: Task, *, units: Sequence[str], dry_run: bool | None =
 
 
 def restart_owed(task: Task, unit: str) -> bool:
-    """Whether an earlier change left `unit` owing a restart."""
+    """Whether an earlier change left `unit` owing a restart (the markers' directory is in
+    /var/lib/kubenorn, root's alone: a non-root user sees the marker only through sudo)."""
     surveyed = host_state.lookup(task, owed_marker(unit))
     if host_state.known(surveyed):
         return surveyed is not None
-    return run(task, ["test", "-e", owed_marker(unit)], ok_codes=(0, 1)).rc == 0
+    return exists(task, owed_marker(unit))
 
 
 def unit_state(task: Task, unit: str) -> tuple[bool, bool]:

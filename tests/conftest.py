@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,28 @@ def private_history(
     path = tmp_path_factory.mktemp("history") / "history.sqlite"
     monkeypatch.setenv(HISTORY_ENV, str(path))
     return path
+
+
+@pytest.fixture
+def run_notebook(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], list[dict[str, Any]]]:
+    """Execute a notebook (from the repository root, on `inventory` as KUBENORN_INVENTORY);
+    its outputs. The committed notebook must hold none."""
+    import nbclient
+    import nbformat
+
+    from kubenorn.nornir_setup import REPO_ROOT
+
+    def execute(inventory: Path) -> list[dict[str, Any]]:
+        notebook = nbformat.read(REPO_ROOT / "notebooks" / "explore.ipynb", as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert all(cell.get("outputs", []) == [] for cell in code)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+        monkeypatch.setenv("KUBENORN_INVENTORY", str(inventory))
+        monkeypatch.delenv("MPLBACKEND", raising=False)  # the plots must render
+        resources = {"metadata": {"path": str(REPO_ROOT)}}
+        nbclient.NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources=resources
+        ).execute()
+        return [o for cell in notebook.cells for o in cell.get("outputs", [])]
+
+    return execute

@@ -11,7 +11,7 @@ from ipaddress import ip_address
 from typing import Literal, TypeVar
 
 from kubenorn.cluster import Cluster, Host, IPAddress
-from kubenorn.inventory_fields import is_ip
+from kubenorn.inventory_model import is_ip
 
 Usage = Literal["ca", "server", "client", "peer"]  # peer: both serverAuth and clientAuth
 

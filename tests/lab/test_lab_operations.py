@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-import nbclient
-import nbformat
 import pytest
 
 from kubenorn.lock import exclusive
@@ -85,25 +81,21 @@ def test_secrets_never_reach_any_output(
 
 
 def test_the_notebook_runs_top_to_bottom_on_real_history(
-    deployed: Path, private_history: Path, monkeypatch: pytest.MonkeyPatch
+    deployed: Path,
+    private_history: Path,
+    run_notebook,  # noqa: ANN001 - tests/conftest.py
 ) -> None:
     assert facts.main(["-i", str(deployed), "--quiet"]) == 0
     assert verify.main(["-i", str(deployed), "--quiet"]) == 0
     with sqlite3.connect(private_history) as db:
         assert db.execute("SELECT count(*) FROM findings").fetchone()[0] > 0
-    notebook = nbformat.read(REPO_ROOT / "notebooks" / "explore.ipynb", as_version=4)
-    assert all(cell.get("outputs", []) == [] for cell in notebook.cells if cell.cell_type == "code")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
-    nbclient.NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(REPO_ROOT)}},
-    ).execute()
-    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    outputs = run_notebook(deployed)  # the notebook verifies it again, through the API
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(str(o.get("text", "")) + str(o.get("data", {})) for o in outputs)
     assert "kube.node01" in text and "etcd.quorum" in text
+    assert "verify" in text and "OK (exit 0)" in text  # the notebook's own verify, via the API
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the plots render: status per check over time, durations
 
 
 def test_drift_from_the_rendered_configuration_is_a_warning_naming_the_file(

@@ -5,13 +5,16 @@ Nornir tasks run against a `FakeHost` per inventory host:
 
 - commands run against the host's script: an exact command line or a compiled regex mapped to
   (rc, stdout, stderr) or to a callable `(line, stdin) -> (rc, stdout, stderr)`; `getent passwd`
-  and `getent group` answer from `FakeHost.passwd` / `.groups`. Anything else is recorded as
+  and `getent group` answer from `FakeHost.passwd` / `.groups`, `sudo -n -k true` from
+  `FakeHost.sudo_nopasswd` (whether sudo wants a password). Anything else is recorded as
   unscripted, fails the task, and the fixture fails the test (pyinfra's strictness).
 - files live in `FakeHost.files` {path: FakeFile(data, mode, uid, gid)}; SFTP sees them with the
-  permissions of the SSH user (a non-root user may write under /tmp only, and reads what its
-  mode allows).
-- `coreutils=True` makes install/mv/rm/chmod/chown/cat act on those files, with the same
-  permissions unless the line runs through sudo, so a test can check the end state too.
+  permissions of the SSH user (a non-root user may write under /tmp only, reads what its
+  mode allows, and reaches nothing, not even a stat, below a directory entry it may not
+  search: EACCES, as real SFTP says, whether the file is there or not).
+- `coreutils=True` makes install/mv/rm/chmod/chown/cat/cp/test -e/stat -c act on those files,
+  with the same permissions unless the line runs through sudo, so a test can check the end
+  state too.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ PASSWD = (
     "deploy:x:1000:1000::/home/deploy:/bin/bash\n"
 )
 GROUPS = "root:x:0:\netcd:x:115:\ndeploy:x:1000:\nnogroup:x:65534:\n"
-SUDO_PREFIXES = (["sudo", "-n", "--"], ["sudo", "-S", "-p", "", "--"])
+SUDO_PREFIXES = (["sudo", "-n", "--"], ["sudo", "-S", "-k", "-p", "", "--"])
 
 
 class UnscriptedCommand(AssertionError):
@@ -69,6 +72,7 @@ class FakeHost:
     passwd: str = PASSWD
     groups: str = GROUPS
     coreutils: bool = False
+    sudo_nopasswd: bool = False  # sudo lets the SSH user in without a password (NOPASSWD)
     hang: set[str] = field(default_factory=set)  # command lines that never finish
     fail_write_after: int | None = None  # an SFTP write raises OSError after this many bytes
     connect_error: Exception | None = None
@@ -113,6 +117,8 @@ class FakeHost:
             return 0, self.passwd, ""
         if line == "getent group":
             return 0, self.groups, ""
+        if line == "sudo -n -k true":  # tasks.ssh asks whether sudo wants a password
+            return (0, "", "") if self.sudo_nopasswd else (1, "", "sudo: a password is required\n")
         if self.coreutils and (emulated := Coreutils(self, user).run(line)) is not None:
             return emulated
         self.unscripted.append(line)
@@ -139,9 +145,30 @@ class Access:
         self.uid = 0 if user == "root" else host.uid_of(user)
 
     def entry(self, path: str) -> FakeFile:
+        self.check_search(path)
         if path not in self.host.files:
             raise _missing(path)
         return self.host.files[path]
+
+    def check_search(self, path: str) -> None:
+        """EACCES when a directory on the way to `path` is one the user may not search."""
+        if self.uid == 0:
+            return
+        gid = self.host.gid_of(self.user)
+        parent = path.rsplit("/", 1)[0]
+        while parent:
+            directory = self.host.files.get(parent)
+            if directory is not None and directory.directory:
+                bit = (
+                    stat.S_IXUSR
+                    if directory.uid == self.uid
+                    else stat.S_IXGRP
+                    if directory.gid == gid
+                    else stat.S_IXOTH
+                )
+                if not directory.mode & bit:
+                    raise _denied(path)
+            parent = parent.rsplit("/", 1)[0]
 
     def check_read(self, path: str) -> FakeFile:
         entry = self.entry(path)
@@ -195,6 +222,9 @@ class Access:
         del self.host.files[path]
 
 
+COMMANDS = ("install", "mv", "rm", "chmod", "chown", "cat", "cp", "test", "stat")
+
+
 class Coreutils:
     """The few commands kubenorn runs on files, acting on the fake host's files."""
 
@@ -206,7 +236,7 @@ class Coreutils:
         for prefix in SUDO_PREFIXES:
             if argv[: len(prefix)] == prefix:
                 argv, user = argv[len(prefix) :], "root"
-        if not argv or argv[0] not in ("install", "mv", "rm", "chmod", "chown", "cat"):
+        if not argv or argv[0] not in COMMANDS:
             return None
         options, operands = _options(argv[1:])
         try:
@@ -256,6 +286,35 @@ class Coreutils:
     def cat(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
         return 0, b"".join(access.check_read(path).data for path in operands).decode(), ""
 
+    def cp(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
+        """Into an existing file it keeps that file's owner and mode, as cp does."""
+        source, path = operands
+        access.create(path, access.check_read(source).data)
+        return 0, "", ""
+
+    def test(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
+        """`test -e PATH`: exit 1, silently, when it is missing or out of the user's reach."""
+        try:
+            access.entry(operands[-1])
+        except OSError:
+            return 1, "", ""
+        return 0, "", ""
+
+    def stat(self, access: Access, options: dict[str, str], operands: list[str]) -> Reply:
+        """`stat -c FORMAT -- PATH` with %a %U %G %F %n."""
+        form, [path] = options["-c"], operands
+        entry = access.entry(path)
+        names = {v: k for k, v in _database(self.host.passwd).items()}
+        groups = {v: k for k, v in _database(self.host.groups).items()}
+        fields = {
+            "%a": f"{entry.mode:o}",
+            "%U": names.get(entry.uid, "UNKNOWN"),
+            "%G": groups.get(entry.gid, "UNKNOWN"),
+            "%F": "directory" if entry.directory else "regular file",
+            "%n": path,
+        }
+        return 0, re.sub(r"%[aUGFn]", lambda m: fields[m.group()], form) + "\n", ""
+
 
 def _options(args: list[str]) -> tuple[dict[str, str], list[str]]:
     """Options (-m 0644, -d, ...) and operands (all of them after `--`)."""
@@ -266,7 +325,7 @@ def _options(args: list[str]) -> tuple[dict[str, str], list[str]]:
         if arg == "--":
             operands += rest
         elif arg.startswith("-"):
-            options[arg] = next(rest) if arg in ("-m", "-o", "-g") else ""
+            options[arg] = next(rest) if arg in ("-m", "-o", "-g", "-c") else ""
         else:
             operands.append(arg)
     return options, operands

@@ -93,6 +93,7 @@ def test_every_problem_names_its_file_host_and_field() -> None:
     assert sorted(texts) == sorted(
         [
             "groups.yaml: group nodes: missing role group",
+            "hosts.yaml: kube.controller02: data.addr: unknown key (did you mean 'address'?)",
             "hosts.yaml: kube.controller02: data.address: missing (expected an IP address)",
             "hosts.yaml: kube.controller03: data.address: "
             "'10.99.0.300' does not appear to be an IPv4 or IPv6 address",
@@ -107,7 +108,7 @@ def test_every_problem_names_its_file_host_and_field() -> None:
 def test_load_cluster_raises_with_every_error() -> None:
     with pytest.raises(ClusterError) as raised:
         load_cluster(INVENTORIES / "missing-fields")
-    assert len(raised.value.problems) == 6
+    assert len(raised.value.problems) == 7
     assert "hosts.yaml: kube.controller02: data.address" in str(raised.value)
 
 

@@ -98,3 +98,17 @@ def test_a_dry_run_is_marked_in_the_title() -> None:
 def test_a_message_is_printed_as_it_is_never_as_console_markup(message: str) -> None:
     text = summary([record("h1", "deploy", "failed", message)])
     assert f"FAILED h1 deploy: {message}" in text.splitlines()
+
+
+def test_without_a_terminal_nothing_is_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    """cron mail, CI logs and pipes: full host names and messages, no colour codes."""
+    from kubenorn.report import make_console
+
+    host = "kube.controller01.a-rather-long-datacentre-name.example.test"
+    message = "a message " * 40 + "that ends here"
+    records = [record(host, "deploy", "failed", message), record("kube.node01", "deploy", "ok")]
+    print_summary(INFO, records, ["deploy"], make_console())
+    out = capsys.readouterr().out
+    assert host in out and "…" not in out
+    assert f"FAILED {host} deploy: {message}" in out
+    assert "\x1b[" not in out

@@ -116,9 +116,8 @@ def test_two_backups_never_share_a_remote_snapshot_file(
         backup_tasks.etcdctl, "etcdctl_command", lambda tls, urls, *words, **kw: list(words)
     )
     monkeypatch.setattr(backup_tasks, "run", lambda task, command, **kw: ran.append(command))
-    monkeypatch.setattr(backup_tasks, "sftp", lambda task: None)
     monkeypatch.setattr(
-        backup_tasks, "fetch_private", lambda client, remote, dest: fetched.append(remote)
+        backup_tasks, "fetch_file", lambda task, remote, dest: fetched.append(remote)
     )
     task = SimpleNamespace(host=SimpleNamespace(name="h1"))
     for run_id in ("20261129T000000Z-aaaaaaaa", "20261129T000000Z-bbbbbbbb"):

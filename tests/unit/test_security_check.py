@@ -465,7 +465,8 @@ def test_the_survey_script_reads_the_running_process(fake_host: dict[str, object
     assert scheduler.env_files == [f"{tmp}/kube-scheduler.env"]
     assert survey.stats[f"{tmp}/kube-scheduler-config.yaml"].mode == "600"
     assert f"{tmp}/kube-scheduler.env" in survey.stats
-    assert survey.missing == {"/nonexistent"}
+    # /x: the kubeconfig its configuration file names is stat'ed too (kube-proxy's is only there)
+    assert survey.missing == {"/nonexistent", "/x"}
 
 
 def test_every_component_of_a_host_is_surveyed_by_its_roles() -> None:

@@ -98,7 +98,7 @@ def test_arguments_are_quoted_once(argv: list[str], line: str) -> None:
         ("deploy", False, None, "id -u"),
         ("deploy", False, "pw", "id -u"),
         ("deploy", True, None, "sudo -n -- id -u"),
-        ("deploy", True, "pw", "sudo -S -p '' -- id -u"),
+        ("deploy", True, "pw", "sudo -S -k -p '' -- id -u"),
     ],
 )
 def test_sudo_prefixes_only_other_users_commands_that_ask_for_it(
@@ -113,11 +113,28 @@ def test_the_sudo_password_goes_to_stdin_before_the_data_never_into_the_line(
     nr: Nornir, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(SUDO_PASSWORD_ENV, "s3cret pass")
-    fleet["deployer"].script["sudo -S -p '' -- tee /etc/x"] = (0, "", "")
+    fleet["deployer"].script["sudo -S -k -p '' -- tee /etc/x"] = (0, "", "")
     call(nr, "deployer", lambda task: run(task, ["tee", "/etc/x"], sudo=True, stdin=b"data\n"))
-    [(line, stdin)] = fleet["deployer"].commands
+    # First, once per connection: does sudo want a password at all? (It does.)
+    [probe, (line, stdin)] = fleet["deployer"].commands
+    assert probe == ("sudo -n -k true", b"")
     assert "s3cret" not in line
     assert stdin == b"s3cret pass\ndata\n"
+
+
+def test_a_nopasswd_sudo_is_never_fed_the_password_which_would_reach_the_command(
+    nr: Nornir, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SUDO_PASSWORD_ENV, "s3cret")
+    fleet["deployer"].sudo_nopasswd = True
+    fleet["deployer"].script["sudo -n -- tee /etc/x"] = (0, "", "")
+    for _ in range(2):
+        call(nr, "deployer", lambda task: run(task, ["tee", "/etc/x"], sudo=True, stdin=b"data"))
+    assert fleet["deployer"].commands == [
+        ("sudo -n -k true", b""),  # asked once per connection
+        ("sudo -n -- tee /etc/x", b"data"),
+        ("sudo -n -- tee /etc/x", b"data"),
+    ]
 
 
 def test_the_sudo_password_is_never_sent_to_a_command_without_sudo(

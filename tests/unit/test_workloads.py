@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from kubenorn.cluster import load_cluster
-from kubenorn.image_archives import ImageArchive, ImageArchiveError, archive_digest, parse_images
+from kubenorn.image_archives import ImageArchive, ImageArchiveError, archive_digest
+from kubenorn.inventory_model import validate_entry
 from lab.images import ImageRecipe, write_archive
 from tasks.addons import changed_objects
 from tasks.images import judge_images, parse_image_list
@@ -94,20 +95,28 @@ def test_a_pinned_digest_must_match_the_archive(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("pause.tar", "must be a list"),
-        ([{"name": "x:1"}], "entry 1: needs name and archive"),
-        ([{"name": "x:1", "archive": "a", "pull": True}], "entry 1: unknown field 'pull'"),
-        ([{"name": "x:1", "archive": "a", "digest": "md5:1"}], "entry 1: digest must be"),
+        ("pause.tar", "data.kubernetes.images: 'pause.tar' is not a list"),
+        ([{"name": "x:1"}], "data.kubernetes.images.0.archive: missing"),
+        ([{"name": "x:1", "archive": "a", "pull": True}], "images.0.pull: unknown key"),
+        ([{"name": "x:1", "archive": "a", "digest": "md5:1"}], "images.0.digest: must be sha256"),
     ],
 )
 def test_inventory_images_are_checked_entry_by_entry(value: object, message: str) -> None:
-    with pytest.raises((TypeError, ValueError), match=message):
-        parse_images(value, Path("/inv"))
+    defaults = {"data": {"kubernetes": {"config_dir": "/k", "cert_dir": "/k/ssl", "images": value}}}
+    _, problems = validate_entry("defaults.yaml", "defaults", defaults)
+    assert any(message in str(p) for p in problems), [str(p) for p in problems]
 
 
-def test_an_archive_path_is_relative_to_the_inventory() -> None:
-    (image,) = parse_images([{"name": "x:1", "archive": "images/x.tar"}], Path("/inv"))
-    assert image.archive == Path("/inv/images/x.tar")
+def test_an_archive_path_is_relative_to_the_inventory(tmp_path: Path) -> None:
+    from pki_support import inventory_copy
+
+    inventory = inventory_copy("good", tmp_path)
+    defaults = yaml.safe_load((inventory / "defaults.yaml").read_text())
+    images = [{"name": "x:1", "archive": "images/x.tar"}, {"name": "y:1", "archive": "/abs/y.tar"}]
+    defaults["data"]["kubernetes"]["images"] = images
+    (inventory / "defaults.yaml").write_text(yaml.safe_dump(defaults))
+    archives = [image.archive for image in load_cluster(inventory).kubernetes.images]
+    assert archives == [inventory.resolve() / "images" / "x.tar", Path("/abs/y.tar")]
 
 
 # --- images on a node --------------------------------------------------------------------

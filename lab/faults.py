@@ -1,0 +1,408 @@
+"""Faults injected on the lab from outside the product, and what kubenorn says about each.
+
+Each scenario breaks one thing with the lab's own means (a signal, a blackhole route inside a
+host, a stopped unit, a corrupted file, a host powered off, a wrong host key), runs verify (and,
+where kubenorn repairs, deploy), brings the cluster back, and returns one row of the table that
+bench/faults.py prints and tests/lab/test_lab_faults.py asserts on:
+
+    fault | verify exit | named (host check) | time to notice | lost | recovered by | time
+
+Every scenario restores the cluster in a `finally`, so the next one starts from a healthy lab.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubenorn.cluster import Cluster, load_cluster
+from kubenorn.etcd_client import Endpoint, EtcdUnavailable, endpoints
+from kubenorn.etcd_drill import Writer, leader_of, lost_writes
+from kubenorn.kill_point import KILL_AT_ENV
+from kubenorn.nornir_setup import REPO_ROOT
+from lab.machine import Lab
+from runbooks import deploy, verify
+
+NOTICE_TIMEOUT = 60.0  # seconds verify may take to name a fault (a node goes NotReady in ~40 s)
+RECOVERY_TIMEOUT = 180.0
+
+
+@dataclass
+class FaultRow:
+    fault: str
+    verify_exit: int
+    named: str  # "HOST CHECK" of the first finding that named the faulty host; "" if none
+    noticed_s: float | None  # from the injection until verify named it
+    lost: str  # acknowledged writes lost, where writes were made; "-" otherwise
+    recovered_by: str
+    recovered_s: float | None  # from the repair (or the injection) until verify was OK
+    findings: list[dict[str, Any]]
+
+    def cells(self) -> list[str]:
+        def seconds(value: float | None) -> str:
+            return "never" if value is None else f"{value:.1f} s"
+
+        return [
+            self.fault,
+            str(self.verify_exit),
+            self.named or "-",
+            seconds(self.noticed_s),
+            self.lost,
+            self.recovered_by,
+            seconds(self.recovered_s),
+        ]
+
+
+HEADER = ["fault", "verify exit", "named", "time to notice", "lost", "recovered by", "time"]
+
+
+def run_verify(inventory: Path, *extra: str) -> tuple[int, list[dict[str, Any]]]:
+    """verify without the workload smoke test (faults here are below it), its findings."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "verify.json"
+        argv = ["-i", str(inventory), "--quiet", "--no-smoke-test", "--json", str(report), *extra]
+        code = verify.main(argv)
+        findings = json.loads(report.read_text()).get("findings", []) if report.exists() else []
+    return code, findings
+
+
+def naming(findings: list[dict[str, Any]], host: str) -> str:
+    """ "HOST CHECK" of the first finding that is not OK about `host`."""
+    for finding in findings:
+        if finding["host"] == host and finding["status"] != "OK":
+            return f"{host} {finding['check']}"
+    return ""
+
+
+def notice(inventory: Path, host: str) -> tuple[int, str, float | None, list[dict[str, Any]]]:
+    """verify again and again until a finding names `host`; its exit, the naming, the time."""
+    started = time.monotonic()
+    while True:
+        code, findings = run_verify(inventory)
+        named = naming(findings, host)
+        elapsed = time.monotonic() - started
+        if named or elapsed > NOTICE_TIMEOUT:
+            return code, named, elapsed if named else None, findings
+        time.sleep(1.0)
+
+
+def until_ok(inventory: Path, timeout: float = RECOVERY_TIMEOUT) -> float | None:
+    """Seconds until verify exits 0 with nothing done to the cluster; None if it did not."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if run_verify(inventory)[0] == 0:
+            return time.monotonic() - started
+        time.sleep(1.0)
+    return None
+
+
+def address(cluster: Cluster, host: str) -> str:
+    return str(cluster.host(host).address)
+
+
+@contextmanager
+def partitioned(lab: Lab, cluster: Cluster, host: str, peers: list[str]) -> Iterator[None]:
+    """`host` and `peers` cannot reach each other (a blackhole route on each side); healed
+    on exit. The control machine still reaches every host, as a monitoring host would."""
+    pairs = [(host, peer) for peer in peers] + [(peer, host) for peer in peers]
+    try:
+        for source, target in pairs:
+            lab.ssh(source, ["ip", "route", "add", "blackhole", f"{address(cluster, target)}/32"])
+        yield
+    finally:
+        for source, target in pairs:
+            lab.ssh(source, ["ip", "route", "del", "blackhole", f"{address(cluster, target)}/32"])
+
+
+def etcd_leader_killed_under_writes(lab: Lab, inventory: Path) -> FaultRow:
+    """SIGKILL the etcd leader while a writer puts numbered keys; none acknowledged may be lost.
+    systemd restarts the member (Restart=on-failure), so no kubenorn action is needed."""
+    cluster = load_cluster(inventory)
+    members = endpoints(cluster)
+    leader, by_member = leader_of(members)
+    victim = next(
+        m.host.name for m in cluster.etcd.members if m.client_url == by_member[leader].url
+    )
+    prefix = f"/kubenorn-fault/{int(time.time())}/"
+    writer = Writer(members, prefix)
+    writer.start()
+    try:
+        time.sleep(1.0)
+        killed = time.monotonic()
+        kill = ["systemctl", "kill", "--signal=SIGKILL", "--kill-who=main", "etcd.service"]
+        lab.ssh(victim, kill)
+        code, findings = run_verify(inventory)
+        named = naming(findings, victim)
+        noticed = time.monotonic() - killed if named else None
+        time.sleep(3.0)
+    finally:
+        writer.stop()
+    recovered = until_ok(inventory)
+    survivor = endpoints(cluster)[0]
+    lost = lost_writes(writer.acked, survivor.range_prefix(prefix), prefix)
+    survivor.delete_prefix(prefix)
+    gap = writer.first_ack_after(killed)
+    lost_text = f"{len(lost)} of {len(writer.acked)} acknowledged writes"
+    if gap is not None:
+        lost_text += f" (writes resumed after {gap - killed:.2f} s)"
+    return FaultRow(
+        f"etcd leader {victim} SIGKILL under writes",
+        code,
+        named,
+        noticed,
+        lost_text,
+        "nothing: systemd restarts etcd",
+        recovered,
+        findings,
+    )
+
+
+def minority_refuses_writes(endpoint: Endpoint) -> bool:
+    try:
+        endpoint.put("/kubenorn-fault/minority", "must not be acknowledged")
+    except EtcdUnavailable:
+        return True
+    return False
+
+
+def etcd_member_partitioned(
+    lab: Lab, inventory: Path, victim: str = "kube.controller03"
+) -> FaultRow:
+    """One etcd member cut off from the other two: it must refuse writes, verify must name it,
+    and after healing it rejoins with no kubenorn action."""
+    cluster = load_cluster(inventory)
+    peers = [m.host.name for m in cluster.etcd.members if m.host.name != victim]
+    with partitioned(lab, cluster, victim, peers):
+        code, named, noticed, findings = notice(inventory, victim)
+        urls = {m.host.name: m.client_url for m in cluster.etcd.members}
+        minority = next(e for e in endpoints(cluster, timeout=5.0) if e.url == urls[victim])
+        refused = minority_refuses_writes(minority)
+    recovered = until_ok(inventory)
+    leftover = endpoints(cluster)[0].range_prefix("/kubenorn-fault/minority")
+    lost = "minority refused writes" if refused and not leftover else "MINORITY ACCEPTED A WRITE"
+    return FaultRow(
+        f"etcd member {victim} partitioned from the others",
+        code,
+        named,
+        noticed,
+        lost,
+        "healing the network: no kubenorn action",
+        recovered,
+        findings,
+    )
+
+
+def node_partitioned(lab: Lab, inventory: Path, victim: str = "kube.node03") -> FaultRow:
+    """A node cut off from every controller: verify names it, and it comes back on healing."""
+    cluster = load_cluster(inventory)
+    with partitioned(lab, cluster, victim, [h.name for h in cluster.controllers]):
+        code, named, noticed, findings = notice(inventory, victim)
+    recovered = until_ok(inventory)
+    return FaultRow(
+        f"node {victim} partitioned from the controllers",
+        code,
+        named,
+        noticed,
+        "-",
+        "healing the network: no kubenorn action",
+        recovered,
+        findings,
+    )
+
+
+def power_cycle(lab: Lab, inventory: Path) -> FaultRow:
+    """Every host stopped at once and booted again: the cluster must come back by itself."""
+    lab.down()
+    started = time.monotonic()
+    lab.up()
+    recovered = until_ok(inventory)
+    code, findings = run_verify(inventory)
+    return FaultRow(
+        "power cycle of every host",
+        code,
+        "",
+        None,
+        "-",
+        "nothing: units start at boot",
+        None if recovered is None else time.monotonic() - started,
+        findings,
+    )
+
+
+def repaired_by_deploy(
+    lab: Lab, inventory: Path, fault: str, host: str, inject: Callable[[], None]
+) -> FaultRow:
+    """Inject, let verify name `host`, then deploy (what kubenorn manages, it repairs)."""
+    inject()
+    try:
+        code, named, noticed, findings = notice(inventory, host)
+    finally:
+        repaired = time.monotonic()
+        deployed = deploy.main(["-i", str(inventory), "--quiet"])
+    recovered = until_ok(inventory)
+    by = "deploy" if deployed == 0 else f"deploy (exit {deployed})"
+    return FaultRow(
+        fault,
+        code,
+        named,
+        noticed,
+        "-",
+        by,
+        None if recovered is None else time.monotonic() - repaired,
+        findings,
+    )
+
+
+def apiserver_stopped(lab: Lab, inventory: Path, host: str = "kube.controller02") -> FaultRow:
+    def inject() -> None:
+        lab.ssh(host, ["systemctl", "stop", "kube-apiserver.service"])
+
+    return repaired_by_deploy(lab, inventory, f"kube-apiserver stopped on {host}", host, inject)
+
+
+def component_config_corrupted(
+    lab: Lab, inventory: Path, host: str = "kube.controller01"
+) -> FaultRow:
+    config = "/etc/kubernetes/kube-scheduler-config.yaml"
+
+    def inject() -> None:
+        lab.ssh(host, ["sh", "-c", f"echo 'garbage: [' >> {config}"])
+        lab.ssh(host, ["systemctl", "restart", "kube-scheduler.service"])
+
+    return repaired_by_deploy(lab, inventory, f"{config} corrupted on {host}", host, inject)
+
+
+def wrong_host_key(lab: Lab, inventory: Path, host: str = "kube.node02") -> FaultRow:
+    """The inventory's known_hosts holds another host's key for `host` (a reinstalled host, or
+    a man in the middle): verify must name it and not trust the host."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "inventory"
+        shutil.copytree(inventory, copy, ignore=shutil.ignore_patterns(".backups", ".restore"))
+        cluster = load_cluster(copy)
+        wrong = address(cluster, "kube.node01")
+        entries = [
+            line.split(maxsplit=1) for line in (copy / "known_hosts").read_text().splitlines()
+        ]
+        wrong_key = next(key for names, key in entries if wrong in names.split(","))
+        target = address(cluster, host)
+        rewritten = [
+            f"{names} {wrong_key if target in names.split(',') else key}" for names, key in entries
+        ]
+        (copy / "known_hosts").write_text("\n".join(rewritten) + "\n")
+        started = time.monotonic()
+        code, findings = run_verify(copy)
+        noticed = time.monotonic() - started
+        named = naming(findings, host)
+    recovered = until_ok(inventory)
+    return FaultRow(
+        f"wrong host key for {host} in known_hosts",
+        code,
+        named,
+        noticed if named else None,
+        "-",
+        "the right known_hosts (kubenorn never trusts a changed key)",
+        recovered,
+        findings,
+    )
+
+
+# Where a deploy with work to do (every component's log level changed: etcd members and the
+# control plane restart one by one, the workers at once) is killed with SIGKILL: a point is a
+# step's name when it starts, `+SECONDS` into it, `file-rename` (between a file's temporary copy
+# and its rename) or `summary` (kubenorn.kill_point).
+KILL_POINTS = {
+    "after facts": "hosts",
+    "during packages": "packages+0.3",
+    "after the certificates, before any restart": "etcd-config",
+    "between two etcd members' restarts": "etcd-restart+2",
+    "during the first controller's roll": "controllers+1",
+    "later in the controllers' roll": "controllers+8",
+    "during the workers' configuration": "nodes-config+0.3",
+    "during the workers' restarts": "nodes+1",
+    "in the middle of a file write": "file-rename",
+    "right before the summary": "summary",
+}
+LEFTOVERS = "find /etc /var/lib/kubenorn /usr/local -name '*.kubenorn-tmp' 2>/dev/null"
+
+
+def inventory_copy(inventory: Path, directory: Path, *, verbose: bool) -> Path:
+    """The inventory (its PKI state and keys too) with every component's log level raised or
+    as it was: deploying one after the other gives a deploy real work to do."""
+    copy = directory / "inventory"
+    shutil.copytree(inventory, copy, ignore=shutil.ignore_patterns(".backups", ".restore"))
+    defaults = copy / "defaults.yaml"
+    data = yaml.safe_load(defaults.read_text())
+    if verbose:
+        data["data"]["etcd"]["log_level"] = "debug"
+        data["data"]["kubernetes"]["log_level"] = int(data["data"]["kubernetes"]["log_level"]) + 1
+    defaults.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
+def deploy_killed(lab: Lab, inventory: Path, what: str, point: str, *, verbose: bool) -> FaultRow:
+    """A deploy with work to do killed at `point`; the next deploy must converge, leave no
+    temporary file on any host, and verify must be OK."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = inventory_copy(inventory, Path(scratch), verbose=verbose)
+        env = {**os.environ, KILL_AT_ENV: point}
+        argv = [sys.executable, "-m", "runbooks.deploy", "-i", str(copy), "--quiet"]
+        killed = subprocess.run(argv, env=env, capture_output=True, cwd=REPO_ROOT, check=False)
+        started = time.monotonic()
+        deployed = deploy.main(["-i", str(copy), "--quiet"])
+        recovered = until_ok(copy)
+        code, findings = run_verify(copy)
+    left = [h.name for h in lab.settings.hosts if lab.ssh(h.name, ["sh", "-c", LEFTOVERS]).stdout]
+    return FaultRow(
+        f"deploy SIGKILLed {what} ({point})",
+        code,
+        "" if killed.returncode == -9 else f"NOT KILLED (exit {killed.returncode})",
+        None,
+        f"temporary files left on {', '.join(left)}" if left else "no temporary file left",
+        "deploy" if deployed == 0 else f"deploy (exit {deployed})",
+        None if recovered is None else time.monotonic() - started,
+        findings,
+    )
+
+
+def deploy_killed_at_random(lab: Lab, inventory: Path) -> FaultRow:
+    """A deploy with work to do killed at a random moment of its first 40 seconds."""
+    point = f"facts+{random.uniform(0.0, 40.0):.1f}"
+    return deploy_killed(lab, inventory, "at a random moment", point, verbose=True)
+
+
+def deploy_kills() -> dict[str, Callable[[Lab, Path], FaultRow]]:
+    """One scenario per kill point; every other one raises the log levels, so each deploy has
+    work to do and the last leaves them as the inventory has them."""
+    scenarios: dict[str, Callable[[Lab, Path], FaultRow]] = {}
+    for number, (what, point) in enumerate(KILL_POINTS.items()):
+        scenarios[f"deploy-kill-{number + 1}"] = functools.partial(
+            deploy_killed, what=what, point=point, verbose=number % 2 == 0
+        )
+    return scenarios
+
+
+SCENARIOS: dict[str, Callable[[Lab, Path], FaultRow]] = {
+    "etcd-leader-kill": etcd_leader_killed_under_writes,
+    "etcd-partition": etcd_member_partitioned,
+    "node-partition": node_partitioned,
+    "apiserver-down": apiserver_stopped,
+    "config-corrupted": component_config_corrupted,
+    "wrong-host-key": wrong_host_key,
+    "power-cycle": power_cycle,
+    **deploy_kills(),
+    "deploy-kill-random": deploy_killed_at_random,
+}
