@@ -61,7 +61,8 @@ def check_load_balancer(task: Task) -> Result:
     """A finding: is haproxy active with a configuration it accepts? (Reads only.)"""
     config = task.host["load_balancer"]["config_file"]
     _, active = unit_state(task, UNIT)
-    valid = run(task, ["haproxy", "-c", "-q", "-f", config], ok_codes=range(256))
+    # sudo for its PATH: haproxy is in /usr/sbin, outside an ordinary user's PATH.
+    valid = run(task, ["haproxy", "-c", "-q", "-f", config], sudo=True, ok_codes=range(256))
     problems = ([] if active else [f"{UNIT} is not active"]) + (
         [] if valid.rc == 0 else [f"{config} invalid: {valid.stderr.strip()[-300:]}"]
     )
