@@ -19,7 +19,7 @@ from rich.console import Console
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
-from kubenorn.findings import print_findings, worst
+from kubenorn.findings import Finding, print_findings, worst
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.pki.rehearsal import deploy_pki
@@ -43,7 +43,7 @@ from tasks.hosts_file import ensure_hosts_file
 from tasks.images import ensure_images, image_digests
 from tasks.kube_units import cgroup_warnings, ensure_components_config, start_components
 from tasks.load_balancer import ensure_load_balancer, load_balanced
-from tasks.pki import PKI_DIR_SETTING, ensure_certificates
+from tasks.pki import PKI_DIR_SETTING, ensure_certificates, trust_changed
 from tasks.pod_network import ensure_pod_routes
 from tasks.runtime import ensure_runtime
 
@@ -143,6 +143,12 @@ def deploy(argv: list[str]) -> int:
         return deploy_cluster(args, argv, cluster, console, images)
 
 
+TRUST_CHANGED = (
+    "the cluster CA or the service-account key changed: deploy restarts CoreDNS; restart your "
+    "own pods that call the API (they trust the old CA and hold tokens of the old key)"
+)
+
+
 def deploy_cluster(
     args: Any, argv: list[str], cluster: Cluster, console: Console, images: dict[str, str]
 ) -> int:
@@ -160,6 +166,9 @@ def deploy_cluster(
     if any(node.pod_cidr for node in cluster.nodes):
         run.step("pod-network", ensure_pod_routes, cluster=cluster, dry_run=args.dry_run)
     certs = run.step("certificates", ensure_certificates, dry_run=args.dry_run)
+    if trust_changed(certs):
+        warnings.append(Finding("pki", "cluster", "WARNING", TRUST_CHANGED))
+        run.findings = [f.as_dict() for f in warnings]
     deploy_etcd(run, cluster, certs, force=args.force, dry_run=args.dry_run)
     run.step("runtime", ensure_runtime, only=cli.in_group("nodes"), dry_run=args.dry_run)
     if images:
@@ -194,6 +203,7 @@ def deploy_cluster(
             ensure_dns_addon,
             only=lambda host: host.name == first,
             cluster=cluster,
+            trust_changed=trust_changed(certs),
             dry_run=args.dry_run,
         )
     if args.dry_run and not args.quiet:

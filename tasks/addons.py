@@ -6,14 +6,18 @@ Applied from one controller with kubectl, the manifest on stdin (nothing left on
 
 from __future__ import annotations
 
+import posixpath
+import time
+
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from tasks.kubectl import kubectl
-from tasks.ssh import RemoteError
+from tasks.ssh import RemoteError, run
 from tasks.templates import render
 
 ROLLOUT_TIMEOUT = "180s"
+KUBE_SYSTEM = ["--namespace", "kube-system"]
 
 
 def dns_manifest(task: Task, cluster: Cluster) -> str:
@@ -37,16 +41,40 @@ def changed_objects(apply_output: str) -> list[str]:
     return [line for line in lines if not line.endswith(" unchanged")]
 
 
-def ensure_dns_addon(task: Task, *, cluster: Cluster, dry_run: bool | None = None) -> Result:
-    """Ensure the cluster DNS add-on matches the inventory and its pods are available."""
+def ensure_dns_addon(
+    task: Task, *, cluster: Cluster, trust_changed: bool = False, dry_run: bool | None = None
+) -> Result:
+    """Ensure the cluster DNS add-on matches the inventory and its pods are available, on
+    pods that trust the cluster CA and hold tokens of the service-account key now deployed."""
     manifest = dns_manifest(task, cluster).encode()
+    restart = "restart deployment/coredns: the cluster CA or service-account key changed\n"
     if task.is_dry_run(dry_run):
-        return dry_run_diff(task, cluster, manifest)
+        result = dry_run_diff(task, cluster, manifest)
+        if trust_changed:
+            result.changed, result.diff = True, (result.diff or "") + "would " + restart
+        return result
     applied = kubectl(task, cluster, ["apply", "-f", "-"], stdin=manifest).stdout
     changed = changed_objects(applied)
-    rollout = ["--namespace", "kube-system", "rollout", "status", "deployment/coredns"]
+    if trust_changed:
+        wait_for_root_ca(task, cluster)
+        kubectl(task, cluster, [*KUBE_SYSTEM, "rollout", "restart", "deployment/coredns"])
+        changed.append(restart.strip())
+    rollout = [*KUBE_SYSTEM, "rollout", "status", "deployment/coredns"]
     kubectl(task, cluster, [*rollout, f"--timeout={ROLLOUT_TIMEOUT}"], timeout=240)
     return Result(host=task.host, changed=bool(changed), diff="".join(f"{c}\n" for c in changed))
+
+
+def wait_for_root_ca(task: Task, cluster: Cluster, timeout: float = 60.0) -> None:
+    """Until the controller-manager has published the deployed CA as kube-system's
+    kube-root-ca.crt (what new pods mount): restarted before that, they would trust the old."""
+    ca_file = posixpath.join(cluster.kubernetes.cert_dir, "ca.crt")
+    deployed = run(task, ["cat", ca_file], sudo=True).stdout.strip()
+    path = ["get", "configmap", "kube-root-ca.crt", "-o", "jsonpath={.data.ca\\.crt}"]
+    deadline = time.monotonic() + timeout
+    while kubectl(task, cluster, [*KUBE_SYSTEM, *path]).stdout.strip() != deployed:
+        if time.monotonic() > deadline:
+            raise RemoteError(f"{task.host.name}: kube-root-ca.crt still holds another CA")
+        time.sleep(1.0)
 
 
 def dry_run_diff(task: Task, cluster: Cluster, manifest: bytes) -> Result:

@@ -7,10 +7,11 @@ Nornir does not log), never as a top-level task argument.
 
 from __future__ import annotations
 
+import posixpath
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nornir.core.task import Result, Task
+from nornir.core.task import AggregatedResult, Result, Task
 
 from kubenorn.cluster import Cluster, Host, cluster_of_nornir
 from kubenorn.pki.deployed import RemoteFile, deployed_findings
@@ -39,6 +40,9 @@ def cluster_of(task: Task) -> Cluster:
     cluster = cluster_of_nornir(task.nornir)
     pki_dir = task.nornir.config.user_defined.get(PKI_DIR_SETTING)
     return with_pki_dir(cluster, Path(pki_dir)) if pki_dir else cluster
+
+
+IN_CLUSTER_TRUST = ("ca.crt", "sa.pub")
 
 
 def certificate_readers(host: Host) -> list[str]:
@@ -87,7 +91,21 @@ def ensure_certificates(task: Task, *, dry_run: bool | None = None) -> Result:
         )
         for p, data in stale
     ]
-    return combined(task, results)
+    result = combined(task, results)
+    result.result = [p.path for p, _ in stale]  # what changed: deploy reads the trust files
+    return result
+
+
+def trust_changed(certificates: AggregatedResult) -> bool:
+    """Whether a deploy's certificates step changed what pods trust or present: the cluster CA
+    (their kube-root-ca.crt) or the service-account key (their tokens). Pods that talk to the
+    apiserver keep the old ones until they restart."""
+    return any(
+        posixpath.basename(path) in IN_CLUSTER_TRUST
+        for result in certificates.values()
+        if not result.failed
+        for path in result[0].result or []
+    )
 
 
 def check_deployed_certificates(task: Task, *, warn_days: int | None = None) -> Result:

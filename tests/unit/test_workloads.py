@@ -325,3 +325,25 @@ def test_dns_failures_name_dns(change: tuple[str, str], detail: str) -> None:
 )
 def test_why_a_smoke_pod_is_not_running(pod: dict | None, reason: str) -> None:
     assert not_ready_reason(pod) == reason
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        (["/etc/kubernetes/ssl/ca.crt"], True),
+        (["/etc/kubernetes/ssl/sa.pub", "/etc/kubernetes/ssl/apiserver.crt"], True),
+        (["/etc/kubernetes/ssl/kubelet.crt", "/etc/etcd/ssl/ca.crt.bak"], False),
+        ([], False),
+    ],
+)
+def test_pods_are_restarted_only_when_what_they_trust_changed(
+    changed: list[str], expected: bool
+) -> None:
+    from nornir.core.task import AggregatedResult, MultiResult, Result
+
+    from tasks.pki import trust_changed
+
+    results = AggregatedResult("certificates")
+    results["kube.controller01"] = MultiResult("certificates")
+    results["kube.controller01"].append(Result(host=None, result=changed))
+    assert trust_changed(results) is expected
