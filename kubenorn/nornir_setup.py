@@ -47,12 +47,21 @@ def default_inventory_dir() -> Path:
     return (REPO_ROOT / host_file).parent
 
 
-def nornir_logging() -> dict[str, Any]:
-    """Nornir's logging turned on, at DEBUG into the file KUBENORN_NORNIR_LOG names, if any."""
+def enable_nornir_log() -> None:
+    """Nornir's log (every task it runs, with its arguments) at DEBUG into the file
+    KUBENORN_NORNIR_LOG names, if any. A handler of ours: Nornir's own logging settings skip a
+    logger that has a handler already, and ours has the NullHandler above."""
     log_file = os.environ.get(NORNIR_LOG_ENV)
     if not log_file:
-        return {}
-    return {"logging": {"enabled": True, "level": "DEBUG", "log_file": log_file}}
+        return
+    nornir_logger = logging.getLogger("nornir")
+    target = os.path.abspath(log_file)
+    if any(getattr(h, "baseFilename", None) == target for h in nornir_logger.handlers):
+        return
+    handler = logging.FileHandler(target)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    nornir_logger.addHandler(handler)
+    nornir_logger.setLevel(logging.DEBUG)
 
 
 def init_nornir(
@@ -62,6 +71,7 @@ def init_nornir(
     default one per host between config.yaml's floor (runner num_workers) and its cap
     (user_defined hosts_in_flight)."""
     inventory_dir = (inventory_dir or default_inventory_dir()).resolve()
+    enable_nornir_log()
     for name in INVENTORY_FILES:
         if not (inventory_dir / name).is_file():
             raise InventoryError(f"{inventory_dir / name}: inventory file is missing")
@@ -74,7 +84,6 @@ def init_nornir(
         config_file=str(CONFIG_FILE),
         inventory={"plugin": PLUGIN, "options": options},
         dry_run=dry_run,
-        **nornir_logging(),
     )
     inventory = nr.inventory
     assert isinstance(inventory, CheckedInventory)

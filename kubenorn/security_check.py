@@ -129,6 +129,18 @@ class UnitSurvey:
         return found
 
     @property
+    def running(self) -> bool:
+        """Whether a process runs with a configuration it can read: a component crash-looping
+        on a corrupted file is the control-plane check's finding, not a security one."""
+        if self.pid == 0 or not self.args:
+            return False
+        try:
+            yaml.safe_load("\n".join(self.config_lines))
+        except yaml.YAMLError:
+            return False
+        return True
+
+    @property
     def config(self) -> dict[str, Any]:
         """The file --config names, as YAML; {} when there is none or it does not parse."""
         try:
@@ -271,7 +283,9 @@ def judge_files(check: Check, unit: UnitSurvey, survey: Survey, paths: HostPaths
     for path in wanted:
         stat = survey.stats.get(path)
         if stat is None:
-            problems.append(f"{path} missing")
+            # Not surveyed at all: the process that named it exited meanwhile (crash loop).
+            if path in survey.missing:
+                problems.append(f"{path} missing")
             continue
         if check.mode is not None and int(stat.mode, 8) & ~int(check.mode, 8):
             problems.append(f"{path} mode {stat.mode}, at most {check.mode} expected")
@@ -324,7 +338,7 @@ def judge_host(
             waived += 1
             continue
         unit = survey.units.get(f"{check.component}.service", UnitSurvey())
-        if unit.pid == 0 and not check.files:
+        if not unit.running and not check.files:
             stopped.add(check.component)
             continue
         if check.files:

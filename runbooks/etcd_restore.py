@@ -172,7 +172,9 @@ def settle(run: Run, cluster: Cluster, journal: Journal, control_plane: set[str]
     side = [n for n, s in states.items() if (s.restored if forward else s.original)]
     started = run.step("start", start_etcd, only=on(side), even_failed=True)
     up = [name for name in side if name in started and not started[name].failed]
-    health = run.step("health", wait_etcd, only=on(up), even_failed=True, cluster=cluster)
+    health = run.step(
+        "health", wait_etcd, only=on(up), even_failed=True, cluster=cluster, dry_run=False
+    )
     findings = member_findings(names, states, started, health, forward, journal)
     run.step(
         "control-plane",
