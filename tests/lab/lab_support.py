@@ -63,3 +63,11 @@ def verifies_ok_within(inventory: Path, seconds: float) -> bool:
 
 def warnings(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("WARNING")]
+
+
+def admin_kubectl(lab, *args: str, host: str = "kube.controller01") -> str:  # noqa: ANN001
+    """`kubectl ARGS` on a controller as the cluster admin; its output (it must succeed)."""
+    argv = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.kubeconfig", *args]
+    done = lab.ssh(host, argv)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
+from lab_support import admin_kubectl
 
 from lab.kubebuild import COMMANDS, Build, parse_version
 from lab.machine import Lab
@@ -36,10 +37,7 @@ def version(lab_inventory: Path) -> str:
 
 
 def kubectl(lab: Lab, *args: str) -> str:
-    argv = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.kubeconfig", *args]
-    done = lab.ssh(CONTROLLER, argv)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return admin_kubectl(lab, *args, host=CONTROLLER)
 
 
 def node_ready(lab: Lab, node: str) -> bool:

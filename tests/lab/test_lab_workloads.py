@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from lab_support import admin_kubectl
 
 from lab.machine import Lab
 from runbooks import deploy, verify
@@ -23,10 +24,7 @@ def cluster(lab: Lab, lab_inventory: Path) -> Path:
 
 
 def kubectl(lab: Lab, *args: str) -> str:
-    argv = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.kubeconfig", *args]
-    done = lab.ssh(CONTROLLER, argv)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return admin_kubectl(lab, *args, host=CONTROLLER)
 
 
 def verify_findings(inventory: Path, report: Path, *extra: str) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
