@@ -27,7 +27,11 @@ VICTIM = "kube.controller01"
 
 @pytest.fixture
 def inventory(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(REPO_ROOT / "lab" / "inventory", tmp_path / "inventory"))
+    # The inventory alone: a lab run leaves its restore journal and backups beside it.
+    state = shutil.ignore_patterns(".restore", ".backups")
+    return Path(
+        shutil.copytree(REPO_ROOT / "lab" / "inventory", tmp_path / "inventory", ignore=state)
+    )
 
 
 class Host:
