@@ -213,6 +213,7 @@ def _stop(host: LabHost, where: HostPaths) -> None:
     where.pid_file.unlink(missing_ok=True)
     unmount_overlay(where)
     kernel.remove_host_cgroups(cgroups)
+    kernel.remove_unrecorded_host_cgroups(host.name)
     where.cgroups.unlink(missing_ok=True)
 
 

@@ -169,6 +169,17 @@ def remove_host_cgroups(directories: dict[str, Path], timeout: float = 10.0) -> 
             _rmdir_when_empty(level, deadline)
 
 
+def remove_unrecorded_host_cgroups(host_name: str) -> None:
+    """Remove the host's cgroups that no record names any more, wherever they are: the memory
+    cgroup is under the booting process's own, and a boot whose record was overwritten (a host
+    booted again after its nspawn died) left its directories there (seen in CI). Called once
+    the host's processes are gone, so they are empty."""
+    for number, directory in enumerate(CGROUP_ROOT.glob(f"*/**/kubenorn-lab/{host_name}")):
+        remove_host_cgroups({str(number): directory})
+        with contextlib.suppress(OSError):  # the lab's level, once no host is left in it
+            directory.parent.rmdir()
+
+
 def _rmdir_when_empty(directory: Path, deadline: float) -> None:
     """rmdir a cgroup, retrying while it is busy: a killed process keeps its cgroups populated
     until its parent reaps it, which can come after its pids cgroup reads empty (seen in CI:

@@ -42,6 +42,7 @@ from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
 from tasks.images import ensure_images, image_digests
 from tasks.kube_units import cgroup_warnings, ensure_components_config, start_components
+from tasks.kube_verify import wait_nodes_ready
 from tasks.load_balancer import ensure_load_balancer, load_balanced
 from tasks.pki import PKI_DIR_SETTING, ensure_certificates, trust_changed
 from tasks.pod_network import ensure_pod_routes
@@ -196,8 +197,8 @@ def deploy_cluster(
             for_console(line)
         )
     deploy_components(run, cluster, certs, role="nodes", serial=False, dry_run=args.dry_run)
+    first = cluster.controllers[0].name  # add-ons and node readiness go through one apiserver
     if cluster.kubernetes.dns is not None:
-        first = cluster.controllers[0].name  # add-ons go through one apiserver
         run.step(
             "dns",
             ensure_dns_addon,
@@ -206,6 +207,16 @@ def deploy_cluster(
             trust_changed=trust_changed(certs),
             dry_run=args.dry_run,
         )
+    # Done means every node it deployed runs workloads: Ready, not just its kubelet started.
+    deployed = [h.name for h in cluster.nodes if h.name in run.hosts and h.name not in run.failed]
+    run.step(
+        "nodes-ready",
+        wait_nodes_ready,
+        only=lambda host: host.name == first,
+        cluster=cluster,
+        nodes=deployed,
+        dry_run=args.dry_run,
+    )
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     if warnings:  # even under --quiet: something to act on, though the deploy went on

@@ -8,6 +8,10 @@ puts it in place on each (the original kept aside). Then it starts them, waits u
 cluster is healthy with one leader, and starts the control plane again one controller at a
 time. Everything written after the snapshot is lost: --yes.
 
+The restored revision is older than what every watcher has seen, and a watcher holding a
+resourceVersion from the future misses every change until it lists again: kubelet, kube-proxy
+and CoreDNS are restarted (your own controllers and operators need the same; the run says so).
+
 Whatever stops it (a failing member, an error, Ctrl-C), every member is started again before
 it exits, all on one side: on the restored data when every member has it in use, otherwise on
 its original data, put back. A journal on the control machine (INVENTORY/.restore) lets a
@@ -29,13 +33,14 @@ from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.findings import Finding, Status, print_problems
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
-from kubenorn.profiles import CONTROL_PLANE
+from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.records import failure_message
 from kubenorn.report import make_console
 from kubenorn.restore_journal import Journal, UnfinishedRestore, begin, save_journal
 from kubenorn.run import Run, RunInterrupted
 from kubenorn.snapshots import SnapshotInvalid, verify_snapshot
 from kubenorn.undo import ctrl_c_deferred
+from tasks.addons import restart_dns_addon
 from tasks.components import wait_etcd
 from tasks.etcd_restore import (
     MemberState,
@@ -48,7 +53,7 @@ from tasks.etcd_restore import (
     unswap_member,
     upload_snapshot,
 )
-from tasks.kube_units import start_components, stop_components
+from tasks.kube_units import restart_components, start_components, stop_components
 from tasks.kube_verify import wait_control_plane_healthy
 
 LEADERS_TIMEOUT = 120.0
@@ -196,8 +201,37 @@ def settle(run: Run, cluster: Cluster, journal: Journal, control_plane: set[str]
         journal.phase = "done"
         save_journal(cluster.inventory_dir, journal)
         run.step("clean-up", clean_up, only=on(names), restore_id=journal.restore_id)
+        findings += restart_watchers(run, cluster)
     run.findings.extend(f.as_dict() for f in findings)
     return done
+
+
+def restart_watchers(run: Run, cluster: Cluster) -> list[Finding]:
+    """Restart what watches the API for the cluster (kubelet, kube-proxy, CoreDNS): their
+    watches hold resourceVersions newer than the restored data's and would miss every change."""
+    run.step(
+        "restart-node-components",
+        restart_components,
+        only=cli.in_group("nodes"),
+        cluster=cluster,
+        components=WORKER,
+        dry_run=False,
+    )
+    if cluster.kubernetes.dns is not None:
+        first = cluster.controllers[0].name  # add-ons go through one apiserver
+        run.step(
+            "restart-dns",
+            restart_dns_addon,
+            only=on([first]),
+            cluster=cluster,
+            why="its watches are from before the restore",
+            dry_run=False,
+        )
+    advice = (
+        "kubelet, kube-proxy and CoreDNS were restarted to watch the restored data; restart "
+        "your own controllers and operators too: a watch from before the restore misses changes"
+    )
+    return [Finding("etcd.restore", "cluster", "WARNING", advice)]
 
 
 def on(names: list[str]) -> Callable[[Host], bool]:

@@ -57,11 +57,27 @@ def ensure_dns_addon(
     changed = changed_objects(applied)
     if trust_changed:
         wait_for_root_ca(task, cluster)
-        kubectl(task, cluster, [*KUBE_SYSTEM, "rollout", "restart", "deployment/coredns"])
         changed.append(restart.strip())
+    roll_out(task, cluster, restart=trust_changed)
+    return Result(host=task.host, changed=bool(changed), diff="".join(f"{c}\n" for c in changed))
+
+
+def restart_dns_addon(
+    task: Task, *, cluster: Cluster, why: str, dry_run: bool | None = None
+) -> Result:
+    """Ensure the DNS add-on's pods are new ones, started after this call, and available."""
+    diff = f"{'would ' if task.is_dry_run(dry_run) else ''}restart deployment/coredns: {why}\n"
+    if not task.is_dry_run(dry_run):
+        roll_out(task, cluster, restart=True)
+    return Result(host=task.host, changed=True, diff=diff)
+
+
+def roll_out(task: Task, cluster: Cluster, *, restart: bool) -> None:
+    """Wait until CoreDNS's rollout is complete, after restarting its pods if `restart`."""
+    if restart:
+        kubectl(task, cluster, [*KUBE_SYSTEM, "rollout", "restart", "deployment/coredns"])
     rollout = [*KUBE_SYSTEM, "rollout", "status", "deployment/coredns"]
     kubectl(task, cluster, [*rollout, f"--timeout={ROLLOUT_TIMEOUT}"], timeout=240)
-    return Result(host=task.host, changed=bool(changed), diff="".join(f"{c}\n" for c in changed))
 
 
 def wait_for_root_ca(task: Task, cluster: Cluster, timeout: float = 60.0) -> None:

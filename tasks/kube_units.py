@@ -32,6 +32,7 @@ from tasks.systemd import (
     ConfigFile,
     ensure_service,
     ensure_unit_config,
+    owe_restarts,
     unit_state,
 )
 from tasks.templates import render
@@ -306,6 +307,15 @@ def start_components(
         if not task.is_dry_run(dry_run) and (restarted or component not in healthy):
             wait_healthy(task, cluster, component)
     return combined(task, steps)
+
+
+def restart_components(
+    task: Task, *, cluster: Cluster, components: tuple[str, ...], dry_run: bool | None = None
+) -> Result:
+    """Ensure each of `components` is restarted here and healthy, in order; the restart is
+    owed on the host first, so a run interrupted half way leaves it to the next deploy."""
+    task.run(task=owe_restarts, units=[unit_of(c) for c in components], dry_run=dry_run)
+    return start_components(task, cluster=cluster, components=components, dry_run=dry_run)
 
 
 def stop_components(task: Task, *, components: tuple[str, ...]) -> Result:

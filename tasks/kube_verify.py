@@ -24,10 +24,14 @@ from kubenorn.profiles import CONTROL_PLANE, WORKER, Profile, unit_of
 from tasks.kube_units import unhealthy_each
 from tasks.kubectl import api_reads, kubectl
 from tasks.kubelet_api import kubelet_anonymous
+from tasks.ssh import RemoteError
 from tasks.systemd import unit_state
 
 ELECTED = ("kube-scheduler", "kube-controller-manager")
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
+# A kubelet posts its node Ready once its runtime and network report ready, after a restart
+# too; a node still NotReady after this long is a problem, not a wait.
+NODES_READY_TIMEOUT = 180.0
 CLOCK_SLACK = 2.0  # seconds: renew times have one-second resolution, hosts' clocks drift a bit
 
 
@@ -103,6 +107,31 @@ def ready_nodes(node_list: dict[str, Any]) -> dict[str, bool]:
             c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
         )
     return ready
+
+
+def wait_nodes_ready(
+    task: Task,
+    *,
+    cluster: Cluster,
+    nodes: Sequence[str],
+    timeout: float = NODES_READY_TIMEOUT,
+    dry_run: bool | None = None,
+) -> Result:
+    """Ensure each of `nodes` is registered and Ready, as this controller's apiserver sees it."""
+    if task.is_dry_run(dry_run) or not nodes:
+        return Result(host=task.host, changed=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        _, [(node_list, error)] = api_reads(task, cluster, ["/api/v1/nodes"])
+        ready = ready_nodes(node_list or {})
+        waiting = [n for n in nodes if not ready.get(n)]
+        if not waiting:
+            return Result(host=task.host, changed=False, result=f"Ready: {', '.join(nodes)}")
+        if time.monotonic() > deadline:
+            states = [f"{n} {'NotReady' if n in ready else 'not registered'}" for n in waiting]
+            why = f" (nodes not listed: {error})" if node_list is None else ""
+            raise RemoteError(f"after {timeout:.0f}s: {', '.join(states)}{why}")
+        time.sleep(2.0)
 
 
 def component_findings(

@@ -141,6 +141,8 @@ def members(
     monkeypatch.setattr(etcd_restore, "upload_snapshot", recorded("upload"))
     monkeypatch.setattr(etcd_restore, "stop_components", recorded("stop"))
     monkeypatch.setattr(etcd_restore, "start_components", recorded("start"))
+    monkeypatch.setattr(etcd_restore, "restart_components", recorded("restart"))
+    monkeypatch.setattr(etcd_restore, "restart_dns_addon", recorded("restart-dns"))
     monkeypatch.setattr(etcd_restore, "wait_etcd", healthy)
     monkeypatch.setattr(etcd_restore, "wait_control_plane_healthy", lambda nr, c, t: (0.0, []))
     yield fakes
@@ -189,6 +191,10 @@ def started_control_plane() -> list[str]:
     return sorted(host for host, what in CONTROL_PLANE if what == "start")
 
 
+def restarted(what: str) -> list[str]:
+    return sorted(host for host, done in CONTROL_PLANE if done == what)
+
+
 def test_a_restore_completes_with_one_new_token_for_every_member(
     members: dict[str, Member], inventory: Path, snapshot: Path
 ) -> None:
@@ -199,6 +205,9 @@ def test_a_restore_completes_with_one_new_token_for_every_member(
     assert_restored_and_running(members, journal.token)
     assert started_control_plane() == MEMBERS
     assert journal_path(inventory).stat().st_mode & 0o777 == 0o600
+    # Watches from before the restore hold resourceVersions from the future: all restarted.
+    assert restarted("restart") == ["kube.node01", "kube.node02", "kube.node03"]
+    assert restarted("restart-dns") == ["kube.controller01"]
 
 
 def test_a_restore_failing_on_member_2_starts_every_member_back_and_a_rerun_completes(
@@ -210,6 +219,7 @@ def test_a_restore_failing_on_member_2_starts_every_member_back_and_a_rerun_comp
     assert started_control_plane() == MEMBERS
     out = capsys.readouterr().out
     assert out.count("running on its original data: the restore did not take effect") == 3
+    assert restarted("restart") == restarted("restart-dns") == [], "nothing was restored"
     first = load_journal(inventory)
     assert first is not None and first.phase == "staging"
 
