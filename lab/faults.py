@@ -24,18 +24,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, EtcdUnavailable, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes
 from kubenorn.kill_point import KILL_AT_ENV
 from kubenorn.nornir_setup import REPO_ROOT
+from kubenorn.pki.builders import leaf_certificate
+from kubenorn.pki.placement import placements
+from kubenorn.pki.plan import certificates
+from kubenorn.pki.store import Store
 from lab.machine import Lab
-from runbooks import deploy, verify
+from runbooks import deploy, preflight, verify
 
 NOTICE_TIMEOUT = 60.0  # seconds verify may take to name a fault (a node goes NotReady in ~40 s)
 RECOVERY_TIMEOUT = 180.0
@@ -320,6 +326,93 @@ def wrong_host_key(lab: Lab, inventory: Path, host: str = "kube.node02") -> Faul
     )
 
 
+# A certificate's validity moved, the clock left alone (the lab's hosts share the machine's):
+# the cluster CA signs it for the same subject, names and key, valid only in the past or only
+# from tomorrow on. Its `now` and lifetime in days.
+SHIFTS = {
+    "expired": (timedelta(days=-400), 30),
+    "not yet valid": (timedelta(days=2), 365),
+}
+
+
+def shifted_certificate(cluster: Cluster, name: str, shift: str) -> bytes:
+    """Certificate `name` of the state, issued again with its validity moved as SHIFTS says."""
+    store = Store(cluster.pki.dir)
+    spec = next(s for s in certificates(cluster) if s.name == name)
+    key, ca = store.load_key(name), store.load_cert(spec.signer or name)
+    ca_key = store.load_key(spec.signer or name)
+    assert key is not None and ca is not None and ca_key is not None, f"{name}: no state"
+    offset, days = SHIFTS[shift]
+    now = datetime.now(UTC) + offset
+    cert = leaf_certificate(spec, key.public_key(), ca, ca_key, days=days, now=now)
+    return cert.public_bytes(Encoding.PEM)
+
+
+def certificate_shifted_on_host(
+    lab: Lab, inventory: Path, shift: str, host: str = "kube.controller02"
+) -> FaultRow:
+    """The etcd server certificate on `host` expired (or not valid yet); etcd reads it at each
+    handshake, as when time passes. verify must name the host and the file; deploy puts the
+    state's certificate back."""
+    cluster = load_cluster(inventory)
+    name = f"etcd-server-{host}"
+    path = next(
+        p.path
+        for p in placements(cluster, cluster.host(host))
+        if p.kind == "cert" and p.source == name
+    )
+    pem = shifted_certificate(cluster, name, shift).decode()
+
+    def inject() -> None:
+        lab.ssh(host, ["sh", "-c", f"cat > {path}.fault && mv {path}.fault {path}"], stdin=pem)
+
+    return repaired_by_deploy(lab, inventory, f"{path} {shift} on {host}", host, inject)
+
+
+def certificate_shifted_in_state(
+    lab: Lab, inventory: Path, shift: str, host: str = "kube.node01"
+) -> FaultRow:
+    """`host`'s kubelet serving certificate in the PKI state (on the control machine) expired or not
+    valid yet: preflight must name the host and the file before any host is touched, and
+    deploy issues it again and distributes it."""
+    cluster = load_cluster(inventory)
+    name = f"kubelet-server-{host}"
+    store = Store(cluster.pki.dir)
+    path = store.cert_path(name)
+    original = path.read_bytes()
+    path.write_bytes(shifted_certificate(cluster, name, shift))
+    started = time.monotonic()
+    try:
+        code, findings = run_preflight(inventory)
+        noticed = time.monotonic() - started
+    finally:
+        deployed = deploy.main(["-i", str(inventory), "--quiet"])
+        if deployed != 0:  # never leave the shifted certificate for the next scenario
+            path.write_bytes(original)
+    repaired = time.monotonic()
+    recovered = until_ok(inventory)
+    named = naming(findings, host)
+    return FaultRow(
+        f"{path.name} in the PKI state {shift} ({host})",
+        code,
+        named,
+        noticed if named else None,
+        "-",
+        "deploy" if deployed == 0 else f"deploy (exit {deployed})",
+        None if recovered is None else time.monotonic() - repaired,
+        findings,
+    )
+
+
+def run_preflight(inventory: Path) -> tuple[int, list[dict[str, Any]]]:
+    """preflight's exit code and findings (from its JSON report)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "preflight.json"
+        code = preflight.main(["-i", str(inventory), "--json", str(report)])
+        findings = json.loads(report.read_text()).get("findings", []) if report.exists() else []
+    return code, findings
+
+
 # Where a deploy with work to do (every component's log level changed: etcd members and the
 # control plane restart one by one, the workers at once) is killed with SIGKILL: a point is a
 # step's name when it starts, `+SECONDS` into it, `file-rename` (between a file's temporary copy
@@ -403,6 +496,14 @@ SCENARIOS: dict[str, Callable[[Lab, Path], FaultRow]] = {
     "apiserver-down": apiserver_stopped,
     "config-corrupted": component_config_corrupted,
     "wrong-host-key": wrong_host_key,
+    **{
+        f"cert-{where}-{shift.replace(' ', '-')}": functools.partial(scenario, shift=shift)
+        for where, scenario in (
+            ("host", certificate_shifted_on_host),
+            ("state", certificate_shifted_in_state),
+        )
+        for shift in SHIFTS
+    },
     "power-cycle": power_cycle,
     **deploy_kills(),
     "deploy-kill-random": deploy_killed_at_random,
