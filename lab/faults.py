@@ -35,7 +35,7 @@ from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, EtcdUnavailable, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes
 from kubenorn.kill_point import KILL_AT_ENV
-from kubenorn.nornir_setup import REPO_ROOT
+from kubenorn.nornir_setup import REPO_ROOT, init_nornir
 from kubenorn.pki.builders import leaf_certificate
 from kubenorn.pki.placement import placements
 from kubenorn.pki.plan import certificates
@@ -210,6 +210,96 @@ def etcd_member_partitioned(
         recovered,
         findings,
     )
+
+
+# The member's data directory moved onto a small tmpfs, then filled (etcd's data is copied in
+# with etcd stopped). $1: the data directory; $2: bytes the tmpfs holds beyond the data.
+SMALL_DISK = r"""
+set -e
+data=$1 room=$2
+systemctl stop etcd.service
+mv -T -- "$data" "$data.fault-aside"
+mkdir -m 0700 -- "$data"
+size=$(( $(du -sb -- "$data.fault-aside" | cut -f1) + room ))
+mount -t tmpfs -o "size=$size,mode=0700" kubenorn-fault-disk "$data"
+cp -a -- "$data.fault-aside/." "$data/"
+chown etcd:etcd -- "$data"
+systemctl start etcd.service
+free=$(df -P -B1 -- "$data" | awk 'NR == 2 { print $4 }')
+fallocate -l $(( free - 1000000 )) -- "$data/kubenorn-fault-filler"
+"""
+# Back on the host's own disk, with what the member wrote meanwhile; $1: the data directory.
+BIG_DISK = r"""
+set -e
+data=$1
+systemctl stop etcd.service
+rm -f -- "$data/kubenorn-fault-filler"
+rm -rf -- "$data.fault-aside"
+mkdir -m 0700 -- "$data.fault-back"
+cp -a -- "$data/." "$data.fault-back/"
+umount -- "$data"
+rmdir -- "$data"
+mv -T -- "$data.fault-back" "$data"
+chown etcd:etcd -- "$data"
+systemctl reset-failed etcd.service
+systemctl start etcd.service
+"""
+FILL_VALUE = "x" * 900_000  # under etcd's 1.5 MiB request limit once base64'd
+
+
+def etcd_disk_full(lab: Lab, inventory: Path, victim: str = "kube.controller03") -> FaultRow:
+    """One member's data directory on a full filesystem, then ~40 MB written through another:
+    verify must name the member's disk; freeing the space must bring it back. The member's
+    data goes back to the host's own disk afterwards, with what it wrote meanwhile."""
+    cluster = load_cluster(inventory)
+    data_dir = init_nornir(inventory).inventory.hosts[victim]["etcd"]["data_dir"]
+    victim_url = next(m.client_url for m in cluster.etcd.members if m.host.name == victim)
+    writer = next(e for e in endpoints(cluster, timeout=10.0) if e.url != victim_url)
+    try:
+        lab.ssh(victim, ["sh", "-c", SMALL_DISK, "sh", data_dir, str(80_000_000)], timeout=120)
+        written = fill(writer, count=45)
+        code, named, noticed, findings = notice(inventory, victim)
+        freed = time.monotonic()
+        lab.ssh(victim, ["rm", "-f", f"{data_dir}/kubenorn-fault-filler"])
+        recovered = until_ok(inventory, timeout=90.0)
+        by = "freeing the space: no kubenorn action"
+        if recovered is None:  # systemd gave up restarting it: deploy starts what it manages
+            deploy.main(["-i", str(inventory), "--quiet"])
+            recovered, by = until_ok(inventory), "freeing the space, then deploy"
+        recovered_s = None if recovered is None else time.monotonic() - freed
+        survived = kept(writer, written)
+    finally:
+        lab.ssh(victim, ["sh", "-c", BIG_DISK, "sh", data_dir], timeout=180)
+        writer.delete_prefix("/kubenorn-fault/fill/")
+    assert until_ok(inventory) is not None, f"{victim}: not back on its own disk"
+    return FaultRow(
+        f"etcd data disk full on {victim}",
+        code,
+        named,
+        noticed,
+        f"0 of {written} acknowledged 0.9 MB writes" if survived else "ACKNOWLEDGED WRITES LOST",
+        by,
+        recovered_s,
+        findings,
+    )
+
+
+def fill(writer: Endpoint, count: int) -> int:
+    """Put `count` large values (through a member on a disk with room); how many were
+    acknowledged. A put refused while the cluster elects a new leader is not retried."""
+    written = 0
+    for number in range(count):
+        try:
+            writer.put(f"/kubenorn-fault/fill/{number:03d}", FILL_VALUE)
+            written += 1
+        except EtcdUnavailable:
+            time.sleep(1.0)
+    return written
+
+
+def kept(writer: Endpoint, written: int) -> bool:
+    """Whether at least the `written` acknowledged fill values are all still there."""
+    return len(writer.range_prefix("/kubenorn-fault/fill/")) >= written
 
 
 def node_partitioned(lab: Lab, inventory: Path, victim: str = "kube.node03") -> FaultRow:
@@ -492,6 +582,7 @@ def deploy_kills() -> dict[str, Callable[[Lab, Path], FaultRow]]:
 SCENARIOS: dict[str, Callable[[Lab, Path], FaultRow]] = {
     "etcd-leader-kill": etcd_leader_killed_under_writes,
     "etcd-partition": etcd_member_partitioned,
+    "etcd-disk-full": etcd_disk_full,
     "node-partition": node_partitioned,
     "apiserver-down": apiserver_stopped,
     "config-corrupted": component_config_corrupted,

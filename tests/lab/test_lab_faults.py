@@ -46,6 +46,20 @@ def test_a_partitioned_etcd_member_refuses_writes_is_named_and_rejoins(
     assert row.recovered_s is not None
 
 
+def test_a_full_etcd_data_disk_is_named_and_freeing_it_brings_the_member_back(
+    lab: Lab, cluster: Path
+) -> None:
+    row = faults.etcd_disk_full(lab, cluster)
+    disk = [
+        f for f in row.findings if f["host"] == "kube.controller03" and f["check"] == "etcd.disk"
+    ]
+    assert [f["status"] for f in disk] == ["CRITICAL"], row.findings
+    assert "too little for etcd's next 64 MB WAL segment" in disk[0]["detail"]
+    assert row.verify_exit == 2
+    assert row.lost.startswith("0 of "), row.lost
+    assert row.recovered_s is not None
+
+
 def test_a_node_cut_off_from_the_controllers_is_named_and_comes_back(
     lab: Lab, cluster: Path
 ) -> None:
