@@ -21,6 +21,9 @@ from tasks.ssh import CommandError, run
 RESTART_OWED_DIR = host_state.RESTART_OWED_DIR
 # Seconds a unit whose start job failed has to come up through its own Restart= (RestartSec 2 s).
 RESTART_GRACE = 6.0
+# A start whose job failed with result 'resources' (systemd could not spawn the unit's process,
+# a transient state) is tried again this many times, a second apart.
+SPAWN_RETRIES = 2
 
 
 def dropin_path(unit: str, dropin: str) -> str:
@@ -179,21 +182,34 @@ def ensure_service(
 
 def systemctl(task: Task, action: str, unit: str) -> None:
     """`systemctl ACTION UNIT`. A start or restart whose job failed counts as done only if
-    systemd's own Restart= brought the unit up within RESTART_GRACE: systemd 257 in an nspawn
-    host once failed to spawn a unit's executor ("No such file or directory", result
-    'resources') and restarted it 2 s later. What follows a start (health checks) still judges
-    the unit."""
+    systemd's own Restart= brought the unit up within RESTART_GRACE, or, when the job failed
+    with result 'resources', a retry did: systemd 257 in an nspawn host now and then fails to
+    spawn a unit's executor ("No such file or directory"), right after boot and later too (a
+    oneshot unit has no Restart= to fall back on). What follows a start (health checks) still
+    judges the unit."""
     host_state.forget_unit(task, unit)
-    try:
-        run(task, ["systemctl", action, unit], sudo=True, timeout=180)
-    except CommandError:
-        if action == "enable" or not becomes_active(task, unit):
-            raise
+    for attempt in range(SPAWN_RETRIES + 1):
+        try:
+            run(task, ["systemctl", action, unit], sudo=True, timeout=180)
+            return
+        except CommandError:
+            if action == "enable":
+                raise
+            if becomes_active(task, unit):
+                return
+            if attempt == SPAWN_RETRIES or unit_result(task, unit) != "resources":
+                raise
+            time.sleep(1.0)
 
 
-def becomes_active(task: Task, unit: str, grace: float = RESTART_GRACE) -> bool:
-    """Whether `unit` is active within `grace` seconds (polled every second)."""
-    deadline = time.monotonic() + grace
+def unit_result(task: Task, unit: str) -> str:
+    """How the unit's last run ended (systemd's Result: success, exit-code, resources, ...)."""
+    return run(task, ["systemctl", "show", "--property=Result", "--value", unit]).stdout.strip()
+
+
+def becomes_active(task: Task, unit: str) -> bool:
+    """Whether `unit` is active within RESTART_GRACE seconds (polled every second)."""
+    deadline = time.monotonic() + RESTART_GRACE
     while True:
         if unit_state(task, unit)[1]:
             return True

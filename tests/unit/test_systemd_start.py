@@ -22,15 +22,18 @@ FAILED_JOB = "Job for kube-controller-manager.service failed because of unavaila
 
 @dataclass(frozen=True)
 class Case:
-    start_rc: int
+    start_rcs: list[int]  # `systemctl start`'s exit code, per attempt
     active_after: list[int]  # is-active exit codes after the start, one per poll
+    result: str  # systemd's Result of the failed job
     failed: bool
 
 
 CASES = {
-    "the start succeeds": Case(0, [], False),
-    "the job failed, Restart= brought it up": Case(1, [3, 0], False),
-    "the job failed and it stays down": Case(1, [3, 3, 3], True),
+    "the start succeeds": Case([0], [], "success", False),
+    "the job failed, Restart= brought it up": Case([1], [3, 0], "exit-code", False),
+    "the job failed and it stays down": Case([1], [3, 3, 3], "exit-code", True),
+    "no spawn (resources), the retry starts it": Case([1, 0], [3, 3, 3], "resources", False),
+    "no spawn three times": Case([1, 1, 1], [3], "resources", True),
 }
 
 
@@ -40,21 +43,28 @@ def test_a_failed_start_counts_only_when_the_unit_comes_up(
 ) -> None:
     monkeypatch.setattr(systemd, "RESTART_GRACE", 1.5)  # two polls, a second apart
     answers = iter([3, *case.active_after])  # inactive before the start
+    starts = iter(case.start_rcs)
 
     def is_active(_line: str, _stdin: bytes) -> tuple[int, str, str]:
         return next(answers, case.active_after[-1] if case.active_after else 0), "", ""
+
+    def start(_line: str, _stdin: bytes) -> tuple[int, str, str]:
+        rc = next(starts)
+        return rc, "", FAILED_JOB if rc else ""
 
     fleet[HOST].script.update(
         {
             f"systemctl is-enabled --quiet {UNIT}": (0, "", ""),
             re.compile(rf"^systemctl is-active --quiet {re.escape(UNIT)}$"): is_active,
             f"test -e {systemd.owed_marker(UNIT)}": (1, "", ""),
-            f"systemctl start {UNIT}": (case.start_rc, "", FAILED_JOB if case.start_rc else ""),
+            f"systemctl start {UNIT}": start,
+            f"systemctl show --property=Result --value {UNIT}": (0, f"{case.result}\n", ""),
             f"rm -f {systemd.owed_marker(UNIT)}": (0, "", ""),
         }
     )
     result = run_on(make_nr(), HOST, ensure_service, unit=UNIT)
     assert result.failed is case.failed
+    assert next(starts, None) is None, "every start attempt the case expects was made"
     if case.failed:
         assert FAILED_JOB in str(result[0].exception)
     else:
