@@ -193,11 +193,17 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
 
 
 def new_run(
-    args: argparse.Namespace, runbook: str, argv: list[str], *, progress: bool = True
+    args: argparse.Namespace,
+    runbook: str,
+    argv: list[str],
+    *,
+    progress: bool = True,
+    progress_on_stderr: bool = False,
 ) -> Run:
     """A Run on the hosts the options select, with a progress display unless --quiet."""
     history.check_writable()  # before any host is touched: a run must be recordable
-    display = StepProgress(make_console()) if progress and not args.quiet else None
+    wanted = progress and not args.quiet
+    display = StepProgress(make_console(stderr=progress_on_stderr)) if wanted else None
     run = Run(
         load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=display
     )
