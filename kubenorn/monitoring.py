@@ -16,6 +16,11 @@ from kubenorn.findings import Finding, Status, severity, worst
 PLUGIN = "KUBENORN"
 
 
+def could_not_run_line() -> str:
+    """The verdict when verify could not judge at all (its error, on stderr, says why)."""
+    return f"{PLUGIN} UNKNOWN - could not run: see the error on stderr"
+
+
 def perfdata_label(name: str) -> str:
     """`name` as a perfdata label: `=` is not allowed (made `_`), a single quote is doubled,
     and a label with a space or a quote is single-quoted."""

@@ -15,7 +15,7 @@ from fake_cluster import deployed_fleet, forget
 from fakes import Fleet
 
 from kubenorn.findings import EXIT_CODES, Finding
-from kubenorn.monitoring import perfdata_label, status_line
+from kubenorn.monitoring import could_not_run_line, perfdata_label, status_line
 from runbooks import verify
 
 # Nagios plugin guidelines: `STATUS - text | 'label'=value[UOM];[warn];[crit];[min];[max] ...`
@@ -104,6 +104,31 @@ def test_a_problem_is_the_first_line_and_the_exit_code_in_every_mode(
     assert match.group(1) == "WARNING"
     assert match.group(3) == f"1 WARNING, {int(match.group(2)) - 1} OK"
     assert any(line.startswith("WARNING") and "kube.node02" in line for line in rest), out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--workers", "0"],  # argparse refuses it
+        ["--limit", "no-such-host"],  # refused once the inventory is read
+        ["-i", "/nonexistent/inventory"],  # no inventory to judge
+    ],
+)
+def test_a_verify_that_cannot_run_still_says_unknown_first_and_why_on_stderr(
+    deployed: tuple[Path, Fleet],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    inventory, _ = deployed
+    capsys.readouterr()
+    try:
+        code = verify.main(["-i", str(inventory), "--quiet", *argv])
+    except SystemExit as stop:
+        code = stop.code  # type: ignore[assignment]
+    captured = capsys.readouterr()
+    assert code == EXIT_CODES["UNKNOWN"]
+    assert captured.out.splitlines() == [could_not_run_line()]
+    assert captured.err.count("error: ") == 1, captured.err
 
 
 @pytest.mark.parametrize(
