@@ -99,6 +99,7 @@ class EtcdSettings:
     user: str
     cert_dir: str
     members: tuple[EtcdMember, ...]
+    disk_warn_free_percent: int = 20
     # Only from an imported legacy config: preflight compares it with the derived list.
     declared_initial_cluster: tuple[tuple[str, str], ...] | None = None
 
@@ -394,6 +395,7 @@ def _etcd(section: model.Etcd, hosts: tuple[Host, ...]) -> EtcdSettings:
         user=section.user,
         cert_dir=section.cert_dir,
         members=members,
+        disk_warn_free_percent=section.disk_warn_free_percent,
         declared_initial_cluster=section.initial_cluster,
     )
 

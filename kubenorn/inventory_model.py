@@ -209,6 +209,9 @@ Positive = Annotated[
     int,
     *_kind(_integer(1, 100_000), "a number", {"type": "integer", "minimum": 1, "maximum": 100000}),
 ]
+Percent = Annotated[
+    int, *_kind(_integer(1, 99), "a percentage", {"type": "integer", "minimum": 1, "maximum": 99})
+]
 Count = Annotated[
     int, *_kind(_integer(0, 2**31 - 1), "a whole number", {"type": "integer", "minimum": 0})
 ]
@@ -386,6 +389,8 @@ class Etcd(Section):
     election_timeout_ms: Positive | None = None
     log_level: Text | None = None
     snapshot_dir: AbsPath | None = None
+    # verify warns when the data directory's filesystem has less free space than this
+    disk_warn_free_percent: Percent = 20
     initial_cluster: InitialCluster | None = None  # only for an imported legacy config
 
 

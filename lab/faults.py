@@ -24,18 +24,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.etcd_client import Endpoint, EtcdUnavailable, endpoints
 from kubenorn.etcd_drill import Writer, leader_of, lost_writes
 from kubenorn.kill_point import KILL_AT_ENV
-from kubenorn.nornir_setup import REPO_ROOT
+from kubenorn.nornir_setup import REPO_ROOT, init_nornir
+from kubenorn.pki.builders import leaf_certificate
+from kubenorn.pki.placement import placements
+from kubenorn.pki.plan import certificates
+from kubenorn.pki.store import Store
 from lab.machine import Lab
-from runbooks import deploy, verify
+from runbooks import deploy, preflight, verify
 
 NOTICE_TIMEOUT = 60.0  # seconds verify may take to name a fault (a node goes NotReady in ~40 s)
 RECOVERY_TIMEOUT = 180.0
@@ -206,6 +212,96 @@ def etcd_member_partitioned(
     )
 
 
+# The member's data directory moved onto a small tmpfs, then filled (etcd's data is copied in
+# with etcd stopped). $1: the data directory; $2: bytes the tmpfs holds beyond the data.
+SMALL_DISK = r"""
+set -e
+data=$1 room=$2
+systemctl stop etcd.service
+mv -T -- "$data" "$data.fault-aside"
+mkdir -m 0700 -- "$data"
+size=$(( $(du -sb -- "$data.fault-aside" | cut -f1) + room ))
+mount -t tmpfs -o "size=$size,mode=0700" kubenorn-fault-disk "$data"
+cp -a -- "$data.fault-aside/." "$data/"
+chown etcd:etcd -- "$data"
+systemctl start etcd.service
+free=$(df -P -B1 -- "$data" | awk 'NR == 2 { print $4 }')
+fallocate -l $(( free - 1000000 )) -- "$data/kubenorn-fault-filler"
+"""
+# Back on the host's own disk, with what the member wrote meanwhile; $1: the data directory.
+BIG_DISK = r"""
+set -e
+data=$1
+systemctl stop etcd.service
+rm -f -- "$data/kubenorn-fault-filler"
+rm -rf -- "$data.fault-aside"
+mkdir -m 0700 -- "$data.fault-back"
+cp -a -- "$data/." "$data.fault-back/"
+umount -- "$data"
+rmdir -- "$data"
+mv -T -- "$data.fault-back" "$data"
+chown etcd:etcd -- "$data"
+systemctl reset-failed etcd.service
+systemctl start etcd.service
+"""
+FILL_VALUE = "x" * 900_000  # under etcd's 1.5 MiB request limit once base64'd
+
+
+def etcd_disk_full(lab: Lab, inventory: Path, victim: str = "kube.controller03") -> FaultRow:
+    """One member's data directory on a full filesystem, then ~40 MB written through another:
+    verify must name the member's disk; freeing the space must bring it back. The member's
+    data goes back to the host's own disk afterwards, with what it wrote meanwhile."""
+    cluster = load_cluster(inventory)
+    data_dir = init_nornir(inventory).inventory.hosts[victim]["etcd"]["data_dir"]
+    victim_url = next(m.client_url for m in cluster.etcd.members if m.host.name == victim)
+    writer = next(e for e in endpoints(cluster, timeout=10.0) if e.url != victim_url)
+    try:
+        lab.ssh(victim, ["sh", "-c", SMALL_DISK, "sh", data_dir, str(80_000_000)], timeout=120)
+        written = fill(writer, count=45)
+        code, named, noticed, findings = notice(inventory, victim)
+        freed = time.monotonic()
+        lab.ssh(victim, ["rm", "-f", f"{data_dir}/kubenorn-fault-filler"])
+        recovered = until_ok(inventory, timeout=90.0)
+        by = "freeing the space: no kubenorn action"
+        if recovered is None:  # systemd gave up restarting it: deploy starts what it manages
+            deploy.main(["-i", str(inventory), "--quiet"])
+            recovered, by = until_ok(inventory), "freeing the space, then deploy"
+        recovered_s = None if recovered is None else time.monotonic() - freed
+        survived = kept(writer, written)
+    finally:
+        lab.ssh(victim, ["sh", "-c", BIG_DISK, "sh", data_dir], timeout=180)
+        writer.delete_prefix("/kubenorn-fault/fill/")
+    assert until_ok(inventory) is not None, f"{victim}: not back on its own disk"
+    return FaultRow(
+        f"etcd data disk full on {victim}",
+        code,
+        named,
+        noticed,
+        f"0 of {written} acknowledged 0.9 MB writes" if survived else "ACKNOWLEDGED WRITES LOST",
+        by,
+        recovered_s,
+        findings,
+    )
+
+
+def fill(writer: Endpoint, count: int) -> int:
+    """Put `count` large values (through a member on a disk with room); how many were
+    acknowledged. A put refused while the cluster elects a new leader is not retried."""
+    written = 0
+    for number in range(count):
+        try:
+            writer.put(f"/kubenorn-fault/fill/{number:03d}", FILL_VALUE)
+            written += 1
+        except EtcdUnavailable:
+            time.sleep(1.0)
+    return written
+
+
+def kept(writer: Endpoint, written: int) -> bool:
+    """Whether at least the `written` acknowledged fill values are all still there."""
+    return len(writer.range_prefix("/kubenorn-fault/fill/")) >= written
+
+
 def node_partitioned(lab: Lab, inventory: Path, victim: str = "kube.node03") -> FaultRow:
     """A node cut off from every controller: verify names it, and it comes back on healing."""
     cluster = load_cluster(inventory)
@@ -320,6 +416,93 @@ def wrong_host_key(lab: Lab, inventory: Path, host: str = "kube.node02") -> Faul
     )
 
 
+# A certificate's validity moved, the clock left alone (the lab's hosts share the machine's):
+# the cluster CA signs it for the same subject, names and key, valid only in the past or only
+# from tomorrow on. Its `now` and lifetime in days.
+SHIFTS = {
+    "expired": (timedelta(days=-400), 30),
+    "not yet valid": (timedelta(days=2), 365),
+}
+
+
+def shifted_certificate(cluster: Cluster, name: str, shift: str) -> bytes:
+    """Certificate `name` of the state, issued again with its validity moved as SHIFTS says."""
+    store = Store(cluster.pki.dir)
+    spec = next(s for s in certificates(cluster) if s.name == name)
+    key, ca = store.load_key(name), store.load_cert(spec.signer or name)
+    ca_key = store.load_key(spec.signer or name)
+    assert key is not None and ca is not None and ca_key is not None, f"{name}: no state"
+    offset, days = SHIFTS[shift]
+    now = datetime.now(UTC) + offset
+    cert = leaf_certificate(spec, key.public_key(), ca, ca_key, days=days, now=now)
+    return cert.public_bytes(Encoding.PEM)
+
+
+def certificate_shifted_on_host(
+    lab: Lab, inventory: Path, shift: str, host: str = "kube.controller02"
+) -> FaultRow:
+    """The etcd server certificate on `host` expired (or not valid yet); etcd reads it at each
+    handshake, as when time passes. verify must name the host and the file; deploy puts the
+    state's certificate back."""
+    cluster = load_cluster(inventory)
+    name = f"etcd-server-{host}"
+    path = next(
+        p.path
+        for p in placements(cluster, cluster.host(host))
+        if p.kind == "cert" and p.source == name
+    )
+    pem = shifted_certificate(cluster, name, shift).decode()
+
+    def inject() -> None:
+        lab.ssh(host, ["sh", "-c", f"cat > {path}.fault && mv {path}.fault {path}"], stdin=pem)
+
+    return repaired_by_deploy(lab, inventory, f"{path} {shift} on {host}", host, inject)
+
+
+def certificate_shifted_in_state(
+    lab: Lab, inventory: Path, shift: str, host: str = "kube.node01"
+) -> FaultRow:
+    """`host`'s kubelet serving certificate in the PKI state (on the control machine) expired or not
+    valid yet: preflight must name the host and the file before any host is touched, and
+    deploy issues it again and distributes it."""
+    cluster = load_cluster(inventory)
+    name = f"kubelet-server-{host}"
+    store = Store(cluster.pki.dir)
+    path = store.cert_path(name)
+    original = path.read_bytes()
+    path.write_bytes(shifted_certificate(cluster, name, shift))
+    started = time.monotonic()
+    try:
+        code, findings = run_preflight(inventory)
+        noticed = time.monotonic() - started
+    finally:
+        deployed = deploy.main(["-i", str(inventory), "--quiet"])
+        if deployed != 0:  # never leave the shifted certificate for the next scenario
+            path.write_bytes(original)
+    repaired = time.monotonic()
+    recovered = until_ok(inventory)
+    named = naming(findings, host)
+    return FaultRow(
+        f"{path.name} in the PKI state {shift} ({host})",
+        code,
+        named,
+        noticed if named else None,
+        "-",
+        "deploy" if deployed == 0 else f"deploy (exit {deployed})",
+        None if recovered is None else time.monotonic() - repaired,
+        findings,
+    )
+
+
+def run_preflight(inventory: Path) -> tuple[int, list[dict[str, Any]]]:
+    """preflight's exit code and findings (from its JSON report)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "preflight.json"
+        code = preflight.main(["-i", str(inventory), "--json", str(report)])
+        findings = json.loads(report.read_text()).get("findings", []) if report.exists() else []
+    return code, findings
+
+
 # Where a deploy with work to do (every component's log level changed: etcd members and the
 # control plane restart one by one, the workers at once) is killed with SIGKILL: a point is a
 # step's name when it starts, `+SECONDS` into it, `file-rename` (between a file's temporary copy
@@ -399,10 +582,19 @@ def deploy_kills() -> dict[str, Callable[[Lab, Path], FaultRow]]:
 SCENARIOS: dict[str, Callable[[Lab, Path], FaultRow]] = {
     "etcd-leader-kill": etcd_leader_killed_under_writes,
     "etcd-partition": etcd_member_partitioned,
+    "etcd-disk-full": etcd_disk_full,
     "node-partition": node_partitioned,
     "apiserver-down": apiserver_stopped,
     "config-corrupted": component_config_corrupted,
     "wrong-host-key": wrong_host_key,
+    **{
+        f"cert-{where}-{shift.replace(' ', '-')}": functools.partial(scenario, shift=shift)
+        for where, scenario in (
+            ("host", certificate_shifted_on_host),
+            ("state", certificate_shifted_in_state),
+        )
+        for shift in SHIFTS
+    },
     "power-cycle": power_cycle,
     **deploy_kills(),
     "deploy-kill-random": deploy_killed_at_random,

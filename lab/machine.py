@@ -76,8 +76,11 @@ class Lab:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def up(self) -> None:
-        """Build what is missing, repair what is stale, boot what is down; idempotent."""
+    def up(self, extra: int = 0) -> None:
+        """Build what is missing, repair what is stale, boot what is down; idempotent. `extra`:
+        boot that many spare hosts (lab.yaml's extra_hosts) too, in no role group."""
+        if extra:
+            self.settings = self.settings.with_extras(extra)
         with self.locked():
             for change in kernel.ensure_sysctls(self.settings):
                 print(f"lab: set on the machine for the hosts' kubelets: {change}", flush=True)
@@ -112,15 +115,26 @@ class Lab:
         return kubebuild.ensure_version(version, self.settings.state_dir)
 
     def down(self, purge: bool = False) -> None:
-        """Stop every host, unmount, remove veths, bridge and server; `purge` drops host state."""
+        """Stop every host, unmount, remove veths, bridge and server; `purge` drops host state
+        (the extra hosts' always: they hold nothing worth keeping)."""
         with self.locked():
             for host in self.settings.hosts:
                 hosts.stop(self.settings, host)
                 hosts.stop_other_suites(self.settings, host)
-                if purge:
+                if purge or host in self.settings.extras:
                     sh(["rm", "-rf", "--", str(hosts.paths(self.settings, host).top)])
             aptrepo.stop_server(self.settings)
             network.remove_bridge(self.settings)
+            self.settings = self.settings.without_extras()
+
+    def remove_extras(self) -> None:
+        """Stop the extra hosts and drop their state; the inventory's hosts run on."""
+        with self.locked():
+            for host in self.settings.extras:
+                hosts.stop(self.settings, host)
+                sh(["rm", "-rf", "--", str(hosts.paths(self.settings, host).top)])
+            self.settings = self.settings.without_extras()
+            self._write_known_hosts()
 
     def status(self) -> list[HostStatus]:
         return [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,24 @@ class LabHost:
 
 
 @dataclass(frozen=True)
+class ExtraHosts:
+    """lab.yaml's extra_hosts: spare hosts PREFIX01, PREFIX02, ... from `first_address` on."""
+
+    prefix: str
+    first_address: ipaddress.IPv4Address
+    most: int
+
+    def hosts(self, count: int) -> tuple[LabHost, ...]:
+        """The first `count` spare hosts."""
+        if not 0 <= count <= self.most:
+            raise LabError(f"--extra {count}: the lab has room for 0 to {self.most} extra hosts")
+        return tuple(
+            LabHost(f"{self.prefix}{number:02d}", str(self.first_address + number - 1))
+            for number in range(1, count + 1)
+        )
+
+
+@dataclass(frozen=True)
 class LabSettings:
     bridge: str
     gateway: ipaddress.IPv4Interface
@@ -36,7 +54,7 @@ class LabSettings:
     extra_debs: Path
     boot_timeout: float
     inventory: Path
-    hosts: tuple[LabHost, ...]
+    hosts: tuple[LabHost, ...]  # the inventory's, then the extra hosts that have state
     # The Kubernetes version to build from the Go module; None where simulators stand in.
     kubernetes_build: str | None
     sysctl: dict[str, str]
@@ -44,6 +62,21 @@ class LabSettings:
     ssh_files: dict[str, Path]  # key_file, known_hosts: as the inventory names them
     images: tuple[dict[str, str], ...] = ()  # the inventory's kubernetes.images (name, archive)
     image_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by archive name
+    extra_hosts: ExtraHosts | None = None
+    extras: tuple[LabHost, ...] = ()  # the extra hosts among `hosts`
+
+    def with_extras(self, count: int) -> LabSettings:
+        """These settings with the first `count` extra hosts (and those already there)."""
+        if self.extra_hosts is None:
+            raise LabError("lab.yaml has no extra_hosts")
+        wanted = {h.name: h for h in (*self.extras, *self.extra_hosts.hosts(count))}
+        extras = tuple(sorted(wanted.values(), key=lambda h: h.name))
+        own = tuple(h for h in self.hosts if h not in self.extras)
+        return replace(self, hosts=own + extras, extras=extras)
+
+    def without_extras(self) -> LabSettings:
+        """These settings with the inventory's hosts only."""
+        return replace(self, hosts=tuple(h for h in self.hosts if h not in self.extras), extras=())
 
     @property
     def repo_url(self) -> str:
@@ -67,10 +100,19 @@ def load_settings(inventory: Path | None = None) -> LabSettings:
     inventory = (inventory or DEFAULT_INVENTORY).resolve()
     gateway = ipaddress.IPv4Interface(raw["gateway"])
     suite = suite_of(raw["suites"], inventory)
+    own = lab_hosts(inventory / "hosts.yaml", gateway)
+    spare = extra_hosts(raw["extra_hosts"], gateway, own)
+    state_dir = Path(raw["state_dir"])
+    # The extra hosts booted before (they have state) belong to the lab until `lab down`.
+    extras = tuple(
+        h
+        for h in spare.hosts(spare.most)
+        if (state_dir / "hosts" / suite["suite"] / h.name).is_dir()
+    )
     return LabSettings(
         bridge=raw["bridge"],
         gateway=gateway,
-        state_dir=Path(raw["state_dir"]),
+        state_dir=state_dir,
         suite=suite["suite"],
         include=tuple(raw["include"]),
         repo_port=int(raw["repo"]["port"]),
@@ -78,7 +120,7 @@ def load_settings(inventory: Path | None = None) -> LabSettings:
         extra_debs=LAB_DIR / raw["repo"]["extra_debs"],
         boot_timeout=float(raw["boot_timeout"]),
         inventory=inventory,
-        hosts=lab_hosts(inventory / "hosts.yaml", gateway),
+        hosts=own + extras,
         kubernetes_build=kubernetes_data(inventory)["kubernetes_version"]
         if suite["build_kubernetes"]
         else None,
@@ -87,7 +129,28 @@ def load_settings(inventory: Path | None = None) -> LabSettings:
         cgroup_controllers=tuple(raw["cgroup_controllers"]),
         images=inventory_images(inventory),
         image_recipes=suite.get("images") or {},
+        extra_hosts=spare,
+        extras=extras,
     )
+
+
+def extra_hosts(
+    raw: dict[str, Any], gateway: ipaddress.IPv4Interface, own: tuple[LabHost, ...]
+) -> ExtraHosts:
+    """lab.yaml's extra_hosts, every one of whose addresses is free on the lab network."""
+    spare = ExtraHosts(
+        str(raw["prefix"]), ipaddress.IPv4Address(raw["first_address"]), int(raw["most"])
+    )
+    taken = {ipaddress.ip_address(h.address) for h in own}
+    taken |= {gateway.ip, gateway.network.broadcast_address}
+    for host in spare.hosts(spare.most):
+        address = ipaddress.ip_address(host.address)
+        if address not in gateway.network or address in taken:
+            raise LabError(
+                f"lab.yaml: extra_hosts: {host.name} would be {address}, which is not a free "
+                f"host address on the lab network {gateway.network}"
+            )
+    return spare
 
 
 def suite_of(suites: dict[str, Any], inventory: Path) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The local lab: `python -m runbooks.lab up|down|status|ssh HOST [CMD...]`.
 
 up      build (once, cached) and boot the lab hosts; on a running lab, change nothing
+        (--extra N: also N spare hosts kube.extra01..N, sshd and systemd only, in no role
+        group, for tests and benchmarks that put them in an inventory copy)
 build   build (or reuse) the inventory's Kubernetes binaries from the Go module and package them
 down    stop every host and remove mounts, veths, the bridge and the apt server (--purge:
-        also the hosts' own state)
+        also the hosts' own state; the extra hosts' always)
 status  each host, its address, whether it runs and whether ssh answers (exit 1 if not all)
 ssh     a shell, or one command, on a lab host with the lab's key and known_hosts
 """
@@ -29,7 +31,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "-i", "--inventory", type=Path, help="lab inventory (default lab/inventory)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up")
+    up = commands.add_parser("up")
+    up.add_argument("--extra", type=int, default=0, metavar="N", help="also boot N spare hosts")
     commands.add_parser("build")
     down = commands.add_parser("down")
     down.add_argument("--purge", action="store_true", help="also delete the hosts' state")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         lab = Lab.load(args.inventory)
         if args.command == "up":
             started = time.monotonic()
-            lab.up()
+            lab.up(extra=args.extra)
             print(f"lab up: {len(lab.settings.hosts)} hosts in {time.monotonic() - started:.1f}s")
             return status(lab)
         if args.command == "build":

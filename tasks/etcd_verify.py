@@ -1,7 +1,8 @@
 """etcd verification: observe each member from its own host, then judge the cluster as a whole.
 
 Severity follows quorum: a member down while a quorum remains is a WARNING (the cluster
-serves), and CRITICAL once the remaining members cannot form a quorum.
+serves), and CRITICAL once the remaining members cannot form a quorum. A member's data disk
+is judged on its own: nearly full is a WARNING, too full for etcd to write is CRITICAL.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding, Status
 from tasks import etcdctl
 from tasks.etcd import UNIT, client_tls, member_of
-from tasks.etcdctl import EndpointStatus, Member
+from tasks.etcdctl import DiskSpace, EndpointStatus, Member
 from tasks.systemd import unit_state
 
 
@@ -29,6 +30,7 @@ class MemberView:
     error: str = ""
     status: EndpointStatus | None = None
     members: list[Member] = field(default_factory=list)
+    disk: DiskSpace | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -40,7 +42,8 @@ def observe_etcd_member(task: Task, *, cluster: Cluster) -> Result:
     tls = client_tls(cluster, member.host)
     view = MemberView(task.host.name)
     _, view.active = unit_state(task, UNIT)
-    seen = etcdctl.observe(task, tls, member.client_url)
+    seen = etcdctl.observe(task, tls, member.client_url, task.host["etcd"]["data_dir"])
+    view.disk = seen.disk
     view.healthy = bool(seen.health) and all(h.healthy for h in seen.health)
     view.error = "; ".join(h.error for h in seen.health if h.error)
     if view.healthy:
@@ -63,8 +66,10 @@ def judge_etcd(
     the cluster-wide checks (quorum, leader, member list) need every member in it.
     """
     everyone = [m.host.name for m in cluster.etcd.members]
+    warn = cluster.etcd.disk_warn_free_percent
+    disks = [_disk(v, v.disk, warn) for v in views.values() if v.disk is not None]
     if selected is not None and not set(everyone) <= selected:
-        return _judge_limited(everyone, views, selected)
+        return _judge_limited(everyone, views, selected) + disks
     names = everyone
     views = {
         n: views.get(n) or MemberView(n, False, error="not checked in this run") for n in names
@@ -91,7 +96,7 @@ def judge_etcd(
     )
     findings += _leader(views, healthy)
     findings += _membership(cluster, views, healthy)
-    return findings
+    return findings + disks
 
 
 def _judge_limited(
@@ -144,6 +149,25 @@ def _member(view: MemberView, severity: Status) -> list[Finding]:
             )
         )
     return found
+
+
+# etcd preallocates each write-ahead-log segment at 64 MB: with less free space than that its
+# next segment cannot be made, and the member stops at its next write.
+WAL_SEGMENT_BYTES = 64_000_000
+
+
+def _disk(view: MemberView, disk: DiskSpace, warn_free_percent: int) -> Finding:
+    """The member's data directory: enough free space, nearly full (WARNING), or too full for
+    etcd to write (CRITICAL), whatever etcd itself says."""
+    free = f"{disk.available / 2**20:.0f} MiB free of {disk.size / 2**20:.0f} MiB"
+    detail = f"{disk.path}: {free} ({disk.free_percent:.0f}%)"
+    if disk.available < WAL_SEGMENT_BYTES:
+        detail += ": too little for etcd's next 64 MB WAL segment (free space, then see README)"
+        return Finding("etcd.disk", view.host, "CRITICAL", detail)
+    if disk.free_percent < warn_free_percent:
+        detail += f": under {warn_free_percent}% (etcd.disk_warn_free_percent)"
+        return Finding("etcd.disk", view.host, "WARNING", detail)
+    return Finding("etcd.disk", view.host, "OK", detail)
 
 
 def _leader(views: dict[str, MemberView], healthy: list[str]) -> list[Finding]:

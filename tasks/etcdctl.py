@@ -43,6 +43,19 @@ class EndpointStatus:
 
 
 @dataclass(frozen=True)
+class DiskSpace:
+    """The filesystem holding a member's data directory, as df saw it, in bytes."""
+
+    path: str
+    size: int
+    available: int
+
+    @property
+    def free_percent(self) -> float:
+        return 100.0 * self.available / self.size if self.size else 0.0
+
+
+@dataclass(frozen=True)
 class Member:
     member_id: int
     name: str
@@ -106,6 +119,16 @@ def parse_members(output: str) -> list[Member]:
     ]
 
 
+def parse_df(output: str, path: str) -> DiskSpace | None:
+    """`df -P -B1 PATH` output: the size and available bytes; None when it said nothing usable."""
+    lines = output.splitlines()
+    fields = lines[-1].split() if len(lines) >= 2 else []
+    try:
+        return DiskSpace(path, int(fields[1]), int(fields[3]))
+    except (IndexError, ValueError):
+        return None
+
+
 def health(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[EndpointHealth]:
     """Health of each endpoint, asked from this host (exit 1 just means some are unhealthy)."""
     command = etcdctl_command(tls, endpoints, "endpoint", "health")
@@ -130,10 +153,13 @@ def members(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[Member
     return parse_members(run(task, command, sudo=True).stdout)
 
 
-# $@: the etcdctl command line up to its action. Per action a line "== kubenorn-etcd ACTION RC",
-# its output, a line "== kubenorn-etcd-stderr", what it said on stderr; status and the member
-# list only when the endpoint answered healthy.
+# $1: the data directory; then the etcdctl command line up to its action. Per action a line
+# "== kubenorn-etcd ACTION RC", its output, a line "== kubenorn-etcd-stderr", what it said on
+# stderr. The data directory's free space first (what a member that cannot write lacks); status
+# and the member list only when the endpoint answered healthy.
 OBSERVE = r"""
+data=$1
+shift
 err=$(mktemp) || exit 1
 trap 'rm -f "$err"' EXIT
 ask() {
@@ -143,6 +169,7 @@ ask() {
   cat "$err"
   return "$rc"
 }
+action=disk; ask df -P -B1 -- "$data"
 action=health; ask "$@" endpoint health || exit 0
 action=status; ask "$@" endpoint status
 action=members; ask "$@" member list
@@ -152,16 +179,18 @@ exit 0
 
 @dataclass(frozen=True)
 class Observation:
-    """One member's health, status and member list, as one command saw them."""
+    """One member's data disk, health, status and member list, as one command saw them."""
 
+    disk: DiskSpace | None
     health: list[EndpointHealth]
     status: list[EndpointStatus]
     members: list[Member]
 
 
-def observe(task: Task, tls: ClientTls, endpoint: str) -> Observation:
-    """Health of `endpoint`; when healthy, its status and the member list: one command."""
-    argv = ["sh", "-c", OBSERVE, "sh", *etcdctl_command(tls, [endpoint])]
+def observe(task: Task, tls: ClientTls, endpoint: str, data_dir: str) -> Observation:
+    """`data_dir`'s free space, health of `endpoint`; when healthy, its status and the member
+    list: one command."""
+    argv = ["sh", "-c", OBSERVE, "sh", data_dir, *etcdctl_command(tls, [endpoint])]
     output = run(task, argv, sudo=True, timeout=30).stdout  # root's 0600 client key
     sections: dict[str, tuple[str, str]] = {}
     for part in output.split("== kubenorn-etcd ")[1:]:
@@ -177,4 +206,5 @@ def observe(task: Task, tls: ClientTls, endpoint: str) -> Observation:
         health = [EndpointHealth(endpoint, False, reason)]
     status = parse_status(sections.get("status", ("", ""))[0])
     members = parse_members(sections.get("members", ("", ""))[0])
-    return Observation(health, status, members)
+    disk = parse_df(sections.get("disk", ("", ""))[0], data_dir)
+    return Observation(disk, health, status, members)

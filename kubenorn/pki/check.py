@@ -28,11 +28,10 @@ _EKU_NAMES = {
 
 @dataclass(frozen=True)
 class Material:
-    """What was found for one certificate: the certificate, its key, the key file's mode."""
+    """What was found for one certificate: the certificate and its key."""
 
     cert: x509.Certificate | None
     key: keys.PrivateKey | None
-    key_mode: int | None = None  # None: not known (not checked)
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,6 @@ def certificate_findings(
         for check in checks or CHECKS
         if (r := check(spec, material.cert, material.key, ca, context)) is not None
     ]
-    if mode := mode_problem(material.key_mode):
-        found.append(("pki.key_mode", mode[0], mode[1]))
     if found:
         return [
             Finding(name, context.host, status, f"{label}: {detail}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cryptography import x509
 
@@ -65,11 +67,21 @@ def _certificate(
         material = Material(
             store.load_cert(spec.name),
             store.load_key(spec.name, validate=False),  # compared with the certificate only
-            store.mode(store.key_path(spec.name)),
         )
     except PkiError as error:
         return [Finding("pki.present", context.host, "CRITICAL", f"{spec.name}: {error}")]
-    return certificate_findings(spec, material, ca, context)
+    findings = certificate_findings(
+        spec, material, ca, context, _label(store, store.cert_path, spec.name)
+    )
+    if mode := mode_problem(store.mode(store.key_path(spec.name))):
+        detail = f"{_label(store, store.key_path, spec.name)}: {mode[1]}"
+        findings.append(Finding("pki.key_mode", context.host, mode[0], detail))
+    return findings
+
+
+def _label(store: Store, path_of: Callable[[str], Path], name: str) -> str:
+    """A state file as findings name it (.pki/NAME.crt): the one to look at, or to remove."""
+    return str(path_of(name).relative_to(store.root.parent))
 
 
 def _service_account(store: Store) -> list[Finding]:

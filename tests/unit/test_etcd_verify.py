@@ -10,7 +10,14 @@ from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.findings import exit_code
 from kubenorn.nornir_setup import REPO_ROOT
 from tasks.etcd_verify import MemberView, judge_etcd, member_severity
-from tasks.etcdctl import EndpointStatus, Member, parse_health, parse_members, parse_status
+from tasks.etcdctl import (
+    EndpointStatus,
+    Member,
+    parse_df,
+    parse_health,
+    parse_members,
+    parse_status,
+)
 
 IDS = {"kube.controller01": 0x11, "kube.controller02": 0x12, "kube.controller03": 0x13}
 
@@ -156,3 +163,39 @@ def test_a_member_list_unlike_the_inventory_is_critical(cluster: Cluster) -> Non
 )
 def test_member_severity_follows_quorum(healthy: int, total: int, status: str) -> None:
     assert member_severity(healthy, total) == status
+
+
+MIB = 2**20
+DF = (
+    "Filesystem     1B-blocks      Used Available Capacity Mounted on\n"
+    "tmpfs          {size} {used} {available}      99% /var/lib/etcd/kubenorn\n"
+)
+# available MiB of a 1000 MiB filesystem -> the etcd.disk status (lab: warn under 20% free)
+DISK_CASES = {
+    "plenty free": (500, "OK"),
+    "nearly full": (150, "WARNING"),
+    "less than a WAL segment (64 MB)": (60, "CRITICAL"),
+    "full": (0, "CRITICAL"),
+}
+
+
+@pytest.mark.parametrize("case", DISK_CASES.values(), ids=DISK_CASES.keys())
+def test_a_members_data_disk_is_judged_on_its_free_space(
+    cluster: Cluster, case: tuple[int, str]
+) -> None:
+    available, status = case
+    size = 1000 * MIB
+    output = DF.format(size=size, used=size - available * MIB, available=available * MIB)
+    disk = parse_df(output, "/var/lib/etcd/kubenorn")
+    assert disk is not None and disk.available == available * MIB
+    views = healthy_views(cluster)
+    views["kube.controller02"].disk = disk
+    [finding] = [f for f in judge_etcd(cluster, views) if f.check == "etcd.disk"]
+    assert (finding.host, finding.status) == ("kube.controller02", status)
+    assert finding.detail.startswith(f"/var/lib/etcd/kubenorn: {available} MiB free of 1000 MiB")
+
+
+def test_a_df_that_said_nothing_usable_gives_no_disk_finding(cluster: Cluster) -> None:
+    assert parse_df("df: /var/lib/etcd/kubenorn: No such file or directory\n", "/x") is None
+    assert parse_df("", "/x") is None
+    assert not [f for f in judge_etcd(cluster, healthy_views(cluster)) if f.check == "etcd.disk"]

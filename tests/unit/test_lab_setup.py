@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from lab.kubebuild import (
     staging_replacements,
     wrapper_go_mod,
 )
-from lab.settings import LabError, debian_mirror, load_settings, ssh_files
+from lab.settings import LabError, LabHost, debian_mirror, extra_hosts, load_settings, ssh_files
 
 RELEASE_GO_MOD = """module k8s.io/kubernetes
 
@@ -224,3 +225,29 @@ def test_a_cgroup_that_stays_busy_is_an_error_naming_it(tmp_path: Path) -> None:
     (directory / "cgroup.procs").write_text("4242")
     with pytest.raises(LabError, match="memory/kube.node01 cannot be removed"):
         remove_host_cgroups({"memory": directory}, timeout=0.2)
+
+
+def test_extra_hosts_follow_the_inventorys_on_free_addresses() -> None:
+    settings = load_settings(REPO_ROOT / "lab" / "inventory").without_extras()
+    own = settings.hosts
+    grown = settings.with_extras(2)
+    assert grown.hosts[: len(own)] == own
+    assert grown.extras == (
+        LabHost("kube.extra01", "10.240.0.101"),
+        LabHost("kube.extra02", "10.240.0.102"),
+    )
+    assert grown.with_extras(1).extras == grown.extras  # those there stay
+    assert grown.without_extras().hosts == own
+    with pytest.raises(LabError, match="room for 0 to 100 extra hosts"):
+        settings.with_extras(101)
+
+
+def test_extra_hosts_on_an_inventory_hosts_address_are_refused() -> None:
+    gateway = IPv4Interface("10.240.0.1/24")
+    own = (LabHost("kube.node01", "10.240.0.102"),)
+    raw = {"prefix": "kube.extra", "first_address": "10.240.0.101", "most": 3}
+    with pytest.raises(LabError, match=r"kube\.extra02 would be 10\.240\.0\.102"):
+        extra_hosts(raw, gateway, own)
+    beyond = {**raw, "first_address": "10.240.0.254"}
+    with pytest.raises(LabError, match="not a free host address"):
+        extra_hosts(beyond, gateway, ())

@@ -77,7 +77,7 @@ def test_peer_certificate_without_its_own_address(inventory: Path) -> None:
     write_cert(pki, name, leaf.sign(load_authority(pki, "etcd-ca"), read_key(pki, name)))
     findings = check(inventory)
     assert bad(findings) == [("pki.san", "kube.controller02", "CRITICAL")]
-    assert detail(findings, "pki.san") == f"{name}: SAN missing for 10.99.0.12"
+    assert detail(findings, "pki.san") == f".pki/{name}.crt: SAN missing for 10.99.0.12"
 
 
 def test_client_only_eku_on_a_server_certificate(inventory: Path) -> None:
@@ -113,8 +113,8 @@ def test_expired_and_not_yet_valid(inventory: Path) -> None:
     write_cert(pki, "kube-scheduler", future.sign(ca, read_key(pki, "kube-scheduler")))
     findings = [f for f in check(inventory) if f.check == "pki.expiry"]
     assert [f.status for f in findings] == ["CRITICAL", "CRITICAL"]
-    assert findings[0].detail.startswith("admin: expired on ")
-    assert findings[1].detail.startswith("kube-scheduler: not valid before ")
+    assert findings[0].detail.startswith(".pki/admin.crt: expired on ")
+    assert findings[1].detail.startswith(".pki/kube-scheduler.crt: not valid before ")
 
 
 def test_expiring_soon_is_a_warning_with_configurable_days(inventory: Path) -> None:
@@ -128,7 +128,7 @@ def test_expiring_soon_is_a_warning_with_configurable_days(inventory: Path) -> N
         ("pki.expiry", "WARNING"),
         ("pki.kubeconfig", "CRITICAL"),
     ]
-    assert findings[0].detail.startswith("kube-proxy: expires in 10 days")
+    assert findings[0].detail.startswith(".pki/kube-proxy.crt: expires in 10 days")
     init(load_cluster(inventory))  # refresh the kubeconfig; the certificate is still valid
     assert exit_code(check(inventory)) == 1
     assert main(["-i", str(inventory), "check"]) == 1
@@ -177,8 +177,8 @@ def test_key_files_more_open_than_0600(inventory: Path) -> None:
     findings = [f for f in check(inventory) if f.check in ("pki.key_mode", "pki.kubeconfig")]
     statuses = {f.detail.split(":")[0]: f.status for f in findings if not f.ok}
     assert statuses == {
-        "admin": "CRITICAL",
-        "kube-proxy": "WARNING",
+        ".pki/admin.key": "CRITICAL",
+        ".pki/kube-proxy.key": "WARNING",
         "kubeconfigs/admin": "CRITICAL",
     }
 
