@@ -167,8 +167,8 @@ def retry_failed(runbook: str, wanted: str) -> int:
     if run_id is None or run_id not in runs:
         raise UsageError(f"--retry-failed: no run {run_id or 'of ' + runbook} in the history")
     failed = sorted({r["host"] for r in history.records_of(run_id) if r["status"] == "failed"})
-    if not failed:
-        print(f"run {run_id} had no failed host: nothing to retry")
+    if not failed:  # notes on stderr: standard output is the runbook's (verify's verdict)
+        print(f"run {run_id} had no failed host: nothing to retry", file=sys.stderr)
         return EXIT_OK
     recorded: list[str] = json.loads(runs[run_id]["argv"])
     # After `--` comes an ad-hoc command (runbooks.run), not options.
@@ -176,7 +176,7 @@ def retry_failed(runbook: str, wanted: str) -> int:
     options = without_options(recorded[:split], ("-l", "--limit", "--retry-failed"))
     module = f"runbooks.{runs[run_id]['runbook']}"
     command = [sys.executable, "-m", module, *options, "--limit", *failed, *recorded[split:]]
-    print(f"retrying {', '.join(failed)} from run {run_id}")
+    print(f"retrying {', '.join(failed)} from run {run_id}", file=sys.stderr)
     return subprocess.run(command, check=False).returncode
 
 
@@ -193,11 +193,17 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
 
 
 def new_run(
-    args: argparse.Namespace, runbook: str, argv: list[str], *, progress: bool = True
+    args: argparse.Namespace,
+    runbook: str,
+    argv: list[str],
+    *,
+    progress: bool = True,
+    progress_on_stderr: bool = False,
 ) -> Run:
     """A Run on the hosts the options select, with a progress display unless --quiet."""
     history.check_writable()  # before any host is touched: a run must be recordable
-    display = StepProgress(make_console()) if progress and not args.quiet else None
+    wanted = progress and not args.quiet
+    display = StepProgress(make_console(stderr=progress_on_stderr)) if wanted else None
     run = Run(
         load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=display
     )
@@ -265,19 +271,23 @@ def finish(
     return exit_code
 
 
+# What stops a runbook before it can do its work: one message, exit 3.
+COULD_NOT_RUN: tuple[type[Exception], ...] = (
+    InventoryError,
+    UsageError,
+    AlreadyRunning,
+    ClusterError,
+    PkiError,
+    ImageArchiveError,
+    history.HistoryError,
+)
+
+
 def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> int:
     """Run a runbook body, turning bad input and Ctrl-C into a message and an exit code."""
     try:
         return body(sys.argv[1:] if argv is None else argv)
-    except (
-        InventoryError,
-        UsageError,
-        AlreadyRunning,
-        ClusterError,
-        PkiError,
-        ImageArchiveError,
-        history.HistoryError,
-    ) as error:
+    except COULD_NOT_RUN as error:
         error_message(str(error))
         return EXIT_UNKNOWN
     except RunInterrupted as stop:

@@ -39,6 +39,11 @@ class Finding:
         return self.status == "OK"
 
 
+def severity(status: Status) -> int:
+    """How bad `status` is, for ordering: CRITICAL, then UNKNOWN, WARNING, OK."""
+    return _RANK[status]
+
+
 def worst(findings: Iterable[Finding]) -> Status:
     """The most severe status among `findings` (OK when there are none)."""
     return max((f.status for f in findings), key=_RANK.__getitem__, default="OK")
@@ -66,7 +71,15 @@ STYLES: dict[Status, str] = {
 def print_findings(
     findings: list[Finding], console: Console, *, title: str, verbose: bool = False
 ) -> None:
-    """The problems (every finding when `verbose`), one aligned line each, then the counts.
+    """The problems (every finding when `verbose`), one aligned line each, then the counts."""
+    print_finding_lines(findings, console, verbose=verbose)
+    counts = {status: sum(1 for f in findings if f.status == status) for status in EXIT_CODES}
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    console.print(f"{title}: {worst(findings)} ({summary or 'nothing checked'})", soft_wrap=True)
+
+
+def print_finding_lines(findings: list[Finding], console: Console, *, verbose: bool) -> None:
+    """The problems (every finding when `verbose`), one aligned line each.
 
     Plain lines rather than a table: cron mail and CI logs keep them whole and greppable.
     """
@@ -77,9 +90,6 @@ def print_findings(
         status = f"[{STYLES[f.status]}]{f.status:<8}[/]"
         line = f"{f.host:<{host_width}}  {f.check:<{check_width}}  {f.detail}"
         console.print(f"{status} {for_console(line)}", soft_wrap=True)
-    counts = {status: sum(1 for f in findings if f.status == status) for status in EXIT_CODES}
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    console.print(f"{title}: {worst(findings)} ({summary or 'nothing checked'})", soft_wrap=True)
 
 
 def print_problems(console: Console, problems: list[Finding]) -> None:

@@ -36,13 +36,16 @@ def captured_output(file: IO[str]) -> Iterator[None]:
         _capture.reset(token)
 
 
-def make_console() -> Console:
+def make_console(*, stderr: bool = False) -> Console:
     """The console every runbook prints to: terminal width on a TTY; otherwise plain (no
-    colours) and never cutting a host name or a message."""
-    if (file := _capture.get()) is not None:
+    colours) and never cutting a host name or a message. `stderr` for what must stay off
+    standard output (verify's progress: a monitoring plugin's first line is its verdict)."""
+    if (file := _capture.get()) is not None and not stderr:
         return Console(file=file, highlight=False, width=PLAIN_WIDTH, force_jupyter=False)
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=PLAIN_WIDTH)
+    console = Console(highlight=False, stderr=stderr)
+    if console.is_terminal:
+        return console
+    return Console(highlight=False, width=PLAIN_WIDTH, stderr=stderr)
 
 
 STYLES = {"ok": "green", "changed": "yellow", "failed": "bold red", "skipped": "dim"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Run:
         self.processors: list[Processor] = [self.collector, *([progress] if progress else [])]
         self.failed: set[str] = set()
         self.steps: list[str] = []
+        self.step_seconds: dict[str, float] = {}  # each step's wall time (summed if repeated)
+        self._started = time.monotonic()
         self.findings: list[dict[str, Any]] = []
 
     @property
@@ -80,6 +83,26 @@ class Run:
         """
         self.steps.append(name)
         kill_point.reached(name)
+        started = time.monotonic()
+        try:
+            return self._step(name, task, only, serial, even_failed, kwargs)
+        finally:
+            elapsed = time.monotonic() - started
+            self.step_seconds[name] = self.step_seconds.get(name, 0.0) + elapsed
+
+    def elapsed(self) -> float:
+        """Seconds of wall time since the run began."""
+        return time.monotonic() - self._started
+
+    def _step(
+        self,
+        name: str,
+        task: Callable[..., Any],
+        only: Callable[[Host], bool] | None,
+        serial: bool,
+        even_failed: bool,
+        kwargs: dict[str, Any],
+    ) -> AggregatedResult:
         wanted = [h for h in self.nr.inventory.hosts.values() if only is None or only(h)]
         active = [h.name for h in wanted if even_failed or h.name not in self.failed]
         for host in wanted:

@@ -99,7 +99,9 @@ def cron(argv: list[str]) -> int:
     parser.add_argument("-i", "--inventory", type=Path, help="inventory to verify")
     parser.add_argument("--schedule", default="*/10 * * * *", help="cron schedule")
     parser.add_argument("--user", default="root", help="the user cron runs verify as")
-    parser.add_argument("--cron-file", type=Path, default=CRON_FILE)
+    parser.add_argument(
+        "--cron-file", type=Path, default=CRON_FILE, metavar="FILE", help=f"default {CRON_FILE}"
+    )
     args = parser.parse_args(argv)
     if args.action == "remove":
         existed = args.cron_file.exists()

@@ -1,7 +1,12 @@
 """Verify the cluster: `python -m runbooks.verify -i INVENTORY [--limit ...] [--quiet]`.
 
-Exit codes follow the monitoring-plugin convention: 0 OK, 1 WARNING (for example one etcd
-member of three down, quorum kept), 2 CRITICAL (quorum lost), 3 UNKNOWN (could not verify).
+A monitoring plugin (Nagios, Icinga, Sensu): the first line of its output is the verdict with
+performance data (`KUBENORN OK - 128 checks (128 OK) | duration=12.34s;; hosts=6;; ...`), then
+the problems (every finding with --verbose); progress goes to stderr. --quiet prints nothing
+when all is OK. When verify cannot run at all, that line is `KUBENORN UNKNOWN - could not run:
+see the error on stderr`, and the error is there. Exit codes: 0 OK, 1 WARNING (for example one
+etcd member of three down, quorum kept), 2 CRITICAL (quorum lost), 3 UNKNOWN (could not
+verify), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from nornir.core.task import AggregatedResult, MultiResult
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
-from kubenorn.findings import EXIT_CODES, Finding, print_findings, worst
+from kubenorn.findings import EXIT_CODES, Finding, print_finding_lines, worst
 from kubenorn.lock import exclusive
+from kubenorn.monitoring import could_not_run_line, status_line
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.run import Run
@@ -94,6 +100,19 @@ def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
 
 
 def verify(argv: list[str]) -> int:
+    """Verify; when it cannot run at all, the UNKNOWN verdict line all the same."""
+    try:
+        return verify_cluster(argv)
+    except SystemExit as stop:  # argparse: --help (0), or a usage error (3)
+        if stop.code == EXIT_CODES["UNKNOWN"]:
+            print(could_not_run_line())
+        raise
+    except cli.COULD_NOT_RUN:
+        print(could_not_run_line())
+        raise
+
+
+def verify_cluster(argv: list[str]) -> int:
     parser = cli.parser(__doc__ or "")
     parser.add_argument(
         "--no-smoke-test",
@@ -109,6 +128,7 @@ def verify(argv: list[str]) -> int:
         cluster = load_cluster(inventory)
     except ClusterError as error:
         cli.error_message(f"inventory {inventory} is not usable (UNKNOWN):\n{error}")
+        print(could_not_run_line())
         return EXIT_CODES["UNKNOWN"]
     with exclusive("verify", inventory):
         return verify_locked(args, argv, cluster)
@@ -192,7 +212,7 @@ def smoke_test(
 
 def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     digests = image_digests(cluster)
-    run = cli.new_run(args, "verify", argv)
+    run = cli.new_run(args, "verify", argv, progress_on_stderr=True)
     host_state.enable(run.nr)  # each host read in one survey, judged here
     etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     certs = run.step("certificates", check_deployed_certificates)
@@ -222,7 +242,11 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     code = EXIT_CODES[worst(findings)]
     console = make_console()
     if not (args.quiet and code == 0):
-        print_findings(findings, console, title="verify", verbose=args.verbose)
+        line = status_line(
+            findings, duration=run.elapsed(), hosts=len(run.hosts), steps=run.step_seconds
+        )
+        console.print(line, markup=False, soft_wrap=True)
+        print_finding_lines(findings, console, verbose=args.verbose)
     # Findings say it all; the hosts x steps table only when asked to be verbose.
     return cli.finish(run, args, code, console, summary=args.verbose)
 

@@ -65,6 +65,14 @@ def warnings(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("WARNING")]
 
 
+def verdict(out: str) -> str:
+    """The status word of verify's first line, the monitoring plugin's verdict
+    (`KUBENORN WARNING - 118 checks (2 WARNING, 116 OK) | duration=...`)."""
+    first = out.splitlines()[0] if out else ""
+    assert first.startswith("KUBENORN ") and " checks (" in first and " | " in first, out[:2000]
+    return first.split()[1]
+
+
 def admin_kubectl(lab, *args: str, host: str = "kube.controller01") -> str:  # noqa: ANN001
     """`kubectl ARGS` on a controller as the cluster admin; its output (it must succeed)."""
     argv = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.kubeconfig", *args]

@@ -15,6 +15,7 @@ from lab_support import (
     changed_records,
     inventory_with,
     main_pids,
+    verdict,
     verifies_ok_within,
     warnings,
 )
@@ -125,8 +126,11 @@ def test_a_stopped_runtime_fails_verify_naming_the_node_and_check(
 ) -> None:
     lab.ssh("kube.node02", ["systemctl", "stop", "containerd"])
     try:
+        capsys.readouterr()
         assert verify.main(["-i", str(cluster), "--quiet"]) == 1
-        problems = warnings(capsys.readouterr().out)
+        out = capsys.readouterr().out
+        assert verdict(out) == "WARNING"
+        problems = warnings(out)
         assert problems and all("kube.node02" in line for line in problems), problems
         assert any("runtime" in line for line in problems), problems
     finally:
@@ -141,8 +145,11 @@ def test_one_apiserver_down_is_a_warning_while_the_load_balancer_serves(
 ) -> None:
     lab.ssh("kube.controller03", ["systemctl", "stop", "kube-apiserver"])
     try:
+        capsys.readouterr()
         assert verify.main(["-i", str(cluster), "--quiet"]) == 1
-        problems = warnings(capsys.readouterr().out)
+        out = capsys.readouterr().out
+        assert verdict(out) == "WARNING"
+        problems = warnings(out)
         assert problems and all("kube.controller03" in line for line in problems), problems
         assert any("kube-apiserver" in line for line in problems), problems
         for node in NODES:

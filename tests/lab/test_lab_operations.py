@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from lab_support import verdict
 
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import REPO_ROOT
@@ -107,8 +108,10 @@ def test_drift_from_the_rendered_configuration_is_a_warning_naming_the_file(
     original = lab.ssh("kube.controller02", ["cat", conf]).stdout
     lab.ssh("kube.controller02", ["sh", "-c", f"echo '# edited by hand' >> {conf}"])
     try:
+        capsys.readouterr()
         assert verify.main(["-i", str(deployed), "--quiet"]) == 1
         out = capsys.readouterr().out
+        assert verdict(out) == "WARNING"
         assert "kube.controller02  drift" in out and conf in out
         assert lab.ssh("kube.controller02", ["tail", "-1", conf]).stdout == "# edited by hand\n"
     finally:

@@ -22,6 +22,7 @@ from lab_support import (
     changed_records,
     inventory_with,
     main_pids,
+    verdict,
     verifies_ok_within,
     warnings,
 )
@@ -91,7 +92,9 @@ def test_a_stopped_docker_is_named_by_verify(
     try:
         capsys.readouterr()
         assert verify.main(["-i", str(reference), "--quiet"]) == 1
-        problems = warnings(capsys.readouterr().out)
+        out = capsys.readouterr().out
+        assert verdict(out) == "WARNING"
+        problems = warnings(out)
         assert problems and all("kube.node02" in line for line in problems), problems
     finally:
         lab.ssh("kube.node02", ["systemctl", "start", "docker"])

@@ -419,3 +419,16 @@ def no_network() -> Iterator[None]:
         yield
     finally:
         tasks.kube_verify.kubelet_anonymous, socket.create_connection = saved  # type: ignore[assignment]
+
+
+@contextmanager
+def deployed_fleet(directory: Path, *, nodes: int = 3) -> Iterator[tuple[Path, Fleet]]:
+    """3 controllers and `nodes` nodes after one deploy (files in place, all healthy), served
+    with no network until the block ends."""
+    from runbooks import deploy
+
+    inventory = write_inventory(directory / "inventory", nodes=nodes)
+    fleet = healthy_fleet(inventory)
+    with serving(fleet), no_network():
+        assert deploy.main(["-i", str(inventory), "--quiet"]) == 0, "the first deploy settles"
+        yield inventory, fleet

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_cluster import forget, healthy_fleet, no_network, round_trips, serving, write_inventory
+from fake_cluster import deployed_fleet, forget, round_trips
 from fakes import Fleet
 
 from runbooks import deploy, verify
@@ -23,11 +23,8 @@ DEPLOY_TARGET = 15
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Fleet]]:
     """Six fake hosts (3 controllers, 3 nodes) after one deploy: files in place, all healthy."""
-    inventory = write_inventory(tmp_path_factory.mktemp("round-trips") / "inventory", nodes=3)
-    fleet = healthy_fleet(inventory)
-    with serving(fleet), no_network():
-        assert deploy.main(["-i", str(inventory), "--quiet"]) == 0, "the first deploy settles"
-        yield inventory, fleet
+    with deployed_fleet(tmp_path_factory.mktemp("round-trips")) as settled:
+        yield settled
 
 
 def per_host(fleet: Fleet) -> dict[str, int]:
