@@ -33,6 +33,16 @@ DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"
 CNI_DIR = "/etc/cni/net.d"
 CNI_CONFIG = f"{CNI_DIR}/10-kubenorn.conflist"
 CNI_BRIDGE = "cni0"
+# config.toml sets no `root`: containerd keeps images, snapshots and containers in its default.
+CONTAINERD_ROOT = "/var/lib/containerd"
+DOCKER_ROOT = "/var/lib/docker"  # dockerd's default data-root
+
+
+def runtime_state_dir(kind: str, settings: dict[str, Any]) -> str:
+    """Where the runtime keeps its images and containers (docker: daemon.json's data-root)."""
+    if kind == "docker":
+        return str(settings["docker"]["daemon"].get("data-root", DOCKER_ROOT))
+    return CONTAINERD_ROOT
 
 
 def runtime_settings(task: Task) -> tuple[str, dict[str, Any]]:
