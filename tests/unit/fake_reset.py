@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import copy
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fake_cluster import ANYTHING, HealthyHost, forget, no_network, serving
+import pytest
+from fake_cluster import ANYTHING, HealthyHost, forget, no_network, serving, write_inventory
 from fakes import FakeFile, FakeHost, Fleet, Reply
 
 from kubenorn.cluster import load_cluster
@@ -165,8 +167,9 @@ def resettable_fleet(inventory: Path) -> tuple[Fleet, dict[str, ResettableHost]]
     return Fleet(hosts, {str(h.address): h.name for h in cluster.hosts}), fakes
 
 
-def deployed_fleet(inventory: Path) -> Deployed:
-    """A fleet with one real deploy done, served while the caller's `serving` is open."""
+def deployed_fleet(directory: Path) -> Deployed:
+    """3 controllers and 2 nodes (an inventory written in `directory`) after a real deploy."""
+    inventory = write_inventory(directory / "inventory", nodes=2)
     fleet, fakes = resettable_fleet(inventory)
     with serving(fleet), no_network():
         assert deploy.main(["-i", str(inventory), "--quiet"]) == 0, "the deploy settles"
@@ -184,3 +187,14 @@ def deployed_fleet(inventory: Path) -> Deployed:
 def mutating(lines: list[str]) -> list[str]:
     """The command lines that change something on a host or in the API."""
     return [line for line in lines if line.startswith(MUTATING)]
+
+
+@contextmanager
+def served(deployed: Deployed) -> Iterator[Deployed]:
+    """The deployed fleet as the deploy left it, served for one test; fails the test on an
+    unscripted command or a channel left open."""
+    deployed.restore()
+    with serving(deployed.fleet), no_network():
+        yield deployed
+    if problems := deployed.fleet.problems():
+        pytest.fail("\n".join(problems), pytrace=False)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fake_cluster import no_network, serving, write_inventory
-from fake_reset import BEFORE_DEPLOY, Deployed, deployed_fleet, mutating
+from fake_cluster import write_inventory
+from fake_reset import BEFORE_DEPLOY, Deployed, deployed_fleet, mutating, served
 
 from kubenorn.history import records_of, runs
 from runbooks import node
@@ -26,17 +26,13 @@ KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig"
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    inventory = write_inventory(tmp_path_factory.mktemp("node") / "inventory", nodes=2)
-    return deployed_fleet(inventory)
+    return deployed_fleet(tmp_path_factory.mktemp("node"))
 
 
 @pytest.fixture
 def fleet(deployed: Deployed) -> Iterator[Deployed]:
-    deployed.restore()
-    with serving(deployed.fleet), no_network():
+    with served(deployed):
         yield deployed
-    if problems := deployed.fleet.problems():
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 def remove(deployed: Deployed, host: str, *args: str) -> int:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_cluster import no_network, serving, write_inventory
-from fake_reset import BEFORE_DEPLOY, HOSTS_BEFORE, Deployed, deployed_fleet, mutating
+from fake_reset import BEFORE_DEPLOY, HOSTS_BEFORE, Deployed, deployed_fleet, mutating, served
 from fakes import FakeFile
 
 from kubenorn.cluster import load_cluster
@@ -27,18 +26,13 @@ CONTROLLER, NODE = "kube.controller01", "kube.node01"
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    inventory = write_inventory(tmp_path_factory.mktemp("reset") / "inventory", nodes=2)
-    return deployed_fleet(inventory)
+    return deployed_fleet(tmp_path_factory.mktemp("reset"))
 
 
 @pytest.fixture
 def fleet(deployed: Deployed) -> Iterator[Deployed]:
-    """The deployed fleet, served, as the deploy left it."""
-    deployed.restore()
-    with serving(deployed.fleet), no_network():
+    with served(deployed):
         yield deployed
-    if problems := deployed.fleet.problems():
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 def main(deployed: Deployed, *args: str) -> int:
