@@ -35,7 +35,7 @@ from tasks.node_removal import ensure_node_removed
 DRAIN_TIMEOUT = 300
 NO_CRL = (
     "no certificate was revoked: kubenorn keeps no CRL, so {host}'s kubelet certificate "
-    "stays valid until it expires (rotate the cluster CA to end it sooner)"
+    "stays valid until it expires (pki rotate renews no CA: only a new PKI ends it sooner)"
 )
 
 
