@@ -102,7 +102,7 @@ def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -
     run = cli.new_run(args, "node", argv)
     controller = cluster.controllers[0].name
     api = run.step(
-        "drain",
+        "leave-api",
         ensure_node_removed,
         only=named(controller),
         cluster=cluster,

@@ -146,23 +146,22 @@ def packaged_by_role(host: NornirHost) -> list[str]:
 
 
 def unit_states(task: Task, units: Sequence[str]) -> dict[str, tuple[bool, bool]]:
-    """unit -> (enabled, running) in one `systemctl show`; a unit systemd does not know is
-    neither."""
-    argv = ["systemctl", "show", "--property=Id,UnitFileState,ActiveState", "--", *units]
+    """unit -> (enabled, running) in one `systemctl show`, which answers in the order asked
+    (by position: an alias's Id is its unit's); a unit systemd does not know is neither."""
+    argv = ["systemctl", "show", "--property=UnitFileState,ActiveState", "--", *units]
     blocks = run(task, argv).stdout.strip().split("\n\n")
-    states: dict[str, tuple[bool, bool]] = {}
-    for block in blocks:
+    states = {}
+    for unit, block in zip(units, blocks, strict=False):
         values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         running = values.get("ActiveState", "inactive") not in ("inactive", "failed")
-        states[values.get("Id", "")] = (values.get("UnitFileState") == "enabled", running)
+        states[unit] = (values.get("UnitFileState") == "enabled", running)
     return {unit: states.get(unit, (False, False)) for unit in units}
 
 
 def ensure_units_stopped(
     task: Task, *, units: Sequence[str], dry_run: bool | None = None
 ) -> Result:
-    """Ensure each of `units` is stopped and disabled, in the order given; changed when any
-    ran or was enabled."""
+    """Ensure each of `units` is stopped, then disabled, in the order given."""
     states = unit_states(task, units)
     actions = [
         (action, unit)
@@ -189,9 +188,8 @@ def present(task: Task, paths: Sequence[str]) -> list[str]:
 def ensure_paths_absent(
     task: Task, *, paths: Sequence[str], unmount: bool = False, dry_run: bool | None = None
 ) -> Result:
-    """Ensure nothing is at any of `paths` (a directory goes with its contents; `unmount`:
-    what is mounted below it first). The diff names each path, never its content: keys are
-    among them."""
+    """Ensure nothing is at `paths` (`unmount`: what is mounted below first); the diff names
+    paths, never content."""
     found = present(task, paths)
     would = "would " if task.is_dry_run(dry_run) else ""
     diff = "".join(f"{would}remove {path}\n" for path in found)
@@ -207,8 +205,7 @@ def ensure_paths_absent(
 def ensure_empty_directories_absent(
     task: Task, *, paths: Sequence[str], dry_run: bool | None = None
 ) -> Result:
-    """Ensure none of `paths` (deepest first) is left as an empty directory; one that holds
-    something not kubenorn's stays. A dry run names each that exists: it would go if empty."""
+    """Ensure none of `paths` (deepest first) is left an empty directory; others stay."""
     if task.is_dry_run(dry_run):
         found = present(task, paths)
         diff = "".join(f"would remove {path} if empty\n" for path in found)
@@ -221,8 +218,7 @@ def ensure_empty_directories_absent(
 def reset_host(
     task: Task, *, cluster: Cluster, purge_data: bool, dry_run: bool | None = None
 ) -> Result:
-    """Ensure nothing a deploy put here is left: units stopped and disabled, their files,
-    the PKI and the /etc/hosts block removed; the data too with `purge_data`."""
+    """Ensure nothing a deploy put here is left (its data too with `purge_data`)."""
     plan = reset_plan(cluster, task.host)
     steps = [
         task.run(name="stop", task=ensure_units_stopped, units=plan.units, dry_run=dry_run),

@@ -8,18 +8,21 @@ not reach.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fake_reset import BEFORE_DEPLOY, HOSTS_BEFORE, Deployed, deployed_fleet, mutating, served
-from fakes import FakeFile
+from fakes import FakeFile, Fleet, run_on
+from nornir.core import Nornir
 
 from kubenorn.cluster import load_cluster
 from kubenorn.history import records_of, runs
 from kubenorn.nornir_setup import init_nornir
 from runbooks import reset
 from tasks.hosts_file import BEGIN, END, remove_block
-from tasks.reset import reset_plan
+from tasks.reset import PRESENT, ensure_paths_absent, ensure_units_stopped, reset_plan
 
 CONTROLLER, NODE = "kube.controller01", "kube.node01"
 
@@ -30,7 +33,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
 
 
 @pytest.fixture
-def fleet(deployed: Deployed) -> Iterator[Deployed]:
+def site(deployed: Deployed) -> Iterator[Deployed]:
     with served(deployed):
         yield deployed
 
@@ -118,11 +121,11 @@ RESETS = {
 
 
 @pytest.mark.parametrize("case", RESETS.values(), ids=RESETS.keys())
-def test_a_reset_takes_away_what_the_deploy_wrote(fleet: Deployed, case: dict[str, object]) -> None:
-    cluster = load_cluster(fleet.inventory)
-    nr = init_nornir(fleet.inventory)
-    assert main(fleet, "--yes", *case["args"]) == 0  # type: ignore[misc]
-    for name, fake in fleet.fakes.items():
+def test_a_reset_takes_away_what_the_deploy_wrote(site: Deployed, case: dict[str, object]) -> None:
+    cluster = load_cluster(site.inventory)
+    nr = init_nornir(site.inventory)
+    assert main(site, "--yes", *case["args"]) == 0  # type: ignore[misc]
+    for name, fake in site.fakes.items():
         plan = reset_plan(cluster, nr.inventory.hosts[name])
         left = {path for path in fake.host.files if path not in BEFORE_DEPLOY}
         in_data = {p for p in left if any(p == d or p.startswith(d + "/") for d in plan.data)}
@@ -171,35 +174,35 @@ STOP_ORDERS = {
 
 @pytest.mark.parametrize("case", STOP_ORDERS.values(), ids=STOP_ORDERS.keys())
 def test_every_unit_stops_in_order_before_anything_is_removed(
-    fleet: Deployed, case: tuple[str, list[str]]
+    site: Deployed, case: tuple[str, list[str]]
 ) -> None:
     host, expected = case
-    assert main(fleet, "--yes") == 0
-    changes = mutating(fleet.lines(host))
+    assert main(site, "--yes") == 0
+    changes = mutating(site.lines(host))
     assert changes[: len(expected)] == expected
     removals = changes[len(expected) :]
     assert removals[0].startswith("rm -rf -- ")
     assert not [line for line in removals if line.startswith("systemctl")]
-    assert "systemctl daemon-reload" in fleet.lines(host)
+    assert "systemctl daemon-reload" in site.lines(host)
 
 
-def test_a_second_reset_changes_nothing(fleet: Deployed) -> None:
-    assert main(fleet, "--yes", "--purge-data") == 0
-    for host in fleet.fleet.hosts.values():
+def test_a_second_reset_changes_nothing(site: Deployed) -> None:
+    assert main(site, "--yes", "--purge-data") == 0
+    for host in site.fleet.hosts.values():
         host.commands.clear()
-    assert main(fleet, "--yes", "--purge-data") == 0
+    assert main(site, "--yes", "--purge-data") == 0
     assert [r for r in last_records() if r["changed"]] == []
-    for name in fleet.fakes:
-        assert mutating(fleet.lines(name)) == [], name
+    for name in site.fakes:
+        assert mutating(site.lines(name)) == [], name
 
 
-def test_an_interrupted_reset_is_finished_by_a_rerun(fleet: Deployed) -> None:
+def test_an_interrupted_reset_is_finished_by_a_rerun(site: Deployed) -> None:
     """Half done: some units stopped, some files gone; the re-run does only the rest."""
-    fake = fleet.fakes[NODE]
+    fake = site.fakes[NODE]
     fake.units["kubelet.service"] = [False, False]
     del fake.host.files["/etc/kubernetes/kubelet.env"]
-    assert main(fleet, "--yes") == 0
-    changes = mutating(fleet.lines(NODE))
+    assert main(site, "--yes") == 0
+    changes = mutating(site.lines(NODE))
     assert "systemctl stop kubelet.service" not in changes
     assert "/etc/kubernetes/kubelet.env" not in " ".join(changes)
     assert "systemctl stop kube-proxy.service" in changes
@@ -207,13 +210,13 @@ def test_an_interrupted_reset_is_finished_by_a_rerun(fleet: Deployed) -> None:
 
 @pytest.mark.parametrize("purge", [[], ["--purge-data"]], ids=["keep", "purge"])
 def test_a_dry_run_prints_the_plan_and_changes_nothing(
-    fleet: Deployed, purge: list[str], capsys: pytest.CaptureFixture[str]
+    site: Deployed, purge: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = {name: dict(fake.host.files) for name, fake in fleet.fakes.items()}
-    assert main(fleet, "--dry-run", *purge) == 0
+    before = {name: dict(fake.host.files) for name, fake in site.fakes.items()}
+    assert main(site, "--dry-run", *purge) == 0
     out = capsys.readouterr().out
-    for name, fake in fleet.fakes.items():
-        assert mutating(fleet.lines(name)) == [], name
+    for name, fake in site.fakes.items():
+        assert mutating(site.lines(name)) == [], name
         assert fake.host.writes() == [], name
         assert fake.host.files.keys() == before[name].keys()
     assert "would stop kubelet.service" in out
@@ -223,10 +226,10 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(
     assert "packages left installed" in out
 
 
-def test_a_directory_with_something_else_in_it_stays(fleet: Deployed) -> None:
-    fleet.fakes[NODE].host.files["/etc/kubernetes/mine.conf"] = FakeFile(b"not kubenorn's\n")
-    assert main(fleet, "--yes") == 0
-    left = fleet.fakes[NODE].host.files
+def test_a_directory_with_something_else_in_it_stays(site: Deployed) -> None:
+    site.fakes[NODE].host.files["/etc/kubernetes/mine.conf"] = FakeFile(b"not kubenorn's\n")
+    assert main(site, "--yes") == 0
+    left = site.fakes[NODE].host.files
     assert "/etc/kubernetes/mine.conf" in left and "/etc/kubernetes" in left
     assert "/etc/kubernetes/ssl" not in left
 
@@ -259,11 +262,11 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", REFUSALS.values(), ids=REFUSALS.keys())
 def test_refusals_exit_3_and_touch_no_host(
-    fleet: Deployed, case: dict[str, object], capsys: pytest.CaptureFixture[str]
+    site: Deployed, case: dict[str, object], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(fleet, *case["args"]) == 3  # type: ignore[misc]
+    assert main(site, *case["args"]) == 3  # type: ignore[misc]
     assert str(case["says"]) in capsys.readouterr().err
-    assert all(host.commands == [] for host in fleet.fleet.hosts.values())
+    assert all(host.commands == [] for host in site.fleet.hosts.values())
 
 
 ALLOWED = {
@@ -275,25 +278,25 @@ ALLOWED = {
 
 @pytest.mark.parametrize("limit", ALLOWED.values(), ids=ALLOWED.keys())
 def test_a_limit_that_keeps_etcd_whole_or_says_so_resets_only_those_hosts(
-    fleet: Deployed, limit: list[str]
+    site: Deployed, limit: list[str]
 ) -> None:
-    assert main(fleet, "--yes", *limit) == 0
-    touched = {name for name, host in fleet.fleet.hosts.items() if host.commands}
-    nr = init_nornir(fleet.inventory)
+    assert main(site, "--yes", *limit) == 0
+    touched = {name for name, host in site.fleet.hosts.items() if host.commands}
+    nr = init_nornir(site.inventory)
     wanted = set(reset.cli.limit(nr, limit[1:2]).inventory.hosts)
     assert touched == wanted
 
 
 def test_an_unreachable_host_is_named_with_what_it_may_still_hold(
-    fleet: Deployed, capsys: pytest.CaptureFixture[str]
+    site: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fleet.fleet["kube.node02"].connect_error = ConnectionRefusedError(111, "Connection refused")
-    assert main(fleet, "--yes") == 1
+    site.fleet["kube.node02"].connect_error = ConnectionRefusedError(111, "Connection refused")
+    assert main(site, "--yes") == 1
     out = capsys.readouterr().out
     assert "kube.node02: NOT cleaned" in out
     assert "units stopped and disabled: kubelet.service" in out
-    assert fleet.fakes[NODE].host.files.keys() == set(BEFORE_DEPLOY) | {
-        p for p in fleet.fakes[NODE].host.files if p.startswith("/var/lib/")
+    assert site.fakes[NODE].host.files.keys() == set(BEFORE_DEPLOY) | {
+        p for p in site.fakes[NODE].host.files if p.startswith("/var/lib/")
     }
 
 
@@ -301,3 +304,63 @@ def test_reset_is_a_kubenorn_command() -> None:
     from runbooks.__main__ import COMMANDS
 
     assert COMMANDS["reset"] == "reset" and COMMANDS["node"] == "node"
+
+
+# --- the tasks alone: given what the host says, these commands (pyinfra's tables) -------------
+
+SHOW = "systemctl show --property=UnitFileState,ActiveState -- a.service b.slice"
+UNIT_CASES = {
+    "running and enabled": {
+        "states": [("enabled", "active"), ("", "active")],
+        "commands": [
+            "systemctl stop a.service",
+            "systemctl disable a.service",
+            "systemctl stop b.slice",
+        ],
+    },
+    "stopped but enabled": {
+        "states": [("enabled", "inactive"), ("", "inactive")],
+        "commands": ["systemctl disable a.service"],
+    },
+    "failed, disabled": {"states": [("disabled", "failed"), ("", "inactive")], "commands": []},
+    "unknown to systemd": {"states": [("", "inactive"), ("", "inactive")], "commands": []},
+}
+
+
+@pytest.mark.parametrize("case", UNIT_CASES.values(), ids=UNIT_CASES.keys())
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+def test_units_stopped_table(
+    fleet: Fleet, nr: Nornir, case: dict[str, list[Any]], dry_run: bool
+) -> None:
+    blocks = [f"UnitFileState={f}\nActiveState={a}\n" for f, a in case["states"]]
+    fleet["h1"].script = {SHOW: (0, "\n".join(blocks), "")}
+    fleet["h1"].script |= {c: (0, "", "") for c in case["commands"]}
+    result = run_on(nr, "h1", ensure_units_stopped, units=["a.service", "b.slice"], dry_run=dry_run)
+    assert fleet["h1"].lines()[1:] == ([] if dry_run else case["commands"])
+    assert result[0].changed == bool(case["commands"])
+    would = "would " if dry_run else ""
+    assert result[0].diff == "".join(
+        f"{would}{c.removeprefix('systemctl ')}\n" for c in case["commands"]
+    )
+
+
+PATH_CASES = {
+    "both there": {"present": ["/etc/x.key", "/etc/systemd/system/y.service"], "reload": True},
+    "one there": {"present": ["/etc/x.key"], "reload": False},
+    "none there": {"present": [], "reload": False},
+}
+
+
+@pytest.mark.parametrize("case", PATH_CASES.values(), ids=PATH_CASES.keys())
+def test_paths_absent_table(fleet: Fleet, nr: Nornir, case: dict[str, Any]) -> None:
+    paths = ["/etc/x.key", "/etc/systemd/system/y.service"]
+    listing = shlex.join(["sh", "-c", PRESENT, "sh", *paths])
+    found = case["present"]
+    fleet["h1"].script = {listing: (0, "".join(f"{p}\n" for p in found), "")}
+    expected = [f"rm -rf -- {' '.join(found)}"] if found else []
+    expected += ["systemctl daemon-reload"] if case["reload"] else []
+    fleet["h1"].script |= {c: (0, "", "") for c in expected}
+    result = run_on(nr, "h1", ensure_paths_absent, paths=paths)
+    assert fleet["h1"].lines()[1:] == expected
+    assert result[0].changed == bool(found)
+    assert result[0].diff == "".join(f"remove {p}\n" for p in found)
