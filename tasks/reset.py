@@ -37,15 +37,18 @@ from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.ssh import run
 from tasks.systemd import dropin_path, unit_path
 
+# Never into another file system below a path (a volume still mounted): it stays, and says so.
+REMOVE = ["rm", "-rf", "--one-file-system", "--"]
 SYSTEMD_DIRS = ("/etc/systemd/system/", "/run/systemd/system/")
 # $@: paths; prints those that exist (a dangling symlink too), one a line.
 PRESENT = 'for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; done'
 # $@: directories, deepest first; removes the empty ones and prints what it removed.
 REMOVE_EMPTY = 'for p; do if rmdir -- "$p" 2>/dev/null; then printf "%s\\n" "$p"; fi; done; true'
-# $@: directories; unmounts whatever is mounted below each (pods' volumes), deepest first.
+# $@: directories; unmounts whatever is mounted below each (pods' volumes), deepest first;
+# fails at the first that will not go, so nothing is removed through a mount.
 UNMOUNT = (
     "for d; do awk -v d=\"$d/\" 'index($2, d) == 1 {print $2}' /proc/mounts; done"
-    ' | sort -r | while read -r m; do umount -- "$m"; done'
+    ' | sort -r | while read -r m; do umount -- "$m" || exit 1; done'
 )
 
 
@@ -196,7 +199,7 @@ def ensure_paths_absent(
     if found and not task.is_dry_run(dry_run):
         if unmount:
             run(task, ["sh", "-c", UNMOUNT, "sh", *found], sudo=True, timeout=120)
-        run(task, ["rm", "-rf", "--", *found], sudo=True, timeout=600)
+        run(task, [*REMOVE, *found], sudo=True, timeout=600)
         if any(path.startswith(SYSTEMD_DIRS) for path in found):
             run(task, ["systemctl", "daemon-reload"], sudo=True)
     return Result(host=task.host, changed=bool(found), diff=diff)

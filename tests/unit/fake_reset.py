@@ -25,7 +25,7 @@ from fakes import FakeFile, FakeHost, Fleet, Reply
 from kubenorn.cluster import load_cluster
 from runbooks import deploy
 from tasks.kube_units import KUBELET_ROOT_DIR
-from tasks.reset import PRESENT, REMOVE_EMPTY, UNMOUNT
+from tasks.reset import PRESENT, REMOVE, REMOVE_EMPTY, UNMOUNT
 from tasks.runtime import CONTAINERD_ROOT
 
 SUDO = ["sudo", "-n", "--"]
@@ -46,13 +46,14 @@ class ResettableHost(HealthyHost):
         self.api_nodes = {node.name for node in cluster.nodes}
         self.drain_error = ""  # what a failing `kubectl drain` says; "" drains
         self.unmounted: list[str] = []
+        self.busy = ""  # what a failing umount says; "" unmounts
         self.on_delete: Callable[[], None] = lambda: None  # called as a Node is deleted
 
     def answer(self, line: str, stdin: bytes) -> Reply:
         argv = shlex.split(line)
         argv = argv[3:] if argv[:3] == SUDO else argv
-        if argv[:3] == ["rm", "-rf", "--"]:
-            return self.remove_trees(argv[3:])
+        if argv[: len(REMOVE)] == REMOVE:
+            return self.remove_trees(argv[len(REMOVE) :])
         return super().answer(line, stdin)
 
     def state(self, unit: str) -> list[bool]:
@@ -88,7 +89,7 @@ class ResettableHost(HealthyHost):
             return 0, "".join(f"{p}\n" for p in paths if p in files), ""
         if script == UNMOUNT:
             self.unmounted += paths
-            return 0, "", ""
+            return (1, "", self.busy) if self.busy else (0, "", "")
         if script == REMOVE_EMPTY:
             removed = []
             for path in paths:  # one after the other, as rmdir does: a parent may empty
@@ -144,6 +145,7 @@ class Deployed:
             fake.host.files, fake.units = copy.deepcopy(files), copy.deepcopy(units)
             fake.api_nodes = {node.name for node in fake.cluster.nodes}
             fake.drain_error, fake.unmounted, fake.on_delete = "", [], lambda: None
+            fake.busy = ""
             fake.host.connect_error = None
         forget(self.fleet)
 

@@ -22,7 +22,7 @@ from kubenorn.history import records_of, runs
 from kubenorn.nornir_setup import init_nornir
 from runbooks import reset
 from tasks.hosts_file import BEGIN, END, remove_block
-from tasks.reset import PRESENT, ensure_paths_absent, ensure_units_stopped, reset_plan
+from tasks.reset import PRESENT, REMOVE, ensure_paths_absent, ensure_units_stopped, reset_plan
 
 CONTROLLER, NODE = "kube.controller01", "kube.node01"
 
@@ -181,7 +181,7 @@ def test_every_unit_stops_in_order_before_anything_is_removed(
     changes = mutating(site.lines(host))
     assert changes[: len(expected)] == expected
     removals = changes[len(expected) :]
-    assert removals[0].startswith("rm -rf -- ")
+    assert removals[0].startswith(shlex.join(REMOVE))
     assert not [line for line in removals if line.startswith("systemctl")]
     assert "systemctl daemon-reload" in site.lines(host)
 
@@ -224,6 +224,16 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(
     assert ("would remove /var/lib/etcd/kubenorn" in out) == bool(purge)
     assert "PRIVATE KEY" not in out  # a removal names a key, never shows it
     assert "packages left installed" in out
+
+
+def test_a_volume_that_will_not_unmount_keeps_its_data(
+    site: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.fakes[NODE].busy = "umount: /var/lib/kubelet/pods/uid/volumes/nfs: target is busy\n"
+    assert main(site, "--yes", "--purge-data") == 1
+    assert "target is busy" in capsys.readouterr().out
+    assert "/var/lib/kubelet/pods/uid/volumes/token" in site.fakes[NODE].host.files
+    assert not [line for line in mutating(site.lines(NODE)) if "/var/lib/kubelet" in line]
 
 
 def test_a_directory_with_something_else_in_it_stays(site: Deployed) -> None:
@@ -357,7 +367,7 @@ def test_paths_absent_table(fleet: Fleet, nr: Nornir, case: dict[str, Any]) -> N
     listing = shlex.join(["sh", "-c", PRESENT, "sh", *paths])
     found = case["present"]
     fleet["h1"].script = {listing: (0, "".join(f"{p}\n" for p in found), "")}
-    expected = [f"rm -rf -- {' '.join(found)}"] if found else []
+    expected = [shlex.join([*REMOVE, *found])] if found else []
     expected += ["systemctl daemon-reload"] if case["reload"] else []
     fleet["h1"].script |= {c: (0, "", "") for c in expected}
     result = run_on(nr, "h1", ensure_paths_absent, paths=paths)
