@@ -96,8 +96,8 @@ def containerd_context(
 ) -> dict[str, Any]:
     """What containerd's config.toml holds: its socket, the systemd cgroup driver on cgroup v2,
     the pod sandbox image (kubernetes.pause_image; the kubelet has no flag for it since 1.35),
-    or containerd's own default when the inventory names none, and whether containers'
-    oom_score_adj is kept at or above containerd's own."""
+    or containerd's own default when the inventory names none, whether containers'
+    oom_score_adj is kept at or above containerd's own, and its `opt` directory."""
     restrict = containerd.get("restrict_oom_score_adj", False)
     if not isinstance(restrict, bool):
         raise RemoteError(
@@ -108,6 +108,7 @@ def containerd_context(
         "systemd_cgroup": cgroup_version == 2,
         "sandbox_image": pause_image,
         "restrict_oom_score_adj": restrict,
+        "opt_dir": f"{CONTAINERD_ROOT}/opt",  # its `opt` plugin's directory, in its state
     }
 
 
