@@ -39,6 +39,13 @@ NO_CRL = (
 )
 
 
+def seconds(value: str) -> int:
+    """--timeout: a whole number of seconds, at least 1."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number of seconds, at least 1")
+    return int(value)
+
+
 def arguments(argv: list[str]) -> argparse.Namespace:
     """`node ACTION ...`, each action with every runbook's options."""
     parser = cli.ArgumentParser(description=__doc__)
@@ -57,7 +64,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     remove.add_argument("host", help="the inventory name of a worker (group nodes)")
     remove.add_argument(
         "--timeout",
-        type=int,
+        type=seconds,
         default=DRAIN_TIMEOUT,
         metavar="S",
         help=f"seconds the drain may take (default {DRAIN_TIMEOUT})",
@@ -88,7 +95,10 @@ def check_removable(cluster: Cluster, name: str) -> None:
         raise cli.UsageError(f"{name}: no such host in the inventory")
     host = hosts[name]
     if not host.has_role("nodes"):
-        raise cli.UsageError(f"{name} is not in group nodes: only a worker can be removed")
+        raise cli.UsageError(
+            f"{name} is not in group nodes: it runs no kubelet and has no Node object to drain "
+            "(runbooks.reset takes a host of another role apart)"
+        )
     if host.has_role("controllers") or host.has_role("etcd"):
         raise cli.UsageError(
             f"{name} is also in {', '.join(g for g in host.groups if g != 'nodes')}: removing it "

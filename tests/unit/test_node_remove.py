@@ -130,6 +130,7 @@ REFUSALS = {
     "a stranger": {"host": "kube.nobody", "says": "no such host"},
     "a limit": {"host": NODE, "args": ["--limit", OTHER], "says": "no --limit"},
     "no host": {"host": None, "says": "required: host"},
+    "no timeout": {"host": NODE, "args": ["--timeout", "0"], "says": "at least 1"},
 }
 
 
