@@ -362,15 +362,20 @@ PATH_CASES = {
 
 
 @pytest.mark.parametrize("case", PATH_CASES.values(), ids=PATH_CASES.keys())
-def test_paths_absent_table(fleet: Fleet, nr: Nornir, case: dict[str, Any]) -> None:
+@pytest.mark.parametrize("host", ["h1", "deployer"], ids=["root", "sudo"])
+def test_paths_absent_table(fleet: Fleet, nr: Nornir, case: dict[str, Any], host: str) -> None:
+    """As root, or as a user whose every look and change goes through sudo (root's files)."""
+    sudo = "" if host == "h1" else "sudo -n -- "
+    fleet[host].sudo_nopasswd = True
     paths = ["/etc/x.key", "/etc/systemd/system/y.service"]
-    listing = shlex.join(["sh", "-c", PRESENT, "sh", *paths])
+    listing = sudo + shlex.join(["sh", "-c", PRESENT, "sh", *paths])
     found = case["present"]
-    fleet["h1"].script = {listing: (0, "".join(f"{p}\n" for p in found), "")}
+    fleet[host].script = {listing: (0, "".join(f"{p}\n" for p in found), "")}
     expected = [shlex.join([*REMOVE, *found])] if found else []
     expected += ["systemctl daemon-reload"] if case["reload"] else []
-    fleet["h1"].script |= {c: (0, "", "") for c in expected}
-    result = run_on(nr, "h1", ensure_paths_absent, paths=paths)
-    assert fleet["h1"].lines()[1:] == expected
+    fleet[host].script |= {sudo + c: (0, "", "") for c in expected}
+    result = run_on(nr, host, ensure_paths_absent, paths=paths)
+    lines = [line for line in fleet[host].lines() if line != "sudo -n -k true"]
+    assert lines == [listing] + [sudo + c for c in expected]
     assert result[0].changed == bool(found)
     assert result[0].diff == "".join(f"remove {p}\n" for p in found)
