@@ -20,6 +20,8 @@ COMMANDS = {
     "drill": "drill",
     "etcd-backup": "etcd_backup",
     "etcd-restore": "etcd_restore",
+    "node": "node",
+    "reset": "reset",
     "history": "history",
     "cron": "cron",
     "lab": "lab",

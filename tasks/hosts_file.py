@@ -19,15 +19,42 @@ def render_block(entries: Sequence[tuple[str, Sequence[str]]]) -> str:
     return "\n".join([BEGIN, *lines, END]) + "\n"
 
 
-def replace_block(current: str, block: str) -> str:
-    """`current` with its managed block replaced by `block` (appended when absent)."""
-    lines = current.splitlines(keepends=True)
+def block_span(lines: Sequence[str]) -> tuple[int, int] | None:
+    """The first and last line of the managed block in `lines`; None when it has none."""
     starts = [i for i, line in enumerate(lines) if line.rstrip("\n") == BEGIN]
     ends = [i for i, line in enumerate(lines) if line.rstrip("\n") == END]
     if starts and ends and ends[-1] > starts[0]:
-        return "".join(lines[: starts[0]]) + block + "".join(lines[ends[-1] + 1 :])
+        return starts[0], ends[-1]
+    return None
+
+
+def replace_block(current: str, block: str) -> str:
+    """`current` with its managed block replaced by `block` (appended when absent)."""
+    lines = current.splitlines(keepends=True)
+    span = block_span(lines)
+    if span is not None:
+        return "".join(lines[: span[0]]) + block + "".join(lines[span[1] + 1 :])
     separator = "" if not current or current.endswith("\n") else "\n"
     return current + separator + block
+
+
+def remove_block(current: str) -> str:
+    """`current` without kubenorn's managed block (unchanged when it has none)."""
+    lines = current.splitlines(keepends=True)
+    span = block_span(lines)
+    if span is None:
+        return current
+    return "".join(lines[: span[0]]) + "".join(lines[span[1] + 1 :])
+
+
+def ensure_hosts_block_absent(task: Task, *, dry_run: bool | None = None) -> Result:
+    """Ensure /etc/hosts carries no kubenorn block; the rest of the file is left as it is."""
+    current = read_file(task, HOSTS_FILE)
+    if current is None:
+        return Result(host=task.host, changed=False)
+    desired = remove_block(current.decode())
+    written = task.run(task=ensure_file, path=HOSTS_FILE, content=desired, dry_run=dry_run)
+    return Result(host=task.host, changed=written.changed, diff=written[0].diff)
 
 
 def ensure_hosts_file(

@@ -37,6 +37,10 @@ from tasks.systemd import (
 )
 from tasks.templates import render
 
+# kubenorn sets no --root-dir: the kubelet keeps its state (pods' volumes, its checkpoints)
+# in its default directory; with the systemd cgroup driver its pods run under this slice.
+KUBELET_ROOT_DIR = "/var/lib/kubelet"
+PODS_SLICE = "kubepods.slice"
 HEALTH_TIMEOUT = 90.0  # seconds a (re)started component has to answer its health check
 HEALTH_POLL = 0.5
 
@@ -160,14 +164,26 @@ def component_files(task: Task, cluster: Cluster, component: str) -> list[Config
     return files + secret_files(cluster, component)
 
 
+def encryption_config_path(cluster: Cluster) -> str | None:
+    """Where the apiserver reads its EncryptionConfiguration; None where its profile has none."""
+    name = cluster.kubernetes.profile.encryption_config
+    return None if name is None else posixpath.join(cluster.kubernetes.config_dir, name)
+
+
 def secret_files(cluster: Cluster, component: str) -> list[ConfigFile]:
     """The apiserver's EncryptionConfiguration where its profile encrypts Secrets at rest."""
-    name = cluster.kubernetes.profile.encryption_config
-    if component != "kube-apiserver" or name is None:
+    path = encryption_config_path(cluster)
+    if component != "kube-apiserver" or path is None:
         return []
     state = encryption.required_state(Store(cluster.pki.dir))
-    path = posixpath.join(cluster.kubernetes.config_dir, name)
     return [ConfigFile(path, encryption.config_text(state), mode="0600", secret=True)]
+
+
+def component_paths(cluster: Cluster, component: str) -> list[str]:
+    """Every file `component_files` writes for `component`, without rendering any."""
+    paths = [path for path, _ in component_templates(cluster, component)]
+    secret = encryption_config_path(cluster) if component == "kube-apiserver" else None
+    return paths + ([secret] if secret else [])
 
 
 def log_directories(cluster: Cluster, component: str) -> list[str]:

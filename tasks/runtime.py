@@ -33,6 +33,16 @@ DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"
 CNI_DIR = "/etc/cni/net.d"
 CNI_CONFIG = f"{CNI_DIR}/10-kubenorn.conflist"
 CNI_BRIDGE = "cni0"
+# config.toml sets no `root`: containerd keeps images, snapshots and containers in its default.
+CONTAINERD_ROOT = "/var/lib/containerd"
+DOCKER_ROOT = "/var/lib/docker"  # dockerd's default data-root
+
+
+def runtime_state_dir(kind: str, settings: dict[str, Any]) -> str:
+    """Where the runtime keeps its images and containers (docker: daemon.json's data-root)."""
+    if kind == "docker":
+        return str(settings["docker"]["daemon"].get("data-root", DOCKER_ROOT))
+    return CONTAINERD_ROOT
 
 
 def runtime_settings(task: Task) -> tuple[str, dict[str, Any]]:
@@ -86,8 +96,8 @@ def containerd_context(
 ) -> dict[str, Any]:
     """What containerd's config.toml holds: its socket, the systemd cgroup driver on cgroup v2,
     the pod sandbox image (kubernetes.pause_image; the kubelet has no flag for it since 1.35),
-    or containerd's own default when the inventory names none, and whether containers'
-    oom_score_adj is kept at or above containerd's own."""
+    or containerd's own default when the inventory names none, whether containers'
+    oom_score_adj is kept at or above containerd's own, and its `opt` directory."""
     restrict = containerd.get("restrict_oom_score_adj", False)
     if not isinstance(restrict, bool):
         raise RemoteError(
@@ -98,6 +108,7 @@ def containerd_context(
         "systemd_cgroup": cgroup_version == 2,
         "sandbox_image": pause_image,
         "restrict_oom_score_adj": restrict,
+        "opt_dir": f"{CONTAINERD_ROOT}/opt",  # its `opt` plugin's directory, in its state
     }
 
 

@@ -52,7 +52,7 @@ def ensure_systemd_file(
     return Result(host=task.host, changed=changed, diff=written[0].diff)
 
 
-def _unit_path(unit: str) -> str:
+def unit_path(unit: str) -> str:
     return f"/etc/systemd/system/{unit}"
 
 
@@ -88,7 +88,7 @@ def all_in_place(
     ]
     root = FileMeta(unit_mode.zfill(4), "root", "root")
     systemd = [(dropin_path(unit, "kubenorn"), dropin)]
-    systemd += [(_unit_path(unit), unit_file)] if unit_file is not None else []
+    systemd += [(unit_path(unit), unit_file)] if unit_file is not None else []
     for path, content in systemd:
         metas.append((path, content, root if content is not None else None))
         if content is not None:
@@ -276,7 +276,7 @@ def ensure_unit_config(
         results.append(
             task.run(
                 task=ensure_systemd_file,
-                path=_unit_path(unit),
+                path=unit_path(unit),
                 content=unit_file,
                 mode=unit_mode,
                 dry_run=dry_run,
