@@ -35,6 +35,8 @@ SECTIONS = {
     "history": ["## History, cron and the notebook"],
     "cron": ["## History, cron and the notebook"],
     "lab": ["## The lab"],
+    "reset": ["### Reset: `python -m runbooks.reset"],
+    "node": ["### Node removal: `python -m runbooks.node"],
 }
 COMMON_TABLE = "## Running a runbook"
 OPTION = re.compile(r"(?<![\w/.=-])(--?[A-Za-z][\w-]*)")
@@ -72,11 +74,14 @@ def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser
 
 
 def own(parser: argparse.ArgumentParser) -> list[tuple[str, ...]]:
-    """Each option of `parser` itself as its spellings (`-i`, `--inventory`), --help left out."""
+    """Each option of `parser` itself as its spellings (`-i`, `--inventory`), --help left out,
+    and those hidden from --help (a common option a runbook refuses with a usage error)."""
     return [
         tuple(action.option_strings)
         for action in parser._actions
-        if action.option_strings and not isinstance(action, argparse._HelpAction)
+        if action.option_strings
+        and not isinstance(action, argparse._HelpAction)
+        and action.help != argparse.SUPPRESS
     ]
 
 
