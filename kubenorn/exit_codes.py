@@ -83,17 +83,17 @@ MEANINGS: dict[str, dict[int, str]] = {
         "another snapshot while a committed restore is unfinished",
         EXIT_INTERRUPTED: "interrupted: every member started again on one side",
     },
-    "reset": {
-        EXIT_OK: "every selected host reset",
-        EXIT_FAILED: "a host failed (the output lists what it may still hold)",
-        EXIT_UNKNOWN: COULD_NOT_RUN + ", no `--yes`, a `--limit` that splits etcd",
-        EXIT_INTERRUPTED: INTERRUPTED,
-    },
     "node": {
         EXIT_OK: "removed: drained, deleted from the API, the host reset",
         EXIT_FAILED: "a step failed (a drain that could not finish leaves the node cordoned "
         "and deletes nothing)",
         EXIT_UNKNOWN: COULD_NOT_RUN + ", a host that is not only a worker",
+        EXIT_INTERRUPTED: INTERRUPTED,
+    },
+    "reset": {
+        EXIT_OK: "every selected host reset",
+        EXIT_FAILED: "a host failed (the output lists what it may still hold)",
+        EXIT_UNKNOWN: COULD_NOT_RUN + ", no `--yes`, a `--limit` that splits etcd",
         EXIT_INTERRUPTED: INTERRUPTED,
     },
     "history": {
