@@ -1,4 +1,10 @@
-"""Nodes leaving the cluster: `python -m runbooks.node remove HOST -i INVENTORY [--dry-run]`.
+"""Nodes joining and leaving: `python -m runbooks.node add|remove HOST -i INVENTORY [--dry-run]`.
+
+`add HOST`: a worker added to the inventory's hosts.yaml (group nodes) joins: deploy runs on
+it alone (`deploy --limit HOST`: its certificates, runtime, load balancer, kubelet, kube-proxy,
+pod routes), then every other host learns of it without a restart (its /etc/hosts line, a route
+to its pods), and the run ends once the apiserver counts it Ready. Exit 0 joined and Ready, 1 a
+step failed (a re-run finishes it), 3 usage.
 
 `remove HOST`: on the first controller, through the API, cordons the node, drains it
 (`kubectl drain --ignore-daemonsets --delete-emptydir-data`, PodDisruptionBudgets respected,
@@ -28,9 +34,15 @@ from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
 from kubenorn.text import for_console
+from runbooks import deploy
 from runbooks.deploy import print_diffs
 from runbooks.reset import report, reset_step
+from tasks import host_state
+from tasks.facts import gather_facts
+from tasks.hosts_file import ensure_hosts_file
+from tasks.kube_verify import wait_nodes_ready
 from tasks.node_removal import ensure_node_removed
+from tasks.pod_network import ensure_pod_routes
 
 DRAIN_TIMEOUT = 300
 NO_CRL = (
@@ -51,9 +63,17 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser = cli.ArgumentParser(description=__doc__)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     common: Any = cli.parser("", dry_run=True)
-    for action in common._actions:  # one host and one controller: no selection, no retry
+    for action in common._actions:  # HOST and the hosts it touches: no selection, no retry
         if action.dest in ("limit", "retry_failed"):
             action.help = argparse.SUPPRESS
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        add_help=False,
+        help="deploy a worker added to the inventory, route the others to it, wait for Ready",
+        description=__doc__,
+    )
+    add.add_argument("host", help="the inventory name of the new worker (group nodes)")
     remove = actions.add_parser(
         "remove",
         parents=[common],
@@ -80,15 +100,55 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 def node(argv: list[str]) -> int:
     args = arguments(argv)
     if args.limit or args.retry_failed:
-        raise cli.UsageError("node remove works on HOST and one controller: no --limit, no retry")
+        raise cli.UsageError(f"node {args.action} works on HOST: no --limit, no retry")
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
-    check_removable(cluster, args.host)
+    check_worker(cluster, args.host)
+    if args.action == "add":
+        return add(args, argv, cluster)
     args.limit = [cluster.controllers[0].name, args.host]
     with exclusive("node", cluster.inventory_dir):
         return remove_locked(args, argv, cluster)
 
 
-def check_removable(cluster: Cluster, name: str) -> None:
+def add(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+    """deploy on HOST alone, then the others learn of it; exit as the first that failed."""
+    options = ["-i", str(cluster.inventory_dir)]
+    options += ["--workers", str(args.workers)] if args.workers else []
+    options += [flag for flag, on in (("--dry-run", args.dry_run), ("--quiet", args.quiet)) if on]
+    deployed = deploy.main([*options, "--limit", args.host])
+    if deployed != cli.EXIT_OK:
+        return deployed
+    with exclusive("node", cluster.inventory_dir):
+        return neighbours_locked(args, argv, cluster)
+
+
+def neighbours_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+    """Every other host: HOST in /etc/hosts, a route to its pods (no restart); then HOST Ready."""
+    console = make_console()
+    run = cli.new_run(args, "node", argv)
+    host_state.enable(run.nr)
+    others = all_but(args.host)
+    run.step("facts", gather_facts, only=others)
+    entries = cluster.host_entries()
+    run.step("hosts", ensure_hosts_file, only=others, entries=entries, dry_run=args.dry_run)
+    if any(node.pod_cidr for node in cluster.nodes):
+        run.step(
+            "pod-network", ensure_pod_routes, only=others, cluster=cluster, dry_run=args.dry_run
+        )
+    run.step(
+        "node-ready",
+        wait_nodes_ready,
+        only=named(cluster.controllers[0].name),
+        cluster=cluster,
+        nodes=[args.host],
+        dry_run=args.dry_run,
+    )
+    if args.dry_run and not args.quiet:
+        print_diffs(run, console)
+    return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+
+
+def check_worker(cluster: Cluster, name: str) -> None:
     """UsageError unless `name` is a worker and nothing else."""
     hosts = {host.name: host for host in cluster.hosts}
     if name not in hosts:
@@ -97,7 +157,7 @@ def check_removable(cluster: Cluster, name: str) -> None:
     if not host.has_role("nodes"):
         raise cli.UsageError(
             f"{name} is not in group nodes: it runs no kubelet and has no Node object to drain "
-            "(runbooks.reset takes a host of another role apart)"
+            "(runbooks.reset takes a host of another role apart; deploy adds one)"
         )
     if host.has_role("controllers") or host.has_role("etcd"):
         raise cli.UsageError(
@@ -140,6 +200,11 @@ def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -
 def named(name: str) -> Callable[[Host], bool]:
     """A host filter: the host `name`."""
     return lambda host: host.name == name
+
+
+def all_but(name: str) -> Callable[[Host], bool]:
+    """A host filter: every host but `name`."""
+    return lambda host: host.name != name
 
 
 def main(argv: list[str] | None = None) -> int:

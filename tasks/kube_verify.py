@@ -114,12 +114,14 @@ def wait_nodes_ready(
     *,
     cluster: Cluster,
     nodes: Sequence[str],
-    timeout: float = NODES_READY_TIMEOUT,
+    timeout: float | None = None,
     dry_run: bool | None = None,
 ) -> Result:
-    """Ensure each of `nodes` is registered and Ready, as this controller's apiserver sees it."""
+    """Ensure each of `nodes` is registered and Ready, as this controller's apiserver sees it
+    (waiting at most `timeout` seconds, NODES_READY_TIMEOUT unless given)."""
     if task.is_dry_run(dry_run) or not nodes:
         return Result(host=task.host, changed=False)
+    timeout = NODES_READY_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout
     while True:
         _, [(node_list, error)] = api_reads(task, cluster, ["/api/v1/nodes"])
