@@ -20,6 +20,7 @@ COMMANDS = {
     "drill": "drill",
     "etcd-backup": "etcd_backup",
     "etcd-restore": "etcd_restore",
+    "upgrade": "upgrade",
     "history": "history",
     "cron": "cron",
     "lab": "lab",
