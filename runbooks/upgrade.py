@@ -248,6 +248,8 @@ def roll_out(
         if run.failed:
             later = ", ".join(nodes[index + 1 :]) or "none"
             return stopped(console, f"node {node} (later nodes untouched: {later})")
+    if not args.dry_run:
+        say(args, console)(f"upgraded to Kubernetes {cluster.kubernetes.version}")
     return cli.EXIT_OK
 
 

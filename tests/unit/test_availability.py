@@ -1,0 +1,112 @@
+"""The availability prober against a local server on 127.0.0.1 that fails for a window."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kubenorn.availability import Prober, Sample, https_check, probing, summarize
+
+
+class Switchable(http.server.ThreadingHTTPServer):
+    """/readyz answers 200 while `healthy`, 503 otherwise."""
+
+    healthy = True
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        assert isinstance(self.server, Switchable)
+        code = 200 if self.server.healthy and self.path == "/readyz" else 503
+        self.send_response(code)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return None
+
+
+@pytest.fixture
+def server() -> Iterator[Switchable]:
+    served = Switchable(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    thread.start()
+    yield served
+    served.shutdown()
+    served.server_close()
+
+
+def test_an_outage_window_is_counted_and_measured(server: Switchable) -> None:
+    port = server.server_address[1]
+    check = https_check("127.0.0.1", port, "/readyz", None, timeout=1.0)
+    with probing({"lb": check}, interval=0.02) as prober:
+        time.sleep(0.3)
+        server.healthy = False
+        time.sleep(0.5)
+        server.healthy = True
+        time.sleep(0.3)
+    [report] = prober.report()
+    assert report.endpoint == "lb"
+    assert report.requests >= 20
+    assert 0 < report.failures < report.requests
+    assert 0 < report.percent < 100
+    assert 0.35 <= report.longest_outage <= 0.8, report
+    assert report.first_failure == "HTTP 503"
+    assert "% available, longest outage" in report.line()
+
+
+def test_a_server_that_is_gone_is_a_failure_with_its_cause(server: Switchable) -> None:
+    port = server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    check = https_check("127.0.0.1", port, "/readyz", None, timeout=0.5)
+    prober = Prober({"gone": check}, interval=0.02)
+    prober.start()
+    time.sleep(0.1)
+    [report] = prober.stop()
+    assert report.requests >= 1 and report.failures == report.requests
+    assert report.percent == 0
+    assert report.first_failure == "connection refused"
+
+
+def test_a_check_that_raises_counts_as_a_failure_and_probing_goes_on() -> None:
+    answers = iter([ValueError("boom"), (True, "HTTP 200")])
+
+    def check() -> tuple[bool, str]:
+        answer = next(answers, (True, "HTTP 200"))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    with probing({"flaky": check}, interval=0.01) as prober:
+        time.sleep(0.1)
+    [report] = prober.report()
+    assert report.failures == 1 and report.requests > 1
+    assert report.first_failure == "ValueError: boom"
+
+
+@pytest.mark.parametrize(
+    ("samples", "failures", "longest"),
+    [
+        ([], 0, 0.0),
+        ([(0.0, True), (0.5, True)], 0, 0.0),
+        ([(0.0, True), (0.5, False), (1.0, False), (1.5, True), (2.0, False), (2.5, True)], 3, 1.0),
+        ([(0.0, True), (0.5, False), (1.0, False)], 2, 0.5),  # still down at the end
+        ([(0.0, False), (0.5, True)], 1, 0.5),
+    ],
+)
+def test_summarize(samples: list[tuple[float, bool]], failures: int, longest: float) -> None:
+    report = summarize("e", [Sample(at, ok) for at, ok in samples])
+    assert (report.requests, report.failures, report.longest_outage) == (
+        len(samples),
+        failures,
+        longest,
+    )
+    assert report.percent == (
+        100.0 if not samples else 100 * (len(samples) - failures) / len(samples)
+    )
