@@ -71,7 +71,7 @@ def drain_node(
     timeout: int = DRAIN_TIMEOUT,
     dry_run: bool | None = None,
 ) -> Result:
-    """Ensure `node`'s pods are evicted (PodDisruptionBudgets respected), DaemonSets left."""
+    """Ensure `node`'s pods are evicted (PDBs respected, DaemonSets left); changed if any was."""
     diff = f"drain {node}\n"
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=f"would {diff}")
@@ -86,7 +86,8 @@ def drain_node(
     if drained.rc != 0:
         said = (drained.stderr.strip() or drained.stdout.strip()).splitlines()
         raise RemoteError(f"drain {node} failed: {said[-1] if said else drained.rc}")
-    return Result(host=task.host, changed=True, diff=diff)
+    evicted = "evicting pod" in drained.stdout + drained.stderr
+    return Result(host=task.host, changed=evicted, diff=diff if evicted else "")
 
 
 def uncordon_node(

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from kubenorn.availability import Prober, Sample, https_check, probing, summarize
+from kubenorn.availability import Prober, Sample, ca_context, https_check, probing, summarize
+from kubenorn.pki import keys
+from kubenorn.pki.builders import ca_certificate, leaf_certificate
+from kubenorn.pki.plan import CertSpec
 
 
 class Switchable(http.server.ThreadingHTTPServer):
@@ -55,9 +63,55 @@ def test_an_outage_window_is_counted_and_measured(server: Switchable) -> None:
     assert report.requests >= 20
     assert 0 < report.failures < report.requests
     assert 0 < report.percent < 100
-    assert 0.35 <= report.longest_outage <= 0.8, report
+    assert 0.4 <= report.longest_outage <= 1.5, report  # the 0.5 s window, give or take
     assert report.first_failure == "HTTP 503"
     assert "% available, longest outage" in report.line()
+
+
+def serve_tls(served: Switchable, directory: Path) -> Path:
+    """Serve `served` over TLS with a certificate for 127.0.0.1 from a new CA; the CA's file."""
+    now = datetime.now(UTC)
+    ca_key, key = keys.generate("ecdsa-p256"), keys.generate("ecdsa-p256")
+    ca = ca_certificate("test-ca", ca_key, days=1, now=now)
+    spec = CertSpec(
+        "server", "127.0.0.1", "server", ip_addresses=(ipaddress.ip_address("127.0.0.1"),)
+    )
+    leaf = leaf_certificate(spec, key.public_key(), ca, ca_key, days=1, now=now)
+    (directory / "ca.crt").write_bytes(ca.public_bytes(Encoding.PEM))
+    (directory / "server.crt").write_bytes(leaf.public_bytes(Encoding.PEM))
+    (directory / "server.key").write_bytes(keys.private_pem(key))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "server.crt", directory / "server.key")
+    served.socket = context.wrap_socket(served.socket, server_side=True)
+    return directory / "ca.crt"
+
+
+def test_over_https_verified_against_its_ca(tmp_path: Path) -> None:
+    served = Switchable(("127.0.0.1", 0), Handler)
+    ca_file = serve_tls(served, tmp_path)
+    threading.Thread(target=served.serve_forever, daemon=True).start()
+    try:
+        port = served.server_address[1]
+        check = https_check("127.0.0.1", port, "/readyz", ca_context(str(ca_file)), timeout=1.0)
+        with probing({"lb": check}, interval=0.02) as prober:
+            time.sleep(0.2)
+            served.healthy = False
+            time.sleep(0.3)
+            served.healthy = True
+            time.sleep(0.2)
+        [report] = prober.report()
+        assert 0 < report.failures < report.requests
+        assert 0.2 <= report.longest_outage <= 1.2, report
+        # A server the CA did not sign is a failure, with the TLS error as its cause.
+        other = ca_certificate("other", keys.generate("ecdsa-p256"), days=1, now=datetime.now(UTC))
+        (tmp_path / "other.crt").write_bytes(other.public_bytes(Encoding.PEM))
+        ok, why = https_check(
+            "127.0.0.1", port, "/readyz", ca_context(str(tmp_path / "other.crt"))
+        )()
+        assert not ok and why.startswith("TLS error: "), why
+    finally:
+        served.shutdown()
+        served.server_close()
 
 
 def test_a_server_that_is_gone_is_a_failure_with_its_cause(server: Switchable) -> None:

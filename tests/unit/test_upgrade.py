@@ -22,6 +22,7 @@ from fakes import FakeHost, Fleet, Reply
 
 import tasks.kube_units
 from kubenorn.cluster import load_cluster
+from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.snapshots import SnapshotStatus
 from runbooks import deploy, upgrade
 from tasks.drain import MARK
@@ -157,7 +158,8 @@ class UpgradingHost(HealthyHost):
                     "",
                     "error: cannot evict pod as it would violate the pod's disruption budget\n",
                 )
-            return 0, "", ""
+            drained = f"node/{args[1]} cordoned\nnode/{args[1]} drained\n"
+            return 0, drained, "evicting pod default/web-1\n"
         if args[0] == "annotate":
             node, mark = args[-2], args[-1]
             if mark.endswith("-"):
@@ -168,6 +170,10 @@ class UpgradingHost(HealthyHost):
             api.record(self.host.name, f"annotate {node} {mark}")
             return 0, "", ""
         return super().do_kubectl(argv, stdin)
+
+
+# The inventory, the fleet, the shared API and each host's answers.
+Upgrading = tuple[Path, Fleet, Api, dict[str, UpgradingHost]]
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +189,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, F
 @pytest.fixture
 def cluster_at(
     deployed: tuple[Path, Fleet], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[tuple[Path, Fleet, Api, dict[str, UpgradingHost]]]:
+) -> Iterator[Upgrading]:
     """The deployed fleet, every component running and installed at OLD; the snapshot faked."""
     inventory, fleet = deployed
     cluster = load_cluster(inventory)
@@ -223,7 +229,7 @@ def index(log: list[tuple[str, str]], host: str, action: str) -> int:
 
 
 def test_the_order_apiservers_then_elected_then_node_by_node(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]], tmp_path: Path
+    cluster_at: Upgrading, tmp_path: Path
 ) -> None:
     inventory, fleet, api, hosts = cluster_at
     assert run_upgrade(inventory, tmp_path, "--yes", "--quiet") == 0
@@ -264,16 +270,14 @@ def test_the_order_apiservers_then_elected_then_node_by_node(
 
 
 def upgrade_components_of(host: UpgradingHost) -> set[str]:
-    roles = {role for role in ("controllers", "nodes") if host.me.has_role(role)}
-    return (
-        {"kube-apiserver", "kube-scheduler", "kube-controller-manager"}
-        if "controllers" in roles
-        else set()
-    ) | ({"kubelet", "kube-proxy"} if "nodes" in roles else set())
+    return {
+        *(CONTROL_PLANE if host.me.has_role("controllers") else ()),
+        *(WORKER if host.me.has_role("nodes") else ()),
+    }
 
 
 def test_a_failing_gate_stops_the_rollout_and_a_rerun_finishes_it(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]],
+    cluster_at: Upgrading,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -297,7 +301,7 @@ def test_a_failing_gate_stops_the_rollout_and_a_rerun_finishes_it(
 
 
 def test_a_failed_drain_stops_at_that_node_and_leaves_it_cordoned_for_the_rerun(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]],
+    cluster_at: Upgrading,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -320,7 +324,7 @@ def test_a_failed_drain_stops_at_that_node_and_leaves_it_cordoned_for_the_rerun(
 
 
 def test_a_node_left_cordoned_by_an_interrupted_run_is_uncordoned_and_others_stay(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]], tmp_path: Path
+    cluster_at: Upgrading, tmp_path: Path
 ) -> None:
     inventory, fleet, api, hosts = cluster_at
     for host in hosts.values():
@@ -336,7 +340,7 @@ def test_a_node_left_cordoned_by_an_interrupted_run_is_uncordoned_and_others_sta
 
 
 def test_the_dry_run_prints_the_plan_and_changes_nothing(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]],
+    cluster_at: Upgrading,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -371,7 +375,7 @@ def set_running(hosts: dict[str, UpgradingHost], version: str, *names: str) -> N
     ],
 )
 def test_refusals_exit_3_naming_hosts_and_versions_and_change_nothing(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]],
+    cluster_at: Upgrading,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     versions: dict[str, str],
@@ -389,7 +393,7 @@ def test_refusals_exit_3_naming_hosts_and_versions_and_change_nothing(
 
 
 def test_a_limit_to_the_nodes_before_the_apiservers_is_refused(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]],
+    cluster_at: Upgrading,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -400,7 +404,7 @@ def test_a_limit_to_the_nodes_before_the_apiservers_is_refused(
 
 
 def test_without_yes_it_refuses_before_touching_anything(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]],
+    cluster_at: Upgrading,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -439,7 +443,7 @@ def test_a_target_without_a_profile_or_pins_for_it_is_refused(
 
 
 def test_the_prober_reports_each_nodes_load_balancer(
-    cluster_at: tuple[Path, Fleet, Api, dict[str, UpgradingHost]],
+    cluster_at: Upgrading,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
