@@ -36,11 +36,11 @@ from kubenorn.text import for_console
 from runbooks.deploy import print_diffs, say
 from runbooks.etcd_backup import BackupFailed, take_snapshot
 from tasks import host_state
-from tasks.drain import DRAIN_TIMEOUT, cordon_node, drain_node, marked_nodes, uncordon_node
+from tasks.drain import DRAIN_TIMEOUT, cordon_node, drain_node, gather_marked_nodes, uncordon_node
 from tasks.facts import gather_facts
 from tasks.kube_verify import wait_nodes_ready
 from tasks.lb_probe import endpoint_checks
-from tasks.upgrade import COMPANIONS, upgrade_components
+from tasks.upgrade import COMPANIONS, ensure_components_upgraded
 from tasks.versions import gather_versions
 
 # The control plane's phases, in the skew policy's order, each one controller at a time.
@@ -137,7 +137,9 @@ def upgrade_locked(
         run.close(cli.EXIT_UNKNOWN)
         raise cli.UsageError(f"upgrade to {target} refused:\n  " + "\n  ".join(refusals))
     via = cluster.controllers[0].name  # kubectl for cordon, drain and Ready, as the admin
-    marked = run.step("marked", marked_nodes, only=named([via]), cluster=cluster) if nodes else {}
+    marked = (
+        run.step("marked", gather_marked_nodes, only=named([via]), cluster=cluster) if nodes else {}
+    )
     if run.failed:
         console.print("cannot read the nodes' cordons; nothing changed")
         return cli.finish(run, args, cli.EXIT_FAILED, console)
@@ -234,7 +236,7 @@ def roll_out(
     for phase, components in PHASES:
         run.step(
             phase,
-            upgrade_components,
+            ensure_components_upgraded,
             only=named(controllers),
             serial=True,
             cluster=cluster,
@@ -259,7 +261,7 @@ def upgrade_node(run: Run, cluster: Cluster, node: str, args: argparse.Namespace
     steps: list[tuple[str, Callable[..., Any], Callable[[Host], bool], dict[str, Any]]] = [
         ("cordon", cordon_node, via, {"node": node}),
         ("drain", drain_node, via, {"node": node, "timeout": args.drain_timeout}),
-        ("node-upgrade", upgrade_components, named([node]), {"components": WORKER}),
+        ("node-upgrade", ensure_components_upgraded, named([node]), {"components": WORKER}),
         ("node-ready", wait_nodes_ready, via, {"nodes": [node]}),
         ("uncordon", uncordon_node, via, {"node": node}),
     ]

@@ -36,7 +36,7 @@ def node_state(task: Task, cluster: Cluster, node: str) -> NodeState:
     return NodeState(bool(obj.get("spec", {}).get("unschedulable")), MARK in annotations)
 
 
-def marked_nodes(task: Task, *, cluster: Cluster) -> Result:
+def gather_marked_nodes(task: Task, *, cluster: Cluster) -> Result:
     """The nodes an earlier upgrade cordoned and did not uncordon. (Reads only.)"""
     found = kubectl(task, cluster, ["get", "nodes", "-o", "json"], timeout=30)
     marked = [

@@ -40,7 +40,7 @@ def outdated(running: dict[str, str | None], target: str) -> list[str]:
     return [c for c, said in running.items() if said is not None and parse_version(said) != wanted]
 
 
-def upgrade_components(
+def ensure_components_upgraded(
     task: Task, *, cluster: Cluster, components: tuple[str, ...], dry_run: bool | None = None
 ) -> Result:
     """Ensure `components` run the inventory's Kubernetes version here, each healthy."""
@@ -66,14 +66,14 @@ def upgrade_components(
         task.run(task=start_components, cluster=cluster, components=components, dry_run=dry_run)
     )
     if not task.is_dry_run(dry_run):
-        check_running(task, components, target)
+        require_target(task, components, target)
     suffix = "".join(f"would restart {c}: {target}\n" for c in behind if task.is_dry_run(dry_run))
     result = combined(task, steps, suffix)
     result.changed = result.changed or bool(behind)
     return result
 
 
-def check_running(task: Task, components: Sequence[str], target: str) -> None:
+def require_target(task: Task, components: Sequence[str], target: str) -> None:
     """RemoteError unless every one of `components` runs `target` now."""
     running = running_versions(task, components)
     wrong = [f"{c} runs {running.get(c) or 'nothing'}" for c in components if c not in running]

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from kubenorn.availability import Prober, Sample, ca_context, https_check, probing, summarize
+from kubenorn.availability import (
+    Availability,
+    Check,
+    Prober,
+    Sample,
+    ca_context,
+    https_check,
+    probing,
+    summarize,
+)
 from kubenorn.pki import keys
 from kubenorn.pki.builders import ca_certificate, leaf_certificate
 from kubenorn.pki.plan import CertSpec
@@ -49,16 +58,21 @@ def server() -> Iterator[Switchable]:
     served.server_close()
 
 
+def outage(server: Switchable, check: Check, window: float) -> Availability:
+    """The report of probing `check` while `server` fails for `window` seconds in between."""
+    with probing({"lb": check}, interval=0.02) as prober:
+        time.sleep(0.25)
+        server.healthy = False
+        time.sleep(window)
+        server.healthy = True
+        time.sleep(0.25)
+    [report] = prober.report()
+    return report
+
+
 def test_an_outage_window_is_counted_and_measured(server: Switchable) -> None:
     port = server.server_address[1]
-    check = https_check("127.0.0.1", port, "/readyz", None, timeout=1.0)
-    with probing({"lb": check}, interval=0.02) as prober:
-        time.sleep(0.3)
-        server.healthy = False
-        time.sleep(0.5)
-        server.healthy = True
-        time.sleep(0.3)
-    [report] = prober.report()
+    report = outage(server, https_check("127.0.0.1", port, "/readyz", None, timeout=1.0), 0.5)
     assert report.endpoint == "lb"
     assert report.requests >= 20
     assert 0 < report.failures < report.requests
@@ -93,13 +107,7 @@ def test_over_https_verified_against_its_ca(tmp_path: Path) -> None:
     try:
         port = served.server_address[1]
         check = https_check("127.0.0.1", port, "/readyz", ca_context(str(ca_file)), timeout=1.0)
-        with probing({"lb": check}, interval=0.02) as prober:
-            time.sleep(0.2)
-            served.healthy = False
-            time.sleep(0.3)
-            served.healthy = True
-            time.sleep(0.2)
-        [report] = prober.report()
+        report = outage(served, check, 0.3)
         assert 0 < report.failures < report.requests
         assert 0.2 <= report.longest_outage <= 1.2, report
         # A server the CA did not sign is a failure, with the TLS error as its cause.
