@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from kubenorn.https_probe import PROBE_ERRORS, cause
 
@@ -25,11 +26,13 @@ Check = Callable[[], tuple[bool, str]]
 
 @dataclass(frozen=True)
 class Sample:
-    """One answer: when it was asked (monotonic seconds), whether it was good, and why not."""
+    """One answer: when it was asked (monotonic seconds, and the wall clock's epoch seconds),
+    whether it was good, and why not."""
 
     at: float
     ok: bool
     detail: str = ""
+    wall: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Availability:
     failures: int
     longest_outage: float  # seconds
     first_failure: str = ""
+    outage_began: float = 0.0  # the longest outage's first failed answer (epoch seconds)
 
     @property
     def percent(self) -> float:
@@ -50,26 +54,29 @@ class Availability:
 
     def line(self) -> str:
         why = f"; first failure: {self.first_failure}" if self.first_failure else ""
+        began = ""
+        if self.longest_outage and self.outage_began:
+            began = f" from {datetime.fromtimestamp(self.outage_began, UTC):%H:%M:%S} UTC"
         return (
             f"{self.endpoint}: {self.requests} requests, {self.failures} failed, "
-            f"{self.percent:.2f}% available, longest outage {self.longest_outage:.1f}s{why}"
+            f"{self.percent:.2f}% available, longest outage {self.longest_outage:.1f}s{began}{why}"
         )
 
 
 def summarize(endpoint: str, samples: list[Sample]) -> Availability:
     """`samples` (in time order) as requests, failures and the longest outage."""
-    longest, began = 0.0, None
-    for sample in samples:
+    longest, longest_began = 0.0, 0.0
+    began: Sample | None = None
+    for sample in [*samples, Sample(samples[-1].at, True)] if samples else []:
         if not sample.ok and began is None:
-            began = sample.at
+            began = sample
         elif sample.ok and began is not None:
-            longest, began = max(longest, sample.at - began), None
-    if began is not None:
-        longest = max(longest, samples[-1].at - began)
+            if sample.at - began.at > longest:
+                longest, longest_began = sample.at - began.at, began.wall
+            began = None
     failed = [s for s in samples if not s.ok]
-    return Availability(
-        endpoint, len(samples), len(failed), longest, failed[0].detail if failed else ""
-    )
+    first = failed[0].detail if failed else ""
+    return Availability(endpoint, len(samples), len(failed), longest, first, longest_began)
 
 
 class Prober:
@@ -92,7 +99,7 @@ class Prober:
                 ok, detail = check()
             except Exception as error:  # noqa: BLE001 - a check that breaks is a failed answer
                 ok, detail = False, f"{type(error).__name__}: {error}"
-            self.samples[name].append(Sample(started, ok, detail))
+            self.samples[name].append(Sample(started, ok, detail, wall=time.time()))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def start(self) -> None:

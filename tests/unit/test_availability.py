@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import re
 import ssl
 import threading
 import time
@@ -80,6 +81,9 @@ def test_an_outage_window_is_counted_and_measured(server: Switchable) -> None:
     assert 0.4 <= report.longest_outage <= 1.5, report  # the 0.5 s window, give or take
     assert report.first_failure == "HTTP 503"
     assert "% available, longest outage" in report.line()
+    assert re.search(
+        r"longest outage \d\.\ds from \d\d:\d\d:\d\d UTC; first failure: HTTP 503$", report.line()
+    )
 
 
 def serve_tls(served: Switchable, directory: Path) -> Path:
