@@ -21,6 +21,7 @@ from fake_cluster import ANYTHING, HealthyHost, forget, healthy_fleet, serving, 
 from fakes import FakeHost, Fleet, Reply
 
 import tasks.kube_units
+from kubenorn import api as kubenorn_api
 from kubenorn.cluster import load_cluster
 from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.snapshots import SnapshotStatus
@@ -459,3 +460,13 @@ def test_the_prober_reports_each_nodes_load_balancer(
         assert "0 failed, 100.00% available, longest outage 0.0s" in line
     probes = [line for line in fleet["kube.node01"].lines() if line.startswith("curl -sS -o")]
     assert probes and shlex.split(probes[0])[-1] == "https://kube.apiserver:6443/readyz"
+
+
+def test_the_python_api_gives_the_plan_and_the_records(cluster_at: Upgrading) -> None:
+    inventory, fleet, api, hosts = cluster_at
+    result = kubenorn_api.open(inventory).upgrade()  # a dry run
+    assert result.ok and result.runbook == "upgrade"
+    assert "7. node kube.node01: cordon, drain" in result.output
+    drains = result.records[result.records.task == "drain"]
+    assert list(drains["diff"]) == [f"would drain kube.node0{i}\n" for i in (1, 2, 3)]
+    assert mutations(fleet) == []
