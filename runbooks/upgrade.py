@@ -33,6 +33,7 @@ from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
 from kubenorn.text import for_console
+from kubenorn.upgrade_plan import PHASES, nodes_to_upgrade, plan, running
 from runbooks.deploy import print_diffs, say
 from runbooks.etcd_backup import BackupFailed, take_snapshot
 from tasks import host_state
@@ -43,8 +44,6 @@ from tasks.lb_probe import endpoint_checks
 from tasks.upgrade import COMPANIONS, ensure_components_upgraded
 from tasks.versions import gather_versions
 
-# The control plane's phases, in the skew policy's order, each one controller at a time.
-PHASES = (("apiservers", CONTROL_PLANE[:1]), ("schedulers", CONTROL_PLANE[1:]))
 PROBE_PATH = "/readyz"
 
 
@@ -87,20 +86,6 @@ def named(names: Sequence[str]) -> Callable[[Host], bool]:
     return lambda host: host.name in wanted
 
 
-def running(results: AggregatedResult) -> tuple[dict[str, dict[str, skew.Version]], list[str]]:
-    """host -> component -> the version it runs; and what could not be read as a version."""
-    versions: dict[str, dict[str, skew.Version]] = {}
-    unreadable = []
-    for host, result in sorted(results.items()):
-        for component, said in result[0].result.items():
-            version = None if said is None else skew.parse_version(said)
-            if version is not None:
-                versions.setdefault(host, {})[component] = version
-            elif said is not None:
-                unreadable.append(f"{host} {component}: no version in its --version: {said!r}")
-    return versions, unreadable
-
-
 def pinned(run: Run, cluster: Cluster) -> list[str]:
     """The Kubernetes package pins of the inventory's controllers and nodes."""
     specs: list[str] = []
@@ -110,22 +95,12 @@ def pinned(run: Run, cluster: Cluster) -> list[str]:
     return specs
 
 
-def upgrade_locked(
-    args: argparse.Namespace, argv: list[str], cluster: Cluster, destination: Path | None
-) -> int:
-    console = make_console()
-    # Every host is asked its versions whatever --limit keeps: the policy is cluster-wide.
-    run = cli.new_run(argparse.Namespace(**{**vars(args), "limit": []}), "upgrade", argv)
-    selected = set(cli.limit(run.nr, args.limit).inventory.hosts) if args.limit else set(run.hosts)
-    host_state.enable(run.nr)
-    run.step("facts", gather_facts)
-    answers = run.step("versions", gather_versions)
-    if run.failed:
-        console.print("cannot judge the version skew: not every host answered; nothing changed")
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
+def judge_skew(
+    run: Run, cluster: Cluster, answers: AggregatedResult, controllers: list[str], nodes: list[str]
+) -> skew.Versions:
+    """What every host runs, from the versions step's `answers`; UsageError (the run closed)
+    when the policy refuses the rollout of `controllers` and `nodes` to the inventory's version."""
     target = cluster.kubernetes.version
-    controllers = [h.name for h in cluster.controllers if h.name in selected]
-    nodes = [h.name for h in cluster.nodes if h.name in selected]
     versions, unreadable = running(answers)
     names = (*CONTROL_PLANE, *WORKER, *(c for cs in COMPANIONS.values() for c in cs))
     refusals = [
@@ -136,78 +111,67 @@ def upgrade_locked(
     if refusals:
         run.close(cli.EXIT_UNKNOWN)
         raise cli.UsageError(f"upgrade to {target} refused:\n  " + "\n  ".join(refusals))
-    via = cluster.controllers[0].name  # kubectl for cordon, drain and Ready, as the admin
-    marked = (
-        run.step("marked", gather_marked_nodes, only=named([via]), cluster=cluster) if nodes else {}
-    )
+    return versions
+
+
+def upgrade_locked(
+    args: argparse.Namespace, argv: list[str], cluster: Cluster, destination: Path | None
+) -> int:
+    console = make_console()
+    # Every host is asked its versions whatever --limit keeps: the policy is cluster-wide.
+    run = cli.new_run(argparse.Namespace(**{**vars(args), "limit": []}), "upgrade", argv)
+    selected = set(cli.limit(run.nr, args.limit).inventory.hosts) if args.limit else set(run.hosts)
+    controllers = [h.name for h in cluster.controllers if h.name in selected]
+    nodes = [h.name for h in cluster.nodes if h.name in selected]
+    host_state.enable(run.nr)
+    run.step("facts", gather_facts)
+    answers = run.step("versions", gather_versions)
     if run.failed:
+        console.print("cannot judge the version skew: not every host answered; nothing changed")
+        return cli.finish(run, args, cli.EXIT_FAILED, console)
+    versions = judge_skew(run, cluster, answers, controllers, nodes)
+    marked = cordoned_by_upgrade(run, cluster, nodes)
+    if marked is None:
         console.print("cannot read the nodes' cordons; nothing changed")
         return cli.finish(run, args, cli.EXIT_FAILED, console)
-    todo = nodes_to_upgrade(nodes, versions, target, marked[via][0].result if marked else [])
+    todo = nodes_to_upgrade(nodes, versions, cluster.kubernetes.version, marked)
     if not args.quiet:
         for line in plan(cluster, versions, controllers, nodes, todo, destination):
             console.print(for_console(line))
     if destination is not None and (code := snapshot(run, cluster, destination, args, console)):
         return code
-    checks = {}
-    if not args.dry_run and args.probe_interval > 0:
-        checks = endpoint_checks(run.nr, cluster, [h.name for h in cluster.nodes], PROBE_PATH)
-    with probing(checks, args.probe_interval or INTERVAL) as prober:
-        code = roll_out(run, cluster, args, controllers, todo, console)
-    report(prober, args, console)
+    code = roll_out_probed(run, cluster, args, controllers, todo, console)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     run.steps[:] = list(dict.fromkeys(run.steps))  # each node ran the same steps
     return cli.finish(run, args, code, console)
 
 
-def nodes_to_upgrade(
-    nodes: list[str], versions: skew.Versions, target: str, marked: list[str]
-) -> list[str]:
-    """The nodes with a worker component not at `target`, or left cordoned by an upgrade."""
-    wanted = skew.parse_version(target)
-    return [
-        node
-        for node in nodes
-        if node in marked or any(versions.get(node, {}).get(c) != wanted for c in WORKER)
-    ]
+def cordoned_by_upgrade(run: Run, cluster: Cluster, nodes: list[str]) -> list[str] | None:
+    """The nodes an earlier upgrade left cordoned (None: the first controller could not say)."""
+    if not nodes:
+        return []
+    via = cluster.controllers[0].name
+    marked = run.step("marked", gather_marked_nodes, only=named([via]), cluster=cluster)
+    return None if run.failed else list(marked[via][0].result)
 
 
-def plan(
+def roll_out_probed(
+    run: Run,
     cluster: Cluster,
-    versions: skew.Versions,
+    args: argparse.Namespace,
     controllers: list[str],
     nodes: list[str],
-    todo: list[str],
-    destination: Path | None,
-) -> list[str]:
-    """The upgrade, step by step, as lines for people."""
-    target = cluster.kubernetes.version
-    wanted = skew.parse_version(target)
-
-    def state(host: str, components: Sequence[str]) -> str:
-        found = versions.get(host, {})
-        said = [f"{c} {skew.show(found[c]) if c in found else 'not running'}" for c in components]
-        restart = any(found.get(c) != wanted for c in components)
-        return f"{', '.join(said)} -> {target}" + ("" if restart else " (already: no restart)")
-
-    lines = [f"upgrade {cluster.name} to Kubernetes {target}:"]
-    lines.append(
-        f"  etcd snapshot into {destination or 'INVENTORY/.backups (not under --dry-run)'}"
-    )
-    number = 0
-    for phase, components in PHASES:
-        for host in controllers:
-            number += 1
-            lines.append(f"  {number}. {phase}: {host} {state(host, components)}, health-gated")
-    for node in todo:
-        number += 1
-        lines.append(
-            f"  {number}. node {node}: cordon, drain, {state(node, WORKER)}, Ready, uncordon"
-        )
-    if done := [node for node in nodes if node not in todo]:
-        lines.append(f"  nodes already at {target}, not drained: {', '.join(done)}")
-    return lines
+    console: Console,
+) -> int:
+    """`roll_out`, every node's load balancer probed meanwhile (not under --dry-run)."""
+    checks = {}
+    if not args.dry_run and args.probe_interval > 0:
+        checks = endpoint_checks(run.nr, cluster, [h.name for h in cluster.nodes], PROBE_PATH)
+    with probing(checks, args.probe_interval or INTERVAL) as prober:
+        code = roll_out(run, cluster, args, controllers, nodes, console)
+    report(prober, args, console)
+    return code
 
 
 def snapshot(
