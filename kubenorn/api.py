@@ -6,6 +6,7 @@ its result as data.
     cluster.verify().findings            # a pandas DataFrame; the result renders in Jupyter
     cluster.run("uptime", limit="nodes").answers
     cluster.deploy(dry_run=True).records
+    cluster.upgrade(dry_run=True).output  # the plan
 
 Each call runs the same code as the command line (`kubenorn verify -i ... --quiet`), so it
 takes the same lock, appends the run to the history and keeps the same exit code; what the
@@ -200,6 +201,21 @@ class Inventory:
         argv += ["--dry-run"] if dry_run else []
         argv += ["--force"] if force else []
         return self._call("deploy", deploy.deploy, argv)
+
+    def upgrade(
+        self,
+        *,
+        dry_run: bool = True,
+        limit: str | Sequence[str] | None = None,
+        probe_interval: float | None = None,
+    ) -> Result:
+        """Upgrade to the inventory's Kubernetes version (by default a dry run: the plan in
+        `output`, the diffs in `records.diff`; otherwise the availability report in `output`)."""
+        from runbooks import upgrade
+
+        argv = [*self._options(limit), *(["--dry-run"] if dry_run else ["--yes"])]
+        argv += [] if probe_interval is None else ["--probe-interval", str(probe_interval)]
+        return self._call("upgrade", upgrade.upgrade, argv)
 
     def run(
         self,

@@ -84,9 +84,9 @@ MEANINGS: dict[str, dict[int, str]] = {
         EXIT_INTERRUPTED: "interrupted: every member started again on one side",
     },
     "node": {
-        EXIT_OK: "removed: drained, deleted from the API, the host reset",
-        EXIT_FAILED: "a step failed (a drain that could not finish leaves the node cordoned "
-        "and deletes nothing)",
+        EXIT_OK: "`add`: joined and Ready; `remove`: drained, deleted from the API, the host reset",
+        EXIT_FAILED: "a step failed (a re-run finishes an `add`; a drain that could not finish "
+        "leaves the node cordoned and deletes nothing)",
         EXIT_UNKNOWN: COULD_NOT_RUN + ", a host that is not only a worker",
         EXIT_INTERRUPTED: INTERRUPTED,
     },
@@ -94,6 +94,13 @@ MEANINGS: dict[str, dict[int, str]] = {
         EXIT_OK: "every selected host reset",
         EXIT_FAILED: "a host failed (the output lists what it may still hold)",
         EXIT_UNKNOWN: COULD_NOT_RUN + ", no `--yes`, a `--limit` that splits etcd",
+        EXIT_INTERRUPTED: INTERRUPTED,
+    },
+    "upgrade": {
+        EXIT_OK: "every component runs the inventory's version, every gate passed",
+        EXIT_FAILED: "a gate failed: the rollout stopped there (a re-run finishes it); or no etcd "
+        "snapshot could be taken (nothing changed)",
+        EXIT_UNKNOWN: COULD_NOT_RUN + ", no `--yes`, what the version-skew policy forbids",
         EXIT_INTERRUPTED: INTERRUPTED,
     },
     "history": {

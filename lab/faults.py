@@ -245,6 +245,10 @@ systemctl reset-failed etcd.service
 systemctl start etcd.service
 """
 FILL_VALUE = "x" * 900_000  # under etcd's 1.5 MiB request limit once base64'd
+# What the tmpfs holds beyond the member's data: once the filler goes, the member must catch
+# up on the fill (bbolt grows its file by doubling, the WAL by 64 MB segments); 80 MB was not
+# enough and left the member crash-looping on a full disk.
+SMALL_DISK_ROOM = 400_000_000
 
 
 def etcd_disk_full(lab: Lab, inventory: Path, victim: str = "kube.controller03") -> FaultRow:
@@ -256,7 +260,7 @@ def etcd_disk_full(lab: Lab, inventory: Path, victim: str = "kube.controller03")
     victim_url = next(m.client_url for m in cluster.etcd.members if m.host.name == victim)
     writer = next(e for e in endpoints(cluster, timeout=10.0) if e.url != victim_url)
     try:
-        lab.ssh(victim, ["sh", "-c", SMALL_DISK, "sh", data_dir, str(80_000_000)], timeout=120)
+        lab.ssh(victim, ["sh", "-c", SMALL_DISK, "sh", data_dir, str(SMALL_DISK_ROOM)], timeout=120)
         written = fill(writer, count=45)
         code, named, noticed, findings = notice(inventory, victim)
         freed = time.monotonic()

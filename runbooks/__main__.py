@@ -22,6 +22,7 @@ COMMANDS = {
     "etcd-restore": "etcd_restore",
     "node": "node",
     "reset": "reset",
+    "upgrade": "upgrade",
     "history": "history",
     "cron": "cron",
     "lab": "lab",

@@ -17,7 +17,14 @@ from kubenorn.findings import EXIT_CODES
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
-from kubenorn.snapshots import SnapshotInvalid, prune, snapshot_name, verify_snapshot
+from kubenorn.run import Run
+from kubenorn.snapshots import (
+    SnapshotInvalid,
+    SnapshotStatus,
+    prune,
+    snapshot_name,
+    verify_snapshot,
+)
 from kubenorn.text import for_console
 from tasks.etcd_backup import fetch_snapshot
 from tasks.etcd_verify import observe_etcd_member
@@ -37,14 +44,19 @@ def backup(argv: list[str]) -> int:
         return backup_locked(args, argv, cluster, destination)
 
 
-def backup_locked(args: Any, argv: list[str], cluster: Cluster, destination: Path) -> int:
-    console = make_console()
-    run = cli.new_run(args, "etcd_backup", argv)
+class BackupFailed(Exception):
+    """No verified snapshot was made; the message says why ("" when the run's summary does)."""
+
+
+def take_snapshot(
+    run: Run, cluster: Cluster, destination: Path
+) -> tuple[Path, str, SnapshotStatus]:
+    """A snapshot from a healthy member, fetched into `destination` and verified: its path,
+    the member and its status; BackupFailed otherwise."""
     views = run.step("observe", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     healthy = [h for h, r in sorted(views.items()) if not r.failed and r[0].result.healthy]
     if not healthy:
-        console.print("CRITICAL: no healthy etcd member to take a snapshot from")
-        return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
+        raise BackupFailed("no healthy etcd member to take a snapshot from")
     path = destination / snapshot_name(cluster.name)
     fetched = run.step(
         "snapshot",
@@ -55,16 +67,26 @@ def backup_locked(args: Any, argv: list[str], cluster: Cluster, destination: Pat
         run_id=run.info.run_id,
     )
     if fetched.failed:
-        return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
+        raise BackupFailed("")
     try:
-        status = verify_snapshot(path)
+        return path, healthy[0], verify_snapshot(path)
     except SnapshotInvalid as error:
-        console.print(for_console(f"CRITICAL: {error}"))
+        raise BackupFailed(str(error)) from None
+
+
+def backup_locked(args: Any, argv: list[str], cluster: Cluster, destination: Path) -> int:
+    console = make_console()
+    run = cli.new_run(args, "etcd_backup", argv)
+    try:
+        path, member, status = take_snapshot(run, cluster, destination)
+    except BackupFailed as error:
+        if str(error):
+            console.print(for_console(f"CRITICAL: {error}"))
         return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
     pruned = prune(destination, cluster.name, args.keep)
     if not args.quiet:
         console.print(
-            f"OK: {path} from {healthy[0]}: revision {status.revision}, "
+            f"OK: {path} from {member}: revision {status.revision}, "
             f"{status.total_keys} keys, {status.total_size} bytes; trial restore passed; "
             f"{len(pruned)} old snapshots removed"
         )

@@ -36,7 +36,11 @@ SECTIONS = {
     "cron": ["## History, cron and the notebook"],
     "lab": ["## The lab"],
     "reset": ["### Reset: `python -m runbooks.reset"],
-    "node": ["### Node removal: `python -m runbooks.node"],
+    "node": [
+        "### Adding a node: `python -m runbooks.node",
+        "### Node removal: `python -m runbooks.node",
+    ],
+    "upgrade": ["## Day two: upgrading one minor release"],
 }
 COMMON_TABLE = "## Running a runbook"
 OPTION = re.compile(r"(?<![\w/.=-])(--?[A-Za-z][\w-]*)")

@@ -13,7 +13,7 @@ from fakes import Fleet
 from pki_support import inventory_copy
 
 from kubenorn.lock import AlreadyRunning, exclusive
-from runbooks import cron, deploy, drill, etcd_backup, etcd_restore, pki, verify
+from runbooks import cron, deploy, drill, etcd_backup, etcd_restore, pki, upgrade, verify
 
 
 def runbook_calls(tmp_path: Path, inventory: str) -> dict[str, Callable[[], int]]:
@@ -31,6 +31,7 @@ def runbook_calls(tmp_path: Path, inventory: str) -> dict[str, Callable[[], int]
             ["install", "-i", inventory, "--cron-file", str(tmp_path / "cron")]
         ),
         "verify": lambda: verify.main(["-i", inventory]),
+        "upgrade": lambda: upgrade.main(["-i", inventory, "--yes", "--dest", str(tmp_path / "b")]),
     }
 
 
@@ -44,6 +45,7 @@ RUNBOOKS = [
     "drill",
     "cron install",
     "verify",
+    "upgrade",
 ]
 
 
