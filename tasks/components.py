@@ -7,7 +7,7 @@ from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding
-from kubenorn.profiles import CONTROL_PLANE, WORKER
+from kubenorn.profiles import CONTROL_PLANE, WORKER, unit_of
 from tasks import etcd
 from tasks.hosts_file import ensure_hosts_file
 from tasks.kube_units import ensure_component_config
@@ -31,9 +31,20 @@ def role_packages(host: Host) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+# The Kubernetes packages are named after their component (the lab builds them so): installing
+# or replacing one owes that component's unit a restart.
+COMPONENT_PACKAGES = {component: unit_of(component) for component in (*CONTROL_PLANE, *WORKER)}
+
+
 def ensure_role_packages(task: Task, *, dry_run: bool | None = None) -> Result:
-    """Ensure the packages of this host's roles are installed."""
-    result = task.run(task=ensure_packages, packages=role_packages(task.host), dry_run=dry_run)
+    """Ensure the packages of this host's roles are installed (a component's new package owes
+    its unit a restart)."""
+    result = task.run(
+        task=ensure_packages,
+        packages=role_packages(task.host),
+        restarts=COMPONENT_PACKAGES,
+        dry_run=dry_run,
+    )
     return Result(host=task.host, changed=result.changed, diff=result[0].diff)
 
 

@@ -7,7 +7,7 @@ such as `name=1.30.0-*` for apt (apt-get takes the newest match, downgrading if 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from nornir.core.task import Result, Task
@@ -15,6 +15,7 @@ from nornir.core.task import Result, Task
 from tasks import host_state
 from tasks.facts import facts_of
 from tasks.ssh import run
+from tasks.systemd import owe_restarts
 
 INSTALL_TIMEOUT = 900.0
 # A pinned version below the installed one is still what the inventory asks for.
@@ -77,8 +78,16 @@ def missing_packages(task: Task, manager: str, wanted: Sequence[str]) -> list[st
     return rpm_missing(wanted, query.stdout)
 
 
-def ensure_packages(task: Task, *, packages: Sequence[str], dry_run: bool | None = None) -> Result:
-    """Ensure `packages` are installed, installing only the missing ones."""
+def ensure_packages(
+    task: Task,
+    *,
+    packages: Sequence[str],
+    restarts: Mapping[str, str] | None = None,
+    dry_run: bool | None = None,
+) -> Result:
+    """Ensure `packages` are installed, installing only the missing ones. `restarts`: package
+    name -> the unit that runs its binary, owed a restart before the package is installed or
+    replaced (otherwise the old binary runs on, and an interrupted run would forget it)."""
     if not packages:
         return Result(host=task.host, changed=False)
     manager = facts_of(task).package_manager
@@ -87,9 +96,20 @@ def ensure_packages(task: Task, *, packages: Sequence[str], dry_run: bool | None
     if not commands:
         return Result(host=task.host, changed=False)
     diff = "".join(f"+ package {spec}\n" for spec in missing)
+    units = [unit for name, unit in (restarts or {}).items() if name in map(package_name, missing)]
+    if units:
+        task.run(task=owe_restarts, units=units, dry_run=dry_run)
+        diff += "".join(
+            f"{'would ' if task.is_dry_run(dry_run) else ''}restart {u}\n" for u in units
+        )
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=diff)
     host_state.forget(task)  # a package writes where it likes: survey again when next asked
     for command in commands:
         run(task, command, sudo=True, timeout=INSTALL_TIMEOUT)
     return Result(host=task.host, changed=True, diff=diff)
+
+
+def package_name(spec: str) -> str:
+    """The package a spec names: `kubelet` of `kubelet=1.37.2-*`."""
+    return spec.split("=", 1)[0]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from collections.abc import Callable
 
+import pytest
+from fakes import Fleet, run_on
+from nornir.core import Nornir
+
+from tasks.facts import FACTS_KEY, Facts
 from tasks.packages import (
     apt_missing,
     apt_query_command,
+    ensure_packages,
     install_commands,
     rpm_missing,
     rpm_query_command,
@@ -19,6 +26,7 @@ RPM_OUTPUT = (
     "addops-etcd-3.1.0-1.el7.x86_64\npackage addops-kubernetes-1.6.0-1.el7 is not installed\n"
 )
 APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+APT_HOST = Facts("debian", "13", (), "apt", "systemd", "6.1", "h1", ("192.0.2.1",))
 
 
 @pytest.mark.parametrize(
@@ -94,3 +102,43 @@ def test_install_commands(manager: str, missing: list[str], commands: list[list[
 def test_an_unknown_package_manager_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="zypper"):
         install_commands("zypper", ["etcd"])
+
+
+INSTALLED = "kube-apiserver\t1.36.3-0kubenorn1\tii \nhaproxy\t3.0.1-1\tii \n"
+# wanted -> (whether apt-get install runs, the units owed a restart first)
+RESTART_CASES = {
+    "a component's package replaced": (["kube-apiserver=1.37.2-*"], True, ["kube-apiserver"]),
+    "a component's package as wanted": (["kube-apiserver=1.36.3-*"], False, []),
+    "another package installed": (["haproxy", "curl"], True, []),
+}
+
+
+@pytest.mark.parametrize("case", RESTART_CASES.values(), ids=RESTART_CASES.keys())
+def test_a_components_new_package_owes_its_unit_a_restart_before_it_is_installed(
+    make_nr: Callable[..., Nornir], fleet: Fleet, case: tuple[list[str], bool, list[str]]
+) -> None:
+    wanted, installs, owed = case
+    host = fleet["h1"]
+    host.script.update(
+        {
+            re.compile(r"dpkg-query -W .*", re.DOTALL): (0, INSTALLED, ""),
+            "mkdir -p /var/lib/kubenorn/restart-owed": (0, "", ""),
+            re.compile(r"touch .*"): (0, "", ""),
+            re.compile(r"env DEBIAN_FRONTEND=noninteractive apt-get .*"): (0, "", ""),
+        }
+    )
+    nr = make_nr()
+    nr.inventory.hosts["h1"].data[FACTS_KEY] = APT_HOST
+    restarts = {"kube-apiserver": "kube-apiserver.service"}
+    result = run_on(nr, "h1", ensure_packages, packages=wanted, restarts=restarts)
+    assert not result.failed, result[0].exception
+    lines = host.lines()
+    touched = [n for n, line in enumerate(lines) if line.startswith("touch ")]
+    installed = [n for n, line in enumerate(lines) if " install " in line]
+    assert bool(installed) is installs
+    assert [line.split()[1] for line in lines if line.startswith("touch ")] == [
+        f"/var/lib/kubenorn/restart-owed/{unit}.service" for unit in owed
+    ]
+    if owed:
+        assert touched[0] < installed[0], "the restart is owed before the package changes"
+        assert "restart kube-apiserver.service" in (result[0].diff or "")
