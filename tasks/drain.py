@@ -14,6 +14,8 @@ from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
 from tasks.kubectl import kubectl
+from tasks.smoke import LABEL_KEY as SMOKE_LABEL_KEY
+from tasks.smoke import LABEL_VALUE as SMOKE_LABEL_VALUE
 from tasks.ssh import RemoteError
 
 MARK = "kubenorn.io/cordoned-for"
@@ -63,6 +65,21 @@ def cordon_node(task: Task, *, cluster: Cluster, node: str, dry_run: bool | None
     return Result(host=task.host, changed=True, diff=diff)
 
 
+def drain_arguments(node: str, timeout: int) -> list[str]:
+    """`kubectl drain`'s arguments: DaemonSets' pods stay (their controller ignores a cordon),
+    emptyDir data goes with its pod, PodDisruptionBudgets are respected. verify's smoke pods
+    are left out: bare pods, which drain refuses without --force, in a namespace verify has
+    deleted already (its pods may still be terminating)."""
+    return [
+        "drain",
+        node,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        f"--pod-selector={SMOKE_LABEL_KEY}!={SMOKE_LABEL_VALUE}",
+        f"--timeout={timeout}s",
+    ]
+
+
 def drain_node(
     task: Task,
     *,
@@ -75,13 +92,7 @@ def drain_node(
     diff = f"drain {node}\n"
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=f"would {diff}")
-    args = [
-        "drain",
-        node,
-        "--ignore-daemonsets",
-        "--delete-emptydir-data",
-        f"--timeout={timeout}s",
-    ]
+    args = drain_arguments(node, timeout)
     drained = kubectl(task, cluster, args, ok_codes=range(256), timeout=timeout + 30)
     if drained.rc != 0:
         said = (drained.stderr.strip() or drained.stdout.strip()).splitlines()

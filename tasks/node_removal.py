@@ -10,6 +10,7 @@ from __future__ import annotations
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
+from tasks.drain import drain_arguments
 from tasks.kubectl import kubectl
 from tasks.ssh import CommandError, RemoteError
 
@@ -20,18 +21,6 @@ def node_registered(task: Task, cluster: Cluster, node: str) -> bool:
     """Whether the API holds a Node named `node`."""
     found = kubectl(task, cluster, ["get", "node", node, "-o", "name", "--ignore-not-found"])
     return bool(found.stdout.strip())
-
-
-def drain_arguments(node: str, timeout: int) -> list[str]:
-    """`kubectl drain`'s arguments: DaemonSets' pods stay (their controller ignores a cordon),
-    emptyDir data goes with its pod, PodDisruptionBudgets are respected."""
-    return [
-        "drain",
-        node,
-        "--ignore-daemonsets",
-        "--delete-emptydir-data",
-        f"--timeout={timeout}s",
-    ]
 
 
 def ensure_node_removed(

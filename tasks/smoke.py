@@ -27,7 +27,8 @@ from tasks.kubectl import kubectl
 from tasks.ssh import run
 from tasks.templates import render
 
-LABEL = "app.kubernetes.io/managed-by=kubenorn-smoke-test"
+LABEL_KEY, LABEL_VALUE = "app.kubernetes.io/managed-by", "kubenorn-smoke-test"
+LABEL = f"{LABEL_KEY}={LABEL_VALUE}"
 PROBE = (REPO_ROOT / "templates" / "smoke" / "probe.sh").read_bytes()
 POD_PORT = 8080
 # Seconds the probe keeps asking the Service until every backend answered: kube-proxy programs
@@ -60,7 +61,13 @@ def smoke_manifest(task: Task, cluster: Cluster, namespace: str, nodes: list[str
     assert smoke is not None  # verify runs the test only when the inventory has one
     pods = [{"name": node, "pod": pod_name(node)} for node in nodes]
     text = render(
-        task, "smoke/workload.yaml.j2", namespace=namespace, nodes=pods, image=smoke.image
+        task,
+        "smoke/workload.yaml.j2",
+        namespace=namespace,
+        nodes=pods,
+        image=smoke.image,
+        label_key=LABEL_KEY,
+        label_value=LABEL_VALUE,
     )
     return text.encode()
 

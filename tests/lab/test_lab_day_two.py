@@ -50,7 +50,8 @@ def grown(lab, lab_inventory: Path, tmp_path_factory: pytest.TempPathFactory) ->
     (copy / "hosts.yaml").write_text(yaml.safe_dump(hosts, sort_keys=False))
     try:
         yield copy
-    finally:
+    finally:  # the Node object too, whatever the tests got to
+        admin_kubectl(lab, "delete", "node", NEW, "--ignore-not-found")
         lab.remove_extras()
         assert deploy.main(["-i", str(lab_inventory), "--quiet"]) == 0  # the others forget it
         assert verifies_ok_within(lab_inventory, 120)

@@ -6,6 +6,7 @@ And the running-versions survey's parser, and which packages go with which compo
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tasks.upgrade import component_packages, outdated
 from tasks.versions import parse_versions
 
 HOST = "h1"
+SMOKE = shlex.quote("--pod-selector=app.kubernetes.io/managed-by!=kubenorn-smoke-test")
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig "
 GET = KUBECTL + "get node n1 -o json"
 
@@ -83,7 +85,7 @@ def test_cordons_given_the_node(
     assert result[0].changed is changed
 
 
-DRAIN = KUBECTL + "drain n1 --ignore-daemonsets --delete-emptydir-data --timeout=60s"
+DRAIN = KUBECTL + "drain n1 --ignore-daemonsets --delete-emptydir-data " + SMOKE + " --timeout=60s"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ touched.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from kubenorn.history import records_of, runs
 from runbooks import node
 
 CONTROLLER, NODE, OTHER = "kube.controller01", "kube.node01", "kube.node02"
+SMOKE = shlex.quote("--pod-selector=app.kubernetes.io/managed-by!=kubenorn-smoke-test")
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig"
 
 
@@ -55,7 +57,7 @@ def test_cordon_then_drain_then_delete_then_the_host_is_reset(
     assert api_calls(fleet) == [
         f"{KUBECTL} get node {NODE} -o name --ignore-not-found",
         f"{KUBECTL} cordon {NODE}",
-        f"{KUBECTL} drain {NODE} --ignore-daemonsets --delete-emptydir-data --timeout=60s",
+        f"{KUBECTL} drain {NODE} --ignore-daemonsets --delete-emptydir-data {SMOKE} --timeout=60s",
         f"{KUBECTL} delete node {NODE}",
     ]
     assert NODE not in fleet.fakes[CONTROLLER].api_nodes
