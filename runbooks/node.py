@@ -3,8 +3,9 @@
 `add HOST`: a worker added to the inventory's hosts.yaml (group nodes) joins: deploy runs on
 it alone (`deploy --limit HOST`: its certificates, runtime, load balancer, kubelet, kube-proxy,
 pod routes), then every other host learns of it without a restart (its /etc/hosts line, a route
-to its pods), and the run ends once the apiserver counts it Ready. Exit 0 joined and Ready, 1 a
-step failed (a re-run finishes it), 3 usage.
+to its pods), and the run ends once the apiserver counts it Ready and schedulable (a cordon of
+kubenorn's own, left by a removal that stopped half way, is lifted; anyone else's stays).
+Exit 0 joined and Ready, 1 a step failed (a re-run finishes it), 3 usage.
 
 `remove HOST`: on the first controller, through the API, cordons the node, drains it
 (`kubectl drain --ignore-daemonsets --delete-emptydir-data`, PodDisruptionBudgets respected,
@@ -38,6 +39,7 @@ from runbooks import deploy
 from runbooks.deploy import print_diffs
 from runbooks.reset import report, reset_step
 from tasks import host_state
+from tasks.drain import uncordon_node
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
 from tasks.kube_verify import wait_nodes_ready
@@ -141,6 +143,15 @@ def neighbours_locked(args: argparse.Namespace, argv: list[str], cluster: Cluste
         only=named(cluster.controllers[0].name),
         cluster=cluster,
         nodes=[args.host],
+        dry_run=args.dry_run,
+    )
+    # Schedulable, unless someone else cordoned it (a removal that stopped half way: kubenorn's).
+    run.step(
+        "uncordon",
+        uncordon_node,
+        only=named(cluster.controllers[0].name),
+        cluster=cluster,
+        node=args.host,
         dry_run=args.dry_run,
     )
     if args.dry_run and not args.quiet:

@@ -1,8 +1,9 @@
 """Cordon, drain and uncordon a node, with kubectl on a controller (the admin's kubeconfig).
 
-A node kubenorn cordons carries the annotation MARK until kubenorn uncordons it, so a re-run
-after an interrupted upgrade knows which cordons are its own to lift; a node that was cordoned
-before (someone's maintenance) is drained and upgraded, and left cordoned.
+A node kubenorn cordons carries the annotation MARK (why: `upgrade`, `removal`) until kubenorn
+uncordons it, so a re-run after an interrupted upgrade, or a `node add` after a removal that
+stopped half way, knows which cordons are its own to lift; a node that was cordoned before
+(someone's maintenance) is drained and upgraded, and left cordoned.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ DRAIN_TIMEOUT = 300  # seconds `kubectl drain` may take to evict a node's pods
 
 @dataclass(frozen=True)
 class NodeState:
-    """Whether a node is cordoned, and whether kubenorn's upgrade cordoned it."""
+    """Whether a node is cordoned, and whether kubenorn cordoned it."""
 
     cordoned: bool
     marked: bool
@@ -58,11 +59,15 @@ def cordon_node(task: Task, *, cluster: Cluster, node: str, dry_run: bool | None
     diff = f"cordon {node}\n"
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=f"would {diff}")
-    # The mark first: a run stopped between the two leaves a mark on a schedulable node, which
-    # the uncordon of a re-run lifts harmlessly.
-    kubectl(task, cluster, ["annotate", "--overwrite", "node", node, f"{MARK}=upgrade"])
-    kubectl(task, cluster, ["cordon", node])
+    marked_cordon(task, cluster, node, "upgrade")
     return Result(host=task.host, changed=True, diff=diff)
+
+
+def marked_cordon(task: Task, cluster: Cluster, node: str, why: str) -> None:
+    """Cordon `node` with kubenorn's MARK saying `why`. The mark first: a run stopped between
+    the two leaves a mark on a schedulable node, which an uncordon lifts harmlessly."""
+    kubectl(task, cluster, ["annotate", "--overwrite", "node", node, f"{MARK}={why}"])
+    kubectl(task, cluster, ["cordon", node])
 
 
 def drain_arguments(node: str, timeout: int) -> list[str]:
@@ -104,10 +109,10 @@ def drain_node(
 def uncordon_node(
     task: Task, *, cluster: Cluster, node: str, dry_run: bool | None = None
 ) -> Result:
-    """Ensure `node` is schedulable again if the upgrade cordoned it; and its mark gone."""
+    """Ensure `node` is schedulable again if kubenorn cordoned it; and its mark gone."""
     state = node_state(task, cluster, node)
     if not state.marked:
-        why = "cordoned before the upgrade: left so" if state.cordoned else "schedulable"
+        why = "cordoned by someone else: left so" if state.cordoned else "schedulable"
         return Result(host=task.host, changed=False, result=f"{node} {why}")
     diff = f"uncordon {node}\n"
     if task.is_dry_run(dry_run):

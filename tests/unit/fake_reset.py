@@ -11,6 +11,7 @@ fleet; `restore` puts every host back as the deploy left it, between tests.
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +49,8 @@ class ResettableHost(HealthyHost):
         self.unmounted: list[str] = []
         self.busy = ""  # what a failing umount says; "" unmounts
         self.on_delete: Callable[[], None] = lambda: None  # called as a Node is deleted
+        self.cordoned: set[str] = set()
+        self.annotations: dict[str, dict[str, str]] = {}  # node -> its annotations
 
     def answer(self, line: str, stdin: bytes) -> Reply:
         argv = shlex.split(line)
@@ -110,10 +113,20 @@ class ResettableHost(HealthyHost):
 
     def do_kubectl(self, argv: list[str], stdin: bytes) -> Reply:
         args = argv[3:]
+        if args[:2] == ["get", "node"] and args[3:] == ["-o", "json"]:
+            return 0, json.dumps(self.node_object(args[2])), ""
         if args[:2] == ["get", "node"]:
             return 0, f"node/{args[2]}\n" if args[2] in self.api_nodes else "", ""
-        if args[0] == "cordon":
-            return 0, f"node/{args[1]} cordoned\n", ""
+        if args[:3] == ["annotate", "--overwrite", "node"]:
+            key, _, value = args[4].partition("=")
+            self.annotations.setdefault(args[3], {})[key] = value
+            return 0, f"node/{args[3]} annotated\n", ""
+        if args[:2] == ["annotate", "node"]:
+            self.annotations.get(args[2], {}).pop(args[3].rstrip("-"), None)
+            return 0, f"node/{args[2]} annotated\n", ""
+        if args[0] in ("cordon", "uncordon"):
+            (self.cordoned.add if args[0] == "cordon" else self.cordoned.discard)(args[1])
+            return 0, f"node/{args[1]} {args[0]}ed\n", ""
         if args[0] == "drain":
             return (1, "", self.drain_error) if self.drain_error else (0, "drained\n", "")
         if args[:2] == ["delete", "node"]:
@@ -121,6 +134,11 @@ class ResettableHost(HealthyHost):
             self.api_nodes.discard(args[2])
             return 0, f'node "{args[2]}" deleted\n', ""
         return super().do_kubectl(argv, stdin)
+
+    def node_object(self, node: str) -> dict[str, Any]:
+        """The Node as `kubectl get node NODE -o json` shows it: its cordon and annotations."""
+        metadata = {"name": node, "annotations": dict(self.annotations.get(node, {}))}
+        return {"metadata": metadata, "spec": {"unschedulable": node in self.cordoned}}
 
 
 @dataclass
@@ -145,7 +163,7 @@ class Deployed:
             fake.host.files, fake.units = copy.deepcopy(files), copy.deepcopy(units)
             fake.api_nodes = {node.name for node in fake.cluster.nodes}
             fake.drain_error, fake.unmounted, fake.on_delete = "", [], lambda: None
-            fake.busy = ""
+            fake.busy, fake.cordoned, fake.annotations = "", set(), {}
             fake.host.connect_error = None
         forget(self.fleet)
 

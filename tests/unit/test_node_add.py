@@ -55,7 +55,27 @@ def test_the_new_worker_is_deployed_alone_and_the_others_restart_nothing(
     ] == []
     assert mutating(fleet.lines(OTHER)) == []  # it already routed and named NODE
     steps = [r["task"] for r in records_of(runs(limit=1)[0]["run_id"]) if "/" not in r["task"]]
-    assert set(steps) == {"facts", "hosts", "pod-network", "node-ready"}
+    assert set(steps) == {"facts", "hosts", "pod-network", "node-ready", "uncordon"}
+
+
+MARK = "kubenorn.io/cordoned-for"
+# the node's cordon and annotations before `node add` -> whether it ends schedulable
+CORDONS = {
+    "left cordoned by a removal that stopped": ({MARK: "removal"}, True),
+    "cordoned by someone else": ({}, False),
+}
+
+
+@pytest.mark.parametrize("case", CORDONS.values(), ids=CORDONS.keys())
+def test_only_kubenorns_own_cordon_is_lifted(
+    fleet: Deployed, case: tuple[dict[str, str], bool]
+) -> None:
+    annotations, schedulable = case
+    api = fleet.fakes[CONTROLLER]
+    api.cordoned, api.annotations = {NODE}, {NODE: dict(annotations)}
+    assert add(fleet, NODE) == 0
+    assert (NODE not in api.cordoned) is schedulable
+    assert MARK not in api.annotations[NODE]
 
 
 def test_a_dry_run_passes_it_on_to_deploy_and_changes_nothing(fleet: Deployed) -> None:

@@ -56,6 +56,7 @@ def test_cordon_then_drain_then_delete_then_the_host_is_reset(
     assert on_node_at_delete == [0], "the host is reset only once the API is done with it"
     assert api_calls(fleet) == [
         f"{KUBECTL} get node {NODE} -o name --ignore-not-found",
+        f"{KUBECTL} annotate --overwrite node {NODE} kubenorn.io/cordoned-for=removal",
         f"{KUBECTL} cordon {NODE}",
         f"{KUBECTL} drain {NODE} --ignore-daemonsets --delete-emptydir-data {SMOKE} --timeout=60s",
         f"{KUBECTL} delete node {NODE}",
