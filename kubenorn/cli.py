@@ -239,6 +239,17 @@ def in_group(name: str) -> Callable[[Host], bool]:
     return lambda host: name in {group.name for group in host.groups}
 
 
+def named(*names: str) -> Callable[[Host], bool]:
+    """A host filter: the hosts `names`."""
+    wanted = set(names)
+    return lambda host: host.name in wanted
+
+
+def all_but(name: str) -> Callable[[Host], bool]:
+    """A host filter: every host but `name`."""
+    return lambda host: host.name != name
+
+
 def limit(nr: Nornir, patterns: list[str]) -> Nornir:
     """Keep the hosts named, in a named group, or matching a glob; unknown names are errors."""
     selected: set[str] = set()

@@ -78,10 +78,17 @@ HEADER = ["fault", "verify exit", "named", "time to notice", "lost", "recovered 
 
 def run_verify(inventory: Path, *extra: str) -> tuple[int, list[dict[str, Any]]]:
     """verify without the workload smoke test (faults here are below it), its findings."""
+    argv = ["-i", str(inventory), "--quiet", "--no-smoke-test", *extra]
+    return with_findings(verify.main, argv)
+
+
+def with_findings(
+    main: Callable[[list[str]], int], argv: list[str]
+) -> tuple[int, list[dict[str, Any]]]:
+    """A runbook's exit code and the findings of its JSON report (`--json`)."""
     with tempfile.TemporaryDirectory() as scratch:
-        report = Path(scratch) / "verify.json"
-        argv = ["-i", str(inventory), "--quiet", "--no-smoke-test", "--json", str(report), *extra]
-        code = verify.main(argv)
+        report = Path(scratch) / "report.json"
+        code = main([*argv, "--json", str(report)])
         findings = json.loads(report.read_text()).get("findings", []) if report.exists() else []
     return code, findings
 
@@ -499,12 +506,8 @@ def certificate_shifted_in_state(
 
 
 def run_preflight(inventory: Path) -> tuple[int, list[dict[str, Any]]]:
-    """preflight's exit code and findings (from its JSON report)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        report = Path(scratch) / "preflight.json"
-        code = preflight.main(["-i", str(inventory), "--json", str(report)])
-        findings = json.loads(report.read_text()).get("findings", []) if report.exists() else []
-    return code, findings
+    """preflight's exit code and findings."""
+    return with_findings(preflight.main, ["-i", str(inventory)])
 
 
 # Where a deploy with work to do (every component's log level changed: etcd members and the

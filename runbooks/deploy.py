@@ -202,7 +202,7 @@ def deploy_cluster(
         run.step(
             "dns",
             ensure_dns_addon,
-            only=lambda host: host.name == first,
+            only=cli.named(first),
             cluster=cluster,
             trust_changed=trust_changed(certs),
             dry_run=args.dry_run,
@@ -212,7 +212,7 @@ def deploy_cluster(
     run.step(
         "nodes-ready",
         wait_nodes_ready,
-        only=lambda host: host.name == first,
+        only=cli.named(first),
         cluster=cluster,
         nodes=deployed,
         dry_run=args.dry_run,

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from nornir.core.inventory import Host
 from nornir.core.task import AggregatedResult
 
 from kubenorn import cli
@@ -166,7 +164,7 @@ def settle(run: Run, cluster: Cluster, journal: Journal, control_plane: set[str]
             run.step(
                 "roll-back",
                 unswap_member,
-                only=on(holding),
+                only=cli.named(*holding),
                 even_failed=True,
                 restore_id=journal.restore_id,
             )
@@ -175,16 +173,16 @@ def settle(run: Run, cluster: Cluster, journal: Journal, control_plane: set[str]
             journal.phase = "staging"  # nothing restored in use anywhere: not committed
             save_journal(cluster.inventory_dir, journal)
     side = [n for n, s in states.items() if (s.restored if forward else s.original)]
-    started = run.step("start", start_etcd, only=on(side), even_failed=True)
+    started = run.step("start", start_etcd, only=cli.named(*side), even_failed=True)
     up = [name for name in side if name in started and not started[name].failed]
     health = run.step(
-        "health", wait_etcd, only=on(up), even_failed=True, cluster=cluster, dry_run=False
+        "health", wait_etcd, only=cli.named(*up), even_failed=True, cluster=cluster, dry_run=False
     )
     findings = member_findings(names, states, started, health, forward, journal)
     run.step(
         "control-plane",
         start_components,
-        only=on(sorted(control_plane)),
+        only=cli.named(*sorted(control_plane)),
         serial=True,
         even_failed=True,
         cluster=cluster,
@@ -200,7 +198,7 @@ def settle(run: Run, cluster: Cluster, journal: Journal, control_plane: set[str]
     if done:
         journal.phase = "done"
         save_journal(cluster.inventory_dir, journal)
-        run.step("clean-up", clean_up, only=on(names), restore_id=journal.restore_id)
+        run.step("clean-up", clean_up, only=cli.named(*names), restore_id=journal.restore_id)
         findings += restart_watchers(run, cluster)
     run.findings.extend(f.as_dict() for f in findings)
     return done
@@ -222,7 +220,7 @@ def restart_watchers(run: Run, cluster: Cluster) -> list[Finding]:
         run.step(
             "restart-dns",
             restart_dns_addon,
-            only=on([first]),
+            only=cli.named(first),
             cluster=cluster,
             why="its watches are from before the restore",
             dry_run=False,
@@ -234,16 +232,14 @@ def restart_watchers(run: Run, cluster: Cluster) -> list[Finding]:
     return [Finding("etcd.restore", "cluster", "WARNING", advice)]
 
 
-def on(names: list[str]) -> Callable[[Host], bool]:
-    """A host filter: the hosts named."""
-    wanted = set(names)
-    return lambda host: host.name in wanted
-
-
 def inspect(run: Run, step: str, names: list[str], journal: Journal) -> dict[str, MemberState]:
     """Each reachable member's state; a member that cannot be inspected is left out."""
     results = run.step(
-        step, inspect_member, only=on(names), even_failed=True, restore_id=journal.restore_id
+        step,
+        inspect_member,
+        only=cli.named(*names),
+        even_failed=True,
+        restore_id=journal.restore_id,
     )
     return {name: r[0].result for name, r in results.items() if not r.failed}
 

@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
-
-from nornir.core.inventory import Host
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, load_cluster
@@ -129,7 +126,7 @@ def neighbours_locked(args: argparse.Namespace, argv: list[str], cluster: Cluste
     console = make_console()
     run = cli.new_run(args, "node", argv)
     host_state.enable(run.nr)
-    others = all_but(args.host)
+    others = cli.all_but(args.host)
     run.step("facts", gather_facts, only=others)
     entries = cluster.host_entries()
     run.step("hosts", ensure_hosts_file, only=others, entries=entries, dry_run=args.dry_run)
@@ -140,7 +137,7 @@ def neighbours_locked(args: argparse.Namespace, argv: list[str], cluster: Cluste
     run.step(
         "node-ready",
         wait_nodes_ready,
-        only=named(cluster.controllers[0].name),
+        only=cli.named(cluster.controllers[0].name),
         cluster=cluster,
         nodes=[args.host],
         dry_run=args.dry_run,
@@ -149,7 +146,7 @@ def neighbours_locked(args: argparse.Namespace, argv: list[str], cluster: Cluste
     run.step(
         "uncordon",
         uncordon_node,
-        only=named(cluster.controllers[0].name),
+        only=cli.named(cluster.controllers[0].name),
         cluster=cluster,
         node=args.host,
         dry_run=args.dry_run,
@@ -185,7 +182,7 @@ def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -
     api = run.step(
         "leave-api",
         ensure_node_removed,
-        only=named(controller),
+        only=cli.named(controller),
         cluster=cluster,
         node=args.host,
         timeout=args.timeout,
@@ -193,7 +190,7 @@ def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -
     )
     if api.failed:
         return cli.finish(run, args, cli.EXIT_FAILED, console)
-    results = reset_step(run, cluster, named(args.host), args)
+    results = reset_step(run, cluster, cli.named(args.host), args)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     report(console, cluster, run, results, purge_data=args.purge_data, quiet=args.quiet)
@@ -206,16 +203,6 @@ def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -
         )
     )
     return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
-
-
-def named(name: str) -> Callable[[Host], bool]:
-    """A host filter: the host `name`."""
-    return lambda host: host.name == name
-
-
-def all_but(name: str) -> Callable[[Host], bool]:
-    """A host filter: every host but `name`."""
-    return lambda host: host.name != name
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,6 @@ def upgrade(argv: list[str]) -> int:
         cli.output_dir(destination, "--dest")
     with exclusive("upgrade", cluster.inventory_dir):
         return upgrade_locked(args, argv, cluster, destination)
-
-
-def named(names: Sequence[str]) -> Callable[[Host], bool]:
-    wanted = set(names)
-    return lambda host: host.name in wanted
 
 
 def pinned(run: Run, cluster: Cluster) -> list[str]:
@@ -152,7 +147,7 @@ def cordoned_by_upgrade(run: Run, cluster: Cluster, nodes: list[str]) -> list[st
     if not nodes:
         return []
     via = cluster.controllers[0].name
-    marked = run.step("marked", gather_marked_nodes, only=named([via]), cluster=cluster)
+    marked = run.step("marked", gather_marked_nodes, only=cli.named(via), cluster=cluster)
     return None if run.failed else list(marked[via][0].result)
 
 
@@ -201,7 +196,7 @@ def roll_out(
         run.step(
             phase,
             ensure_components_upgraded,
-            only=named(controllers),
+            only=cli.named(*controllers),
             serial=True,
             cluster=cluster,
             components=components,
@@ -221,11 +216,11 @@ def roll_out(
 
 def upgrade_node(run: Run, cluster: Cluster, node: str, args: argparse.Namespace) -> None:
     """One node: cordon, drain, upgrade, Ready, uncordon; each step only if the last passed."""
-    via = named([cluster.controllers[0].name])
+    via = cli.named(cluster.controllers[0].name)
     steps: list[tuple[str, Callable[..., Any], Callable[[Host], bool], dict[str, Any]]] = [
         ("cordon", cordon_node, via, {"node": node}),
         ("drain", drain_node, via, {"node": node, "timeout": args.drain_timeout}),
-        ("node-upgrade", ensure_components_upgraded, named([node]), {"components": WORKER}),
+        ("node-upgrade", ensure_components_upgraded, cli.named(node), {"components": WORKER}),
         ("node-ready", wait_nodes_ready, via, {"nodes": [node]}),
         ("uncordon", uncordon_node, via, {"node": node}),
     ]
