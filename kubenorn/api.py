@@ -8,15 +8,15 @@ its result as data.
     cluster.deploy(dry_run=True).records
     cluster.upgrade(dry_run=True).output  # the plan
 
-Each call runs the same code as the command line (`kubenorn verify -i ... --quiet`), so it
-takes the same lock, appends the run to the history and keeps the same exit code; what the
-command line would have printed is in `Result.output`. This module sits above the runbooks
-(it calls their bodies); nothing in kubenorn/ or tasks/ imports it.
+Each call is the runbook's own typed entry point, the one its command line calls once it has
+parsed the options (`runbooks.verify.verify_cluster`, ...): the same lock, the same history,
+the same exit code; what the command line would have printed (as under `--quiet`, but for
+upgrade) is in `Result.output`. This module sits above the runbooks; nothing in kubenorn/ or
+tasks/ imports it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import io
 from collections.abc import Callable, Sequence
@@ -24,14 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
 
 from kubenorn import cli
+from kubenorn.availability import INTERVAL
 from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.findings import EXIT_CODES, exit_code
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.preflight import preflight
-from kubenorn.report import captured_output
-from kubenorn.run import Run
+from kubenorn.report import PLAIN_WIDTH
+from kubenorn.run import Run, RunInterrupted
+from kubenorn.text import scrub_secrets
 
 STATUS_OF_EXIT = {code: status for status, code in EXIT_CODES.items()}
 RECORD_COLUMNS = ["host", "task", "status", "changed", "duration", "message", "diff"]
@@ -174,18 +177,22 @@ class Inventory:
         return Result("preflight", exit_code(findings), findings=frame)
 
     def facts(self, *, limit: str | Sequence[str] | None = None) -> Result:
-        from runbooks import facts
+        """Each host's facts: `data` has a column per fact."""
+        from runbooks.facts import gather
 
-        return self._call("facts", facts.run, [*self._options(limit), "--quiet"])
+        options = self._options(limit)
+        return _call(lambda console: gather(options, console))
 
     def verify(
         self, *, limit: str | Sequence[str] | None = None, smoke_test: bool = True
     ) -> Result:
         """Verify (with the workload smoke test unless `smoke_test=False`)."""
-        from runbooks import verify
+        from runbooks.verify import verify_cluster
 
-        argv = [*self._options(limit), "--quiet", *([] if smoke_test else ["--no-smoke-test"])]
-        return self._call("verify", verify.verify, argv)
+        options = self._options(limit, *([] if smoke_test else ["--no-smoke-test"]))
+        return _call(
+            lambda console: verify_cluster(self.cluster, options, console, smoke_test=smoke_test)
+        )
 
     def deploy(
         self,
@@ -195,12 +202,10 @@ class Inventory:
         force: bool = False,
     ) -> Result:
         """Deploy (by default a dry run: the diffs are in `records.diff`, nothing changes)."""
-        from runbooks import deploy
+        from runbooks.deploy import deploy_cluster
 
-        argv = [*self._options(limit), "--quiet"]
-        argv += ["--dry-run"] if dry_run else []
-        argv += ["--force"] if force else []
-        return self._call("deploy", deploy.deploy, argv)
+        options = self._options(limit, *(["--force"] if force else []), dry_run=dry_run)
+        return _call(lambda console: deploy_cluster(self.cluster, options, console, force=force))
 
     def upgrade(
         self,
@@ -211,11 +216,15 @@ class Inventory:
     ) -> Result:
         """Upgrade to the inventory's Kubernetes version (by default a dry run: the plan in
         `output`, the diffs in `records.diff`; otherwise the availability report in `output`)."""
-        from runbooks import upgrade
+        from runbooks.upgrade import upgrade_cluster
 
-        argv = [*self._options(limit), *(["--dry-run"] if dry_run else ["--yes"])]
-        argv += [] if probe_interval is None else ["--probe-interval", str(probe_interval)]
-        return self._call("upgrade", upgrade.upgrade, argv)
+        words = [] if dry_run else ["--yes"]
+        words += [] if probe_interval is None else ["--probe-interval", str(probe_interval)]
+        interval = INTERVAL if probe_interval is None else probe_interval
+        options = self._options(limit, *words, dry_run=dry_run, quiet=False)
+        return _call(
+            lambda console: upgrade_cluster(self.cluster, options, console, probe_interval=interval)
+        )
 
     def run(
         self,
@@ -225,46 +234,62 @@ class Inventory:
         sudo: bool = False,
     ) -> RunResult:
         """An ad-hoc command on the selected hosts (a string with spaces runs in `sh -c`)."""
-        from runbooks import run
+        from runbooks.run import run_command
 
         words = [command] if isinstance(command, str) else list(command)
-        argv = [*self._options(limit), "--quiet", *(["--sudo"] if sudo else []), "--", *words]
-        result = self._call("run", run.run, argv, kind=RunResult)
+        options = self._options(limit, *(["--sudo"] if sudo else []), "--", *words)
+        result = _call(
+            lambda console: run_command(words, options, console, sudo=sudo), kind=RunResult
+        )
         assert isinstance(result, RunResult)
         return result
 
-    def _options(self, limit: str | Sequence[str] | None) -> list[str]:
-        argv = ["-i", str(self.directory)]
-        if limit:
-            argv += ["--limit", limit if isinstance(limit, str) else ",".join(limit)]
-        return argv + (["--workers", str(self.workers)] if self.workers else [])
-
-    def _call(
+    def _options(
         self,
-        runbook: str,
-        body: Callable[[list[str]], int],
-        argv: list[str],
-        kind: type[Result] = Result,
-    ) -> Result:
-        out, err = io.StringIO(), io.StringIO()
-        with (
-            cli.collect_runs() as runs,
-            captured_output(out),
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-        ):
-            code = cli.main_wrapper(body, argv)
-        if not runs:
-            raise KubenornError(err.getvalue().strip() or out.getvalue().strip())
-        return _result(kind, runbook, code, out.getvalue() + err.getvalue(), runs[-1])
+        limit: str | Sequence[str] | None,
+        *words: str,
+        dry_run: bool = False,
+        quiet: bool = True,
+    ) -> cli.Options:
+        """A call's options, with the command line it equals (`words` its runbook's own): the
+        history keeps that, and --retry-failed reruns it."""
+        selected = [limit] if isinstance(limit, str) else list(limit or [])
+        argv = ["-i", str(self.directory)]
+        argv += ["--limit", ",".join(selected)] if selected else []
+        argv += ["--workers", str(self.workers)] if self.workers else []
+        argv += [flag for flag, on in (("--quiet", quiet), ("--dry-run", dry_run)) if on]
+        return cli.Options(
+            inventory=self.directory,
+            limit=tuple(selected),
+            workers=self.workers,
+            dry_run=dry_run,
+            quiet=quiet,
+            argv=(*argv, *words),
+        )
 
 
-def _result(kind: type[Result], runbook: str, code: int, output: str, run: Run) -> Result:
+def _call(work: Callable[[Console], Run], kind: type[Result] = Result) -> Result:
+    """`work`'s run as a Result, what it printed its output; KubenornError when it cannot run
+    at all. Ctrl-C closes the run (exit 130) as on the command line."""
+    output = io.StringIO()
+    # Plain and wide, as without a terminal; never Jupyter's display (the Result is the view).
+    console = Console(file=output, highlight=False, width=PLAIN_WIDTH, force_jupyter=False)
+    try:
+        run = work(console)
+    except cli.COULD_NOT_RUN as error:
+        raise KubenornError(scrub_secrets(str(error))) from None
+    except RunInterrupted as stop:
+        run = stop.run
+        cli.close_interrupted(run, console)
+    return _result(kind, output.getvalue(), run)
+
+
+def _result(kind: type[Result], output: str, run: Run) -> Result:
     records = pd.DataFrame([r.as_dict() for r in run.records])
     if records.empty:
         records = pd.DataFrame(columns=[*RECORD_COLUMNS, "data"])
     findings = pd.DataFrame(run.findings, columns=FINDING_COLUMNS)
-    return kind(runbook, code, output, run.info.run_id, records, findings)
+    return kind(run.info.runbook, run.exit_code, output, run.info.run_id, records, findings)
 
 
 def open(inventory: str | Path | None = None, *, workers: int | None = None) -> Inventory:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import contextvars
 import fnmatch
 import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -192,46 +191,49 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
     return kept
 
 
-def new_run(
-    args: argparse.Namespace,
-    runbook: str,
-    argv: list[str],
-    *,
-    progress: bool = True,
-    progress_on_stderr: bool = False,
-) -> Run:
-    """A Run on the hosts the options select, with a progress display unless --quiet."""
+@dataclass(frozen=True)
+class Options:
+    """What every runbook takes, typed: the command line's (`parsed`) or the Python API's."""
+
+    inventory: Path | None = None  # None: config.yaml's
+    limit: Sequence[str] = ()  # hosts, groups or name patterns (each also comma-separated)
+    workers: int | None = None
+    dry_run: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    json: Path | None = None
+    junit: Path | None = None
+    argv: Sequence[str] = ()  # the command line the history keeps: --retry-failed reruns it
+
+    @classmethod
+    def parsed(cls, args: argparse.Namespace, argv: list[str]) -> Options:
+        """The options `parser()` parsed from `argv`."""
+        return cls(
+            inventory=args.inventory,
+            limit=tuple(args.limit),
+            workers=args.workers,
+            dry_run=getattr(args, "dry_run", False),
+            quiet=args.quiet,
+            verbose=args.verbose,
+            json=args.json,
+            junit=args.junit,
+            argv=tuple(argv),
+        )
+
+
+def new_run(options: Options, runbook: str, *, progress: Console | None) -> Run:
+    """A Run on the hosts `options` select, its progress shown on `progress` unless quiet."""
     history.check_writable()  # before any host is touched: a run must be recordable
-    wanted = progress and not args.quiet
-    display = StepProgress(make_console(stderr=progress_on_stderr)) if wanted else None
-    run = Run(
-        load(args), runbook, argv=argv, dry_run=getattr(args, "dry_run", False), progress=display
+    display = StepProgress(progress) if progress is not None and not options.quiet else None
+    return Run(
+        load(options), runbook, argv=list(options.argv), dry_run=options.dry_run, progress=display
     )
-    if (collected := _collected.get()) is not None:
-        collected.append(run)
-    return run
 
 
-_collected: contextvars.ContextVar[list[Run] | None] = contextvars.ContextVar(
-    "kubenorn_runs", default=None
-)
-
-
-@contextlib.contextmanager
-def collect_runs() -> Iterator[list[Run]]:
-    """The runs a runbook body starts meanwhile, for the Python API to read their records."""
-    runs: list[Run] = []
-    token = _collected.set(runs)
-    try:
-        yield runs
-    finally:
-        _collected.reset(token)
-
-
-def load(args: argparse.Namespace) -> Nornir:
+def load(options: Options) -> Nornir:
     """The Nornir object the options ask for, limited to the hosts they name."""
-    nr = init_nornir(args.inventory, dry_run=getattr(args, "dry_run", False), workers=args.workers)
-    return limit(nr, args.limit) if args.limit else nr
+    nr = init_nornir(options.inventory, dry_run=options.dry_run, workers=options.workers)
+    return limit(nr, options.limit) if options.limit else nr
 
 
 def in_group(name: str) -> Callable[[Host], bool]:
@@ -250,7 +252,7 @@ def all_but(name: str) -> Callable[[Host], bool]:
     return lambda host: host.name != name
 
 
-def limit(nr: Nornir, patterns: list[str]) -> Nornir:
+def limit(nr: Nornir, patterns: Sequence[str]) -> Nornir:
     """Keep the hosts named, in a named group, or matching a glob; unknown names are errors."""
     selected: set[str] = set()
     for pattern in (p for item in patterns for p in item.split(",") if p):
@@ -268,17 +270,17 @@ def limit(nr: Nornir, patterns: list[str]) -> Nornir:
 
 
 def finish(
-    run: Run, args: argparse.Namespace, exit_code: int, console: Console, *, summary: bool = True
+    run: Run, options: Options, exit_code: int, console: Console, *, summary: bool = True
 ) -> int:
     """Close the run, print its summary (unless quiet and fine) and write the reports asked for."""
     kill_point.reached("summary")
     info = run.close(exit_code)
-    if summary and not (args.quiet and exit_code == EXIT_OK):
+    if summary and not (options.quiet and exit_code == EXIT_OK):
         print_summary(info, run.records, run.steps, console)
-    if args.json:
-        run.write_json(args.json)
-    if args.junit:
-        write_junit(args.junit, info, run.records, run.steps)
+    if options.json:
+        run.write_json(options.json)
+    if options.junit:
+        write_junit(options.junit, info, run.records, run.steps)
     return exit_code
 
 
@@ -294,6 +296,12 @@ COULD_NOT_RUN: tuple[type[Exception], ...] = (
 )
 
 
+def close_interrupted(run: Run, console: Console) -> None:
+    """Close a run Ctrl-C stopped (exit 130) and print its summary."""
+    info = run.close(EXIT_INTERRUPTED)
+    print_summary(info, run.records, run.steps, console)
+
+
 def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> int:
     """Run a runbook body, turning bad input and Ctrl-C into a message and an exit code."""
     try:
@@ -302,8 +310,7 @@ def main_wrapper(body: Callable[[list[str]], int], argv: list[str] | None) -> in
         error_message(str(error))
         return EXIT_UNKNOWN
     except RunInterrupted as stop:
-        info = stop.run.close(EXIT_INTERRUPTED)
-        print_summary(info, stop.run.records, stop.run.steps, make_console())
+        close_interrupted(stop.run, make_console())
         print("interrupted: tasks in flight finished, nothing further started", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:

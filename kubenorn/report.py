@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import io
 import sys
-from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,28 +18,10 @@ from kubenorn.text import ANSI_ESCAPE, for_console
 PLAIN_WIDTH = 10_000
 
 
-_capture: contextvars.ContextVar[IO[str] | None] = contextvars.ContextVar(
-    "kubenorn_console_capture", default=None
-)
-
-
-@contextlib.contextmanager
-def captured_output(file: IO[str]) -> Iterator[None]:
-    """Every console made meanwhile prints, plain, to `file` (the Python API keeps what the
-    command line would have printed; in Jupyter rich would otherwise display it directly)."""
-    token = _capture.set(file)
-    try:
-        yield
-    finally:
-        _capture.reset(token)
-
-
 def make_console(*, stderr: bool = False) -> Console:
     """The console every runbook prints to: terminal width on a TTY; otherwise plain (no
     colours) and never cutting a host name or a message. `stderr` for what must stay off
     standard output (verify's progress: a monitoring plugin's first line is its verdict)."""
-    if (file := _capture.get()) is not None and not stderr:
-        return Console(file=file, highlight=False, width=PLAIN_WIDTH, force_jupyter=False)
     console = Console(highlight=False, stderr=stderr)
     if console.is_terminal:
         return console

@@ -62,6 +62,13 @@ class Run:
         return self.collector.records
 
     @property
+    def exit_code(self) -> int:
+        """The verdict `close` stamped on the run."""
+        if self.info.exit_code is None:
+            raise RuntimeError(f"run {self.info.run_id} is not closed: it has no exit code yet")
+        return self.info.exit_code
+
+    @property
     def hosts(self) -> list[str]:
         return list(self.nr.inventory.hosts)
 

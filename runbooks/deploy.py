@@ -19,7 +19,7 @@ from rich.console import Console
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
-from kubenorn.findings import Finding, print_findings, worst
+from kubenorn.findings import Finding, print_findings, problems, worst
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.pki.rehearsal import deploy_pki
@@ -49,22 +49,21 @@ from tasks.pod_network import ensure_pod_routes
 from tasks.runtime import ensure_runtime
 
 
-def load_inventory(args: Any, console: Console) -> Cluster | None:
-    """The inventory's cluster; None (having said why) when it is not usable."""
-    inventory = args.inventory or default_inventory_dir()
-    try:
-        return load_cluster(inventory)
-    except ClusterError as error:
-        cli.error_message(f"inventory {inventory} is not usable:\n{error}")
-        return None
+class PreflightFailed(cli.UsageError):
+    """Preflight found what stops the deploy (its findings printed): no host was touched."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        lines = [f"{f.status} {f.host} {f.check}: {f.detail}" for f in problems(findings)]
+        super().__init__("\n".join(["preflight stopped the deploy:", *lines]))
 
 
-def passes_preflight(args: Any, cluster: Cluster, console: Console) -> bool:
-    """Preflight on the inventory and the PKI the deploy will use; False means stop."""
+def check_preflight(cluster: Cluster, options: cli.Options, console: Console) -> None:
+    """Preflight on the inventory and the PKI the deploy will use; PreflightFailed to stop."""
     findings = preflight(cluster.inventory_dir, pki_dir=cluster.pki.dir)
-    if not (args.quiet and worst(findings) == "OK"):
+    if not (options.quiet and worst(findings) == "OK"):
         print_findings(findings, console, title="preflight")
-    return worst(findings) not in ("CRITICAL", "UNKNOWN")
+    if worst(findings) in ("CRITICAL", "UNKNOWN"):
+        raise PreflightFailed(findings)
 
 
 def deploy_etcd(run: Run, cluster: Cluster, certs: Any, *, force: bool, dry_run: bool) -> None:
@@ -127,21 +126,34 @@ def deploy(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.retry_failed:
         return cli.retry_failed("deploy", args.retry_failed)
-    console = make_console()
-    inventory_cluster = load_inventory(args, console)
-    if inventory_cluster is None:
+    inventory = args.inventory or default_inventory_dir()
+    try:
+        cluster = load_cluster(inventory)
+    except ClusterError as error:
+        cli.error_message(f"inventory {inventory} is not usable:\n{error}")
         return cli.EXIT_UNKNOWN
-    images = image_digests(inventory_cluster)  # each archive read once, before any host
+    options = cli.Options.parsed(args, argv)
+    try:
+        return deploy_cluster(cluster, options, make_console(), force=args.force).exit_code
+    except PreflightFailed:  # its findings, printed, say why
+        return cli.EXIT_UNKNOWN
+
+
+def deploy_cluster(
+    cluster: Cluster, options: cli.Options, console: Console, *, force: bool = False
+) -> Run:
+    """The closed run that deployed `cluster` to the selected hosts under its lock (changing
+    nothing under dry_run); PreflightFailed, before any host, when preflight finds it cannot."""
+    images = image_digests(cluster)  # each archive read once, before any host
     with (
-        exclusive("deploy", inventory_cluster.inventory_dir),
-        deploy_pki(inventory_cluster, dry_run=args.dry_run) as (cluster, issued),
+        exclusive("deploy", cluster.inventory_dir),
+        deploy_pki(cluster, dry_run=options.dry_run) as (with_pki, issued),
     ):
         if issued:
-            done = "would be issued or renewed" if args.dry_run else "issued or renewed"
-            console.print(f"PKI: {len(issued)} items {done} in {inventory_cluster.pki.dir}")
-        if not passes_preflight(args, cluster, console):
-            return cli.EXIT_UNKNOWN
-        return deploy_cluster(args, argv, cluster, console, images)
+            done = "would be issued or renewed" if options.dry_run else "issued or renewed"
+            console.print(f"PKI: {len(issued)} items {done} in {cluster.pki.dir}")
+        check_preflight(with_pki, options, console)
+        return deploy_run(with_pki, options, console, images, force=force)
 
 
 TRUST_CHANGED = (
@@ -150,11 +162,12 @@ TRUST_CHANGED = (
 )
 
 
-def deploy_cluster(
-    args: Any, argv: list[str], cluster: Cluster, console: Console, images: dict[str, str]
-) -> int:
-    """Every step of the deploy, in order, on the hosts the options select."""
-    run = cli.new_run(args, "deploy", argv)
+def deploy_run(
+    cluster: Cluster, options: cli.Options, console: Console, images: dict[str, str], *, force: bool
+) -> Run:
+    """Every step of the deploy, in order, on the hosts the options select; the run closed."""
+    dry_run = options.dry_run
+    run = cli.new_run(options, "deploy", progress=console)
     host_state.enable(run.nr)  # each host read in one survey, kept true by the writes
     run.nr.config.user_defined[PKI_DIR_SETTING] = str(cluster.pki.dir)
     facts = run.step("facts", gather_facts)
@@ -162,16 +175,16 @@ def deploy_cluster(
         cluster, {host: r[0].result.cgroup_version for host, r in facts.items() if not r.failed}
     )
     run.findings = [f.as_dict() for f in warnings]
-    run.step("hosts", ensure_hosts_file, entries=cluster.host_entries(), dry_run=args.dry_run)
-    run.step("packages", ensure_role_packages, dry_run=args.dry_run)
+    run.step("hosts", ensure_hosts_file, entries=cluster.host_entries(), dry_run=dry_run)
+    run.step("packages", ensure_role_packages, dry_run=dry_run)
     if any(node.pod_cidr for node in cluster.nodes):
-        run.step("pod-network", ensure_pod_routes, cluster=cluster, dry_run=args.dry_run)
-    certs = run.step("certificates", ensure_certificates, dry_run=args.dry_run)
+        run.step("pod-network", ensure_pod_routes, cluster=cluster, dry_run=dry_run)
+    certs = run.step("certificates", ensure_certificates, dry_run=dry_run)
     if trust_changed(certs):
         warnings.append(Finding("pki", "cluster", "WARNING", TRUST_CHANGED))
         run.findings = [f.as_dict() for f in warnings]
-    deploy_etcd(run, cluster, certs, force=args.force, dry_run=args.dry_run)
-    run.step("runtime", ensure_runtime, only=cli.in_group("nodes"), dry_run=args.dry_run)
+    deploy_etcd(run, cluster, certs, force=force, dry_run=dry_run)
+    run.step("runtime", ensure_runtime, only=cli.in_group("nodes"), dry_run=dry_run)
     if images:
         run.step(
             "images",
@@ -179,24 +192,24 @@ def deploy_cluster(
             only=cli.in_group("nodes"),
             images=cluster.kubernetes.images,
             digests=images,
-            dry_run=args.dry_run,
+            dry_run=dry_run,
         )
     run.step(
         "load-balancer",
         ensure_load_balancer,
         only=load_balanced,
         cluster=cluster,
-        dry_run=args.dry_run,
+        dry_run=dry_run,
     )
     # The control plane one controller at a time: the others keep serving meanwhile.
-    deploy_components(run, cluster, certs, role="controllers", serial=True, dry_run=args.dry_run)
+    deploy_components(run, cluster, certs, role="controllers", serial=True, dry_run=dry_run)
     # Secrets encryption turned on (or a key rotation finished): the same rolling restarts.
-    for line in finish_encryption(run, cluster, say(args, console), dry_run=args.dry_run):
+    for line in finish_encryption(run, cluster, say(options, console), dry_run=dry_run):
         # A rotation that could not finish is said even under --quiet (its host failed too).
-        (console.print if line.startswith(("could not", "did not")) else say(args, console))(
+        (console.print if line.startswith(("could not", "did not")) else say(options, console))(
             for_console(line)
         )
-    deploy_components(run, cluster, certs, role="nodes", serial=False, dry_run=args.dry_run)
+    deploy_components(run, cluster, certs, role="nodes", serial=False, dry_run=dry_run)
     first = cluster.controllers[0].name  # add-ons and node readiness go through one apiserver
     if cluster.kubernetes.dns is not None:
         run.step(
@@ -205,7 +218,7 @@ def deploy_cluster(
             only=cli.named(first),
             cluster=cluster,
             trust_changed=trust_changed(certs),
-            dry_run=args.dry_run,
+            dry_run=dry_run,
         )
     # Done means every node it deployed runs workloads: Ready, not just its kubelet started.
     deployed = [h.name for h in cluster.nodes if h.name in run.hosts and h.name not in run.failed]
@@ -215,18 +228,19 @@ def deploy_cluster(
         only=cli.named(first),
         cluster=cluster,
         nodes=deployed,
-        dry_run=args.dry_run,
+        dry_run=dry_run,
     )
-    if args.dry_run and not args.quiet:
+    if dry_run and not options.quiet:
         print_diffs(run, console)
     if warnings:  # even under --quiet: something to act on, though the deploy went on
         print_findings(warnings, console, title="deploy warnings")
-    return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+    cli.finish(run, options, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+    return run
 
 
-def say(args: Any, console: Console) -> Callable[[str], None]:
-    """Progress lines, unless --quiet."""
-    return (lambda text: None) if args.quiet else (lambda text: console.print(for_console(text)))
+def say(options: cli.Options, console: Console) -> Callable[[str], None]:
+    """Progress lines, unless quiet."""
+    return (lambda text: None) if options.quiet else (lambda text: console.print(for_console(text)))
 
 
 def print_diffs(run: Run, console: Console) -> None:

@@ -56,7 +56,7 @@ APISERVER_DOWN = 8  # seconds one apiserver stays down: haproxy marks it down wi
 UNDO_ETCD = f"drop the drill's Restart=no, start {ETCD_UNIT}, wait until healthy under one leader"
 
 
-def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+def etcd_leader(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     console = make_console()
     members = endpoints(cluster)
     old_leader, by_member = leader_of(members)
@@ -68,7 +68,7 @@ def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
     survivors = [e for e in members if e.url != victim_url]
     prefix = f"/kubenorn-drill/{int(time.time())}/"
     writer = Writer(survivors + [by_member[old_leader]], prefix)
-    run = cli.new_run(args, "drill", argv)
+    run = cli.new_run(options, "drill", progress=console)
     console.print(f"leader: {victim} ({victim_url}); writing under {prefix}")
     try:
         with Undos(run, console) as undos:
@@ -79,7 +79,7 @@ def etcd_leader(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
             ok = kill_leader(run, console, undos, writer, members, survivors, victim, old_leader)
     finally:
         forget_writes(console, members, prefix)
-    return verdict(run, args, undos, ok, console)
+    return verdict(run, options, undos, ok, console)
 
 
 def kill_leader(
@@ -125,10 +125,10 @@ def forget_writes(console: Console, members: list[Endpoint], prefix: str) -> Non
     console.print(for_console(f"the drill's keys are left under {prefix}: no member deleted them"))
 
 
-def verdict(run: Run, args: argparse.Namespace, undos: Undos, ok: bool, console: Console) -> int:
+def verdict(run: Run, options: cli.Options, undos: Undos, ok: bool, console: Console) -> int:
     """Exit 0 only when the drill's promise held, no step failed and every undo worked."""
     ok = ok and undos.ok and not run.failed
-    return cli.finish(run, args, cli.EXIT_OK if ok else cli.EXIT_FAILED, console)
+    return cli.finish(run, options, cli.EXIT_OK if ok else cli.EXIT_FAILED, console)
 
 
 def healthy(members: list[Endpoint]) -> bool:
@@ -167,16 +167,16 @@ def leader_seen(run: Run, cluster: Cluster, component: str, observer: str) -> Le
     return None if results.failed else results[observer][0].result
 
 
-def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+def leader_loss(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     """Kill the leader of args.scenario's component; measure the time to another leader."""
     console = make_console()
     component = f"kube-{args.scenario}"
-    run = cli.new_run(args, "drill", argv)
+    run = cli.new_run(options, "drill", progress=console)
     controllers = [h.name for h in cluster.controllers]
     old = leader_seen(run, cluster, component, controllers[0])
     if old is None or old.host not in controllers:
         console.print(f"[red]no {component} leader on a controller: verify the cluster first[/]")
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
+        return cli.finish(run, options, cli.EXIT_FAILED, console)
     observer = next(name for name in controllers if name != old.host)
     console.print(for_console(f"{component} leader: {old.holder}; watching through {observer}"))
     with Undos(run, console) as undos:
@@ -207,14 +207,14 @@ def leader_loss(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> 
         console.print(f"time to full health after that: {seconds(recovered)}")
         print_problems(console, problems)
         ok = election is not None and recovered is not None
-    return verdict(run, args, undos, ok, console)
+    return verdict(run, options, undos, ok, console)
 
 
-def apiserver_outage(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+def apiserver_outage(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     """Stop one apiserver while the nodes probe through their load balancers; count errors."""
     console = make_console()
     victim = args.host or cluster.controllers[0].name
-    run = cli.new_run(args, "drill", argv)
+    run = cli.new_run(options, "drill", progress=console)
     probes: dict[str, tuple[int, int]] = {}
     nodes = run.nr.filter(filter_func=cli.in_group("nodes"))
     probing = threading.Thread(
@@ -259,7 +259,7 @@ def apiserver_outage(args: argparse.Namespace, argv: list[str], cluster: Cluster
         if missing:
             console.print(f"[red]no probe result from {', '.join(missing)}[/]")
         ok = served and recovered is not None
-    return verdict(run, args, undos, ok, console)
+    return verdict(run, options, undos, ok, console)
 
 
 def seconds(value: float | None) -> str:
@@ -287,7 +287,7 @@ def drill(argv: list[str]) -> int:
             f"--host {args.host}: not a controller of the inventory ({', '.join(controllers)})"
         )
     with exclusive("drill", cluster.inventory_dir):
-        return SCENARIOS[args.scenario](args, argv, cluster)
+        return SCENARIOS[args.scenario](args, cli.Options.parsed(args, argv), cluster)
 
 
 def main(argv: list[str] | None = None) -> int:

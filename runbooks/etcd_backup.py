@@ -41,7 +41,7 @@ def backup(argv: list[str]) -> int:
     cluster = load_cluster(inventory)
     destination = cli.output_dir((args.dest or inventory / ".backups").resolve(), "--dest")
     with exclusive("etcd_backup", inventory):
-        return backup_locked(args, argv, cluster, destination)
+        return backup_locked(args, cli.Options.parsed(args, argv), cluster, destination)
 
 
 class BackupFailed(Exception):
@@ -74,15 +74,15 @@ def take_snapshot(
         raise BackupFailed(str(error)) from None
 
 
-def backup_locked(args: Any, argv: list[str], cluster: Cluster, destination: Path) -> int:
+def backup_locked(args: Any, options: cli.Options, cluster: Cluster, destination: Path) -> int:
     console = make_console()
-    run = cli.new_run(args, "etcd_backup", argv)
+    run = cli.new_run(options, "etcd_backup", progress=console)
     try:
         path, member, status = take_snapshot(run, cluster, destination)
     except BackupFailed as error:
         if str(error):
             console.print(for_console(f"CRITICAL: {error}"))
-        return cli.finish(run, args, EXIT_CODES["CRITICAL"], console)
+        return cli.finish(run, options, EXIT_CODES["CRITICAL"], console)
     pruned = prune(destination, cluster.name, args.keep)
     if not args.quiet:
         console.print(
@@ -90,7 +90,7 @@ def backup_locked(args: Any, argv: list[str], cluster: Cluster, destination: Pat
             f"{status.total_keys} keys, {status.total_size} bytes; trial restore passed; "
             f"{len(pruned)} old snapshots removed"
         )
-    return cli.finish(run, args, EXIT_CODES["OK"], console)
+    return cli.finish(run, options, EXIT_CODES["OK"], console)
 
 
 def main(argv: list[str] | None = None) -> int:

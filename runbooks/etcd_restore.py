@@ -70,11 +70,12 @@ def restore(argv: list[str]) -> int:
         raise cli.UsageError(str(error)) from None
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
     with exclusive("etcd_restore", cluster.inventory_dir):
-        return restore_locked(args, argv, cluster)
+        return restore_locked(args, cli.Options.parsed(args, argv), cluster)
 
 
-def restore_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
-    run = cli.new_run(args, "etcd_restore", argv)
+def restore_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
+    console = make_console()
+    run = cli.new_run(options, "etcd_restore", progress=console)
     left_out = [m.host.name for m in cluster.etcd.members if m.host.name not in run.hosts]
     if left_out:
         raise cli.UsageError(
@@ -86,7 +87,6 @@ def restore_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) 
         )
     except UnfinishedRestore as error:
         raise cli.UsageError(str(error)) from None
-    console = make_console()
     if not args.quiet:
         doing = "starting" if journal.restore_id == run.info.run_id else "resuming"
         console.print(f"{doing} restore {journal.restore_id} ({journal.phase})")
@@ -99,7 +99,7 @@ def restore_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) 
         restore_id=journal.restore_id,
     )
     if run.failed:  # nothing stopped, nothing changed
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
+        return cli.finish(run, options, cli.EXIT_FAILED, console)
     # Until the stop step says where it stopped the control plane, every controller may have.
     control_plane = {host.name for host in cluster.controllers}
     try:
@@ -125,7 +125,9 @@ def restore_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) 
             raise RunInterrupted(run)
     if ok and abandoned is not None:  # an older restore never committed: its leftovers go
         run.step("clean-up-abandoned", clean_up, only=members, restore_id=abandoned.restore_id)
-    return cli.finish(run, args, cli.EXIT_OK if ok and not run.failed else cli.EXIT_FAILED, console)
+    return cli.finish(
+        run, options, cli.EXIT_OK if ok and not run.failed else cli.EXIT_FAILED, console
+    )
 
 
 def replace_data(run: Run, cluster: Cluster, journal: Journal) -> None:

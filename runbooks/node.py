@@ -103,28 +103,28 @@ def node(argv: list[str]) -> int:
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
     check_worker(cluster, args.host)
     if args.action == "add":
-        return add(args, argv, cluster)
+        return add(args, cli.Options.parsed(args, argv), cluster)
     args.limit = [cluster.controllers[0].name, args.host]
     with exclusive("node", cluster.inventory_dir):
-        return remove_locked(args, argv, cluster)
+        return remove_locked(args, cli.Options.parsed(args, argv), cluster)
 
 
-def add(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+def add(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     """deploy on HOST alone, then the others learn of it; exit as the first that failed."""
-    options = ["-i", str(cluster.inventory_dir)]
-    options += ["--workers", str(args.workers)] if args.workers else []
-    options += [flag for flag, on in (("--dry-run", args.dry_run), ("--quiet", args.quiet)) if on]
-    deployed = deploy.main([*options, "--limit", args.host])
+    command = ["-i", str(cluster.inventory_dir)]
+    command += ["--workers", str(args.workers)] if args.workers else []
+    command += [flag for flag, on in (("--dry-run", args.dry_run), ("--quiet", args.quiet)) if on]
+    deployed = deploy.main([*command, "--limit", args.host])
     if deployed != cli.EXIT_OK:
         return deployed
     with exclusive("node", cluster.inventory_dir):
-        return neighbours_locked(args, argv, cluster)
+        return neighbours_locked(args, options, cluster)
 
 
-def neighbours_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+def neighbours_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     """Every other host: HOST in /etc/hosts, a route to its pods (no restart); then HOST Ready."""
     console = make_console()
-    run = cli.new_run(args, "node", argv)
+    run = cli.new_run(options, "node", progress=console)
     host_state.enable(run.nr)
     others = cli.all_but(args.host)
     run.step("facts", gather_facts, only=others)
@@ -153,7 +153,7 @@ def neighbours_locked(args: argparse.Namespace, argv: list[str], cluster: Cluste
     )
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
-    return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+    return cli.finish(run, options, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 
 def check_worker(cluster: Cluster, name: str) -> None:
@@ -175,9 +175,9 @@ def check_worker(cluster: Cluster, name: str) -> None:
         )
 
 
-def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
+def remove_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     console = make_console()
-    run = cli.new_run(args, "node", argv)
+    run = cli.new_run(options, "node", progress=console)
     controller = cluster.controllers[0].name
     api = run.step(
         "leave-api",
@@ -189,7 +189,7 @@ def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -
         dry_run=args.dry_run,
     )
     if api.failed:
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
+        return cli.finish(run, options, cli.EXIT_FAILED, console)
     results = reset_step(run, cluster, cli.named(args.host), args)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
@@ -202,7 +202,7 @@ def remove_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -
             "route its pods and name it in /etc/hosts"
         )
     )
-    return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+    return cli.finish(run, options, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 
 def main(argv: list[str] | None = None) -> int:

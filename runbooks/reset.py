@@ -60,7 +60,7 @@ def reset(argv: list[str]) -> int:
         )
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
     with exclusive("reset", cluster.inventory_dir):
-        return reset_locked(args, argv, cluster)
+        return reset_locked(args, cli.Options.parsed(args, argv), cluster)
 
 
 def split_etcd(cluster: Cluster, selected: Iterable[str]) -> list[str]:
@@ -84,15 +84,15 @@ def check_etcd_selection(cluster: Cluster, selected: list[str], *, allowed: bool
     )
 
 
-def reset_locked(args: argparse.Namespace, argv: list[str], cluster: Cluster) -> int:
-    run = cli.new_run(args, "reset", argv)
-    check_etcd_selection(cluster, run.hosts, allowed=args.partial_etcd)
+def reset_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     console = make_console()
+    run = cli.new_run(options, "reset", progress=console)
+    check_etcd_selection(cluster, run.hosts, allowed=args.partial_etcd)
     results = reset_step(run, cluster, lambda host: True, args)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     report(console, cluster, run, results, purge_data=args.purge_data, quiet=args.quiet)
-    return cli.finish(run, args, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+    return cli.finish(run, options, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 
 def reset_step(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nornir.core.task import AggregatedResult, MultiResult
@@ -80,20 +81,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(
+    command: Sequence[str], options: cli.Options, console: Console, *, sudo: bool = False
+) -> Run:
+    """The closed run of `command` on the selected hosts, its answers printed grouped (unless
+    quiet and every host exited 0)."""
+    # No progress display: the answers are the output.
+    session = cli.new_run(options, "run", progress=None)
+    results = session.step("run", run_adhoc, argv=list(command), sudo=sudo)
+    code = cli.EXIT_FAILED if results.failed else cli.EXIT_OK
+    if options.verbose:
+        print_nornir_result(results, console)
+    if not (options.quiet and code == cli.EXIT_OK):
+        print_groups(grouped(results), console)
+    cli.finish(session, options, code, console, summary=False)
+    return session
+
+
 def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.retry_failed:
         return cli.retry_failed("run", args.retry_failed)
-    # No progress display: the answers are the output.
-    session: Run = cli.new_run(args, "run", argv, progress=False)
-    results = session.step("run", run_adhoc, argv=args.command, sudo=args.sudo)
-    code = cli.EXIT_FAILED if results.failed else cli.EXIT_OK
-    console = make_console()
-    if args.verbose:
-        print_nornir_result(results, console)
-    if not (args.quiet and code == cli.EXIT_OK):
-        print_groups(grouped(results), console)
-    return cli.finish(session, args, code, console, summary=False)
+    options = cli.Options.parsed(args, argv)
+    return run_command(args.command, options, make_console(), sudo=args.sudo).exit_code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,9 +14,9 @@ and a re-run finishes it. Meanwhile each node's load balancer is asked /readyz e
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +73,35 @@ def upgrade(argv: list[str]) -> int:
     if not (args.yes or args.dry_run):
         raise cli.UsageError("upgrade restarts every component: add --yes")
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
+    run = upgrade_cluster(
+        cluster,
+        cli.Options.parsed(args, argv),
+        make_console(),
+        dest=args.dest,
+        drain_timeout=args.drain_timeout,
+        probe_interval=args.probe_interval,
+    )
+    return run.exit_code
+
+
+def upgrade_cluster(
+    cluster: Cluster,
+    options: cli.Options,
+    console: Console,
+    *,
+    dest: Path | None = None,
+    drain_timeout: int = DRAIN_TIMEOUT,
+    probe_interval: float = INTERVAL,
+) -> Run:
+    """The closed run that upgraded the selected hosts of `cluster` to its inventory's version
+    under its lock, after an etcd snapshot into `dest` (default INVENTORY/.backups); under
+    dry_run the plan and the diffs, nothing changed. UsageError when the policy refuses it."""
     destination = None
-    if not args.dry_run:
-        destination = (args.dest or cluster.inventory_dir / ".backups").resolve()
+    if not options.dry_run:
+        destination = (dest or cluster.inventory_dir / ".backups").resolve()
         cli.output_dir(destination, "--dest")
     with exclusive("upgrade", cluster.inventory_dir):
-        return upgrade_locked(args, argv, cluster, destination)
+        return upgrade_locked(cluster, options, console, destination, drain_timeout, probe_interval)
 
 
 def pinned(run: Run, cluster: Cluster) -> list[str]:
@@ -110,12 +133,17 @@ def judge_skew(
 
 
 def upgrade_locked(
-    args: argparse.Namespace, argv: list[str], cluster: Cluster, destination: Path | None
-) -> int:
-    console = make_console()
+    cluster: Cluster,
+    options: cli.Options,
+    console: Console,
+    destination: Path | None,
+    drain_timeout: int,
+    probe_interval: float,
+) -> Run:
     # Every host is asked its versions whatever --limit keeps: the policy is cluster-wide.
-    run = cli.new_run(argparse.Namespace(**{**vars(args), "limit": []}), "upgrade", argv)
-    selected = set(cli.limit(run.nr, args.limit).inventory.hosts) if args.limit else set(run.hosts)
+    run = cli.new_run(replace(options, limit=()), "upgrade", progress=console)
+    limit = options.limit
+    selected = set(cli.limit(run.nr, limit).inventory.hosts) if limit else set(run.hosts)
     controllers = [h.name for h in cluster.controllers if h.name in selected]
     nodes = [h.name for h in cluster.nodes if h.name in selected]
     host_state.enable(run.nr)
@@ -123,23 +151,31 @@ def upgrade_locked(
     answers = run.step("versions", gather_versions)
     if run.failed:
         console.print("cannot judge the version skew: not every host answered; nothing changed")
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
+        return finished(run, options, cli.EXIT_FAILED, console)
     versions = judge_skew(run, cluster, answers, controllers, nodes)
     marked = cordoned_by_upgrade(run, cluster, nodes)
     if marked is None:
         console.print("cannot read the nodes' cordons; nothing changed")
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
+        return finished(run, options, cli.EXIT_FAILED, console)
     todo = nodes_to_upgrade(nodes, versions, cluster.kubernetes.version, marked)
-    if not args.quiet:
+    if not options.quiet:
         for line in plan(cluster, versions, controllers, nodes, todo, destination):
             console.print(for_console(line))
-    if destination is not None and (code := snapshot(run, cluster, destination, args, console)):
-        return code
-    code = roll_out_probed(run, cluster, args, controllers, todo, console)
-    if args.dry_run and not args.quiet:
+    if destination is not None and not snapshot(run, cluster, destination, options, console):
+        return finished(run, options, cli.EXIT_FAILED, console)
+    code = roll_out_probed(
+        run, cluster, options, controllers, todo, console, drain_timeout, probe_interval
+    )
+    if options.dry_run and not options.quiet:
         print_diffs(run, console)
     run.steps[:] = list(dict.fromkeys(run.steps))  # each node ran the same steps
-    return cli.finish(run, args, code, console)
+    return finished(run, options, code, console)
+
+
+def finished(run: Run, options: cli.Options, code: int, console: Console) -> Run:
+    """`run`, closed with `code` and reported."""
+    cli.finish(run, options, code, console)
+    return run
 
 
 def cordoned_by_upgrade(run: Run, cluster: Cluster, nodes: list[str]) -> list[str] | None:
@@ -154,42 +190,45 @@ def cordoned_by_upgrade(run: Run, cluster: Cluster, nodes: list[str]) -> list[st
 def roll_out_probed(
     run: Run,
     cluster: Cluster,
-    args: argparse.Namespace,
+    options: cli.Options,
     controllers: list[str],
     nodes: list[str],
     console: Console,
+    drain_timeout: int,
+    probe_interval: float,
 ) -> int:
-    """`roll_out`, every node's load balancer probed meanwhile (not under --dry-run)."""
+    """`roll_out`, every node's load balancer probed meanwhile (not under dry_run)."""
     checks = {}
-    if not args.dry_run and args.probe_interval > 0:
+    if not options.dry_run and probe_interval > 0:
         checks = endpoint_checks(run.nr, cluster, [h.name for h in cluster.nodes], PROBE_PATH)
-    with probing(checks, args.probe_interval or INTERVAL) as prober:
-        code = roll_out(run, cluster, args, controllers, nodes, console)
-    report(prober, args, console)
+    with probing(checks, probe_interval or INTERVAL) as prober:
+        code = roll_out(run, cluster, options, controllers, nodes, console, drain_timeout)
+    report(prober, options, console)
     return code
 
 
 def snapshot(
-    run: Run, cluster: Cluster, destination: Path, args: argparse.Namespace, console: Console
-) -> int | None:
-    """Take the etcd snapshot; an exit code when there is none (nothing has changed)."""
+    run: Run, cluster: Cluster, destination: Path, options: cli.Options, console: Console
+) -> bool:
+    """Whether the etcd snapshot was taken (if not, having said why: nothing has changed)."""
     try:
         path, member, status = take_snapshot(run, cluster, destination)
     except BackupFailed as error:
         why = f": {error}" if str(error) else ""
         console.print(for_console(f"no etcd snapshot{why}; nothing changed"))
-        return cli.finish(run, args, cli.EXIT_FAILED, console)
-    say(args, console)(f"etcd snapshot: {path} from {member}, revision {status.revision}")
-    return None
+        return False
+    say(options, console)(f"etcd snapshot: {path} from {member}, revision {status.revision}")
+    return True
 
 
 def roll_out(
     run: Run,
     cluster: Cluster,
-    args: argparse.Namespace,
+    options: cli.Options,
     controllers: list[str],
     nodes: list[str],
     console: Console,
+    drain_timeout: int,
 ) -> int:
     """The control plane's phases, then node by node; stop at the first gate that fails."""
     for phase, components in PHASES:
@@ -200,32 +239,34 @@ def roll_out(
             serial=True,
             cluster=cluster,
             components=components,
-            dry_run=args.dry_run,
+            dry_run=options.dry_run,
         )
         if run.failed:
             return stopped(console, f"{phase} at {', '.join(sorted(run.failed))}")
     for index, node in enumerate(nodes):
-        upgrade_node(run, cluster, node, args)
+        upgrade_node(run, cluster, node, dry_run=options.dry_run, drain_timeout=drain_timeout)
         if run.failed:
             later = ", ".join(nodes[index + 1 :]) or "none"
             return stopped(console, f"node {node} (later nodes untouched: {later})")
-    if not args.dry_run:
-        say(args, console)(f"upgraded to Kubernetes {cluster.kubernetes.version}")
+    if not options.dry_run:
+        say(options, console)(f"upgraded to Kubernetes {cluster.kubernetes.version}")
     return cli.EXIT_OK
 
 
-def upgrade_node(run: Run, cluster: Cluster, node: str, args: argparse.Namespace) -> None:
+def upgrade_node(
+    run: Run, cluster: Cluster, node: str, *, dry_run: bool, drain_timeout: int
+) -> None:
     """One node: cordon, drain, upgrade, Ready, uncordon; each step only if the last passed."""
     via = cli.named(cluster.controllers[0].name)
     steps: list[tuple[str, Callable[..., Any], Callable[[Host], bool], dict[str, Any]]] = [
         ("cordon", cordon_node, via, {"node": node}),
-        ("drain", drain_node, via, {"node": node, "timeout": args.drain_timeout}),
+        ("drain", drain_node, via, {"node": node, "timeout": drain_timeout}),
         ("node-upgrade", ensure_components_upgraded, cli.named(node), {"components": WORKER}),
         ("node-ready", wait_nodes_ready, via, {"nodes": [node]}),
         ("uncordon", uncordon_node, via, {"node": node}),
     ]
     for name, task, only, kwargs in steps:
-        run.step(name, task, only=only, cluster=cluster, dry_run=args.dry_run, **kwargs)
+        run.step(name, task, only=only, cluster=cluster, dry_run=dry_run, **kwargs)
         if run.failed:
             return
 
@@ -235,10 +276,10 @@ def stopped(console: Console, where: str) -> int:
     return cli.EXIT_FAILED
 
 
-def report(prober: Prober, args: argparse.Namespace, console: Console) -> None:
+def report(prober: Prober, options: cli.Options, console: Console) -> None:
     """Each endpoint's availability during the rollout."""
     entries = prober.report()
-    if entries and not (args.quiet and all(entry.failures == 0 for entry in entries)):
+    if entries and not (options.quiet and all(entry.failures == 0 for entry in entries)):
         console.print("availability of the apiserver endpoint during the upgrade:")
         for entry in entries:
             console.print(for_console(f"  {entry.line()}"))

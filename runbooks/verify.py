@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from nornir.core.inventory import Host
 from nornir.core.task import AggregatedResult, MultiResult
+from rich.console import Console
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
@@ -100,9 +100,10 @@ def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
 
 
 def verify(argv: list[str]) -> int:
-    """Verify; when it cannot run at all, the UNKNOWN verdict line all the same."""
+    """Verify from the command line; when it cannot run at all, the UNKNOWN verdict line all
+    the same."""
     try:
-        return verify_cluster(argv)
+        return verify_command(argv)
     except SystemExit as stop:  # argparse: --help (0), or a usage error (3)
         if stop.code == EXIT_CODES["UNKNOWN"]:
             print(could_not_run_line())
@@ -112,7 +113,8 @@ def verify(argv: list[str]) -> int:
         raise
 
 
-def verify_cluster(argv: list[str]) -> int:
+def verify_command(argv: list[str]) -> int:
+    """The options parsed, the inventory loaded, then `verify_cluster`."""
     parser = cli.parser(__doc__ or "")
     parser.add_argument(
         "--no-smoke-test",
@@ -130,17 +132,28 @@ def verify_cluster(argv: list[str]) -> int:
         cli.error_message(f"inventory {inventory} is not usable (UNKNOWN):\n{error}")
         print(could_not_run_line())
         return EXIT_CODES["UNKNOWN"]
-    with exclusive("verify", inventory):
-        return verify_locked(args, argv, cluster)
+    options = cli.Options.parsed(args, argv)
+    return verify_cluster(cluster, options, make_console(), smoke_test=args.smoke_test).exit_code
+
+
+def verify_cluster(
+    cluster: Cluster, options: cli.Options, console: Console, *, smoke_test: bool = True
+) -> Run:
+    """The closed run that verified `cluster` under its lock, its findings kept with it; the
+    verdict line and the problems printed (nothing under quiet when all is OK)."""
+    with exclusive("verify", cluster.inventory_dir):
+        return verify_locked(cluster, options, console, smoke_test=smoke_test)
 
 
 def workload_findings(
     run: Run,
-    args: Any,
     cluster: Cluster,
     controllers: AggregatedResult,
     digests: dict[str, str],
     unhealthy: set[str],
+    *,
+    smoke_test: bool,
+    limited: bool,
 ) -> list[Finding]:
     """Where the inventory has them: pod routes, loaded images, and the smoke test, the last
     two on the nodes not already found failing."""
@@ -154,10 +167,10 @@ def workload_findings(
             "images", check_images, only=lambda host: host.name in healthy, digests=digests
         )
         findings += step_findings(images, "images")
-    if args.smoke_test and cluster.kubernetes.smoke_test is not None:
+    if smoke_test and cluster.kubernetes.smoke_test is not None:
         note = "skipped: the node is failing already (its other findings say how)"
         findings += [Finding("smoke-test", node, "OK", note) for node in sorted(unhealthy)]
-        findings += smoke_test(run, cluster, controllers, healthy, limited=bool(args.limit))
+        findings += run_smoke_test(run, cluster, controllers, healthy, limited=limited)
     return findings
 
 
@@ -166,7 +179,7 @@ def api_answered(result: MultiResult) -> bool:
     return not result.failed and not result[0].result.api_error
 
 
-def smoke_test(
+def run_smoke_test(
     run: Run, cluster: Cluster, controllers: AggregatedResult, nodes: list[str], *, limited: bool
 ) -> list[Finding]:
     """The workload smoke test, driven from the first controller that could look; its
@@ -210,9 +223,12 @@ def smoke_test(
         run.nr.filter(name=driver).run(task=remove_smoke_test, cluster=cluster, namespace=namespace)
 
 
-def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
+def verify_locked(
+    cluster: Cluster, options: cli.Options, console: Console, *, smoke_test: bool
+) -> Run:
     digests = image_digests(cluster)
-    run = cli.new_run(args, "verify", argv, progress_on_stderr=True)
+    # Progress on stderr: a monitoring plugin's first line on stdout is its verdict.
+    run = cli.new_run(options, "verify", progress=make_console(stderr=True))
     host_state.enable(run.nr)  # each host read in one survey, judged here
     etcd = run.step("etcd", observe_etcd_member, only=cli.in_group("etcd"), cluster=cluster)
     certs = run.step("certificates", check_deployed_certificates)
@@ -226,7 +242,7 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     # The running components against the profile's CIS Benchmark table (README: Security).
     security = run.step("security", check_security, cluster=cluster)
     # --limit (and --retry-failed, which limits to the failed hosts): judge only those.
-    selected = set(run.hosts) if args.limit else None
+    selected = set(run.hosts) if options.limit else None
     findings = etcd_findings(cluster, etcd, selected) + step_findings(certs, "certificates")
     findings += step_findings(runtime, "runtime") + step_findings(balancer, "load-balancer")
     findings += control_plane_findings(cluster, controllers, selected)
@@ -236,19 +252,27 @@ def verify_locked(args: Any, argv: list[str], cluster: Cluster) -> int:
     # one cause, named once, and the smoke test judges the healthy rest.
     nodes = {node.name for node in cluster.nodes}
     unhealthy = {f.host for f in findings if f.host in nodes and f.status != "OK"}
-    findings += workload_findings(run, args, cluster, controllers, digests, unhealthy)
+    findings += workload_findings(
+        run,
+        cluster,
+        controllers,
+        digests,
+        unhealthy,
+        smoke_test=smoke_test,
+        limited=bool(options.limit),
+    )
     findings += step_findings(security, "security")
     run.findings = [f.as_dict() for f in findings]
     code = EXIT_CODES[worst(findings)]
-    console = make_console()
-    if not (args.quiet and code == 0):
+    if not (options.quiet and code == 0):
         line = status_line(
             findings, duration=run.elapsed(), hosts=len(run.hosts), steps=run.step_seconds
         )
         console.print(line, markup=False, soft_wrap=True)
-        print_finding_lines(findings, console, verbose=args.verbose)
+        print_finding_lines(findings, console, verbose=options.verbose)
     # Findings say it all; the hosts x steps table only when asked to be verbose.
-    return cli.finish(run, args, code, console, summary=args.verbose)
+    cli.finish(run, options, code, console, summary=options.verbose)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:

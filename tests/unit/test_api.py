@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from fakes import Fleet
 from pki_support import INVENTORIES
+from rich.console import Console
 from test_facts import CENTOS_7, FACTS_LINE, ROCKY_9, UBUNTU_22_04
 
-from kubenorn import api, history
+from kubenorn import api, cli, history
+from kubenorn.cluster import Cluster
+from kubenorn.run import Run, RunInterrupted
 
 
 @pytest.fixture
@@ -89,3 +96,107 @@ def test_verify_and_deploy_refuse_a_broken_inventory_before_any_host(call: str) 
     inventory = api.open(INVENTORIES / "missing-fields")
     with pytest.raises(api.KubenornError, match="data.addr: unknown key"):
         getattr(inventory, call)()
+
+
+# Each runbook: its typed entry point, a command line, and the API call that means the same.
+ENTRY_POINTS = [
+    (
+        "facts",
+        "gather",
+        ["--limit", "kube.node01", "--quiet"],
+        lambda inv: inv.facts(limit="kube.node01"),
+    ),
+    (
+        "verify",
+        "verify_cluster",
+        ["--limit", "kube.node01", "--quiet", "--no-smoke-test"],
+        lambda inv: inv.verify(limit=["kube.node01"], smoke_test=False),
+    ),
+    (
+        "deploy",
+        "deploy_cluster",
+        ["--limit", "kube.node01", "--quiet", "--dry-run", "--force"],
+        lambda inv: inv.deploy(limit="kube.node01", force=True),
+    ),
+    (
+        "upgrade",
+        "upgrade_cluster",
+        ["--limit", "kube.node01", "--dry-run", "--probe-interval", "0.5"],
+        lambda inv: inv.upgrade(limit="kube.node01", probe_interval=0.5),
+    ),
+    (
+        "run",
+        "run_command",
+        ["--limit", "kube.node01", "--quiet", "--sudo", "--", "cat /etc/hostname"],
+        lambda inv: inv.run("cat /etc/hostname", limit="kube.node01", sudo=True),
+    ),
+]
+
+
+@pytest.mark.parametrize(("runbook", "entry", "argv", "call"), ENTRY_POINTS)
+def test_the_api_and_the_command_line_call_one_typed_function_alike(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    runbook: str,
+    entry: str,
+    argv: list[str],
+    call: Callable[[api.Inventory], api.Result],
+) -> None:
+    """Same parameters (the history's command line too); its refusal is the API's error."""
+    module = importlib.import_module(f"runbooks.{runbook}")
+    real = getattr(module, entry)
+    seen: list[dict[str, Any]] = []
+
+    def refused(*args: Any, **kwargs: Any) -> Run:
+        bound = inspect.signature(real).bind(*args, **kwargs)
+        bound.apply_defaults()
+        seen.append({name: comparable(value) for name, value in bound.arguments.items()})
+        raise cli.UsageError(f"{entry} refused")
+
+    monkeypatch.setattr(module, entry, refused)
+    inventory = INVENTORIES / "good"
+    assert module.main(["-i", str(inventory), *argv]) == cli.EXIT_UNKNOWN
+    assert f"error: {entry} refused" in capsys.readouterr().err
+    with pytest.raises(api.KubenornError, match=f"^{entry} refused$"):
+        call(api.open(inventory))
+    cli_call, api_call = seen
+    assert cli_call == api_call
+    assert api_call["options"].argv == ("-i", str(inventory), *argv)
+
+
+def comparable(value: Any) -> Any:
+    """A parameter as the two calls can share it: a cluster by its inventory, any console."""
+    if isinstance(value, Cluster):
+        return value.inventory_dir.resolve()
+    return "a console" if isinstance(value, Console) else value
+
+
+@pytest.mark.parametrize("call", ["facts", "run"])
+def test_an_option_error_raises_with_its_message(
+    fleet: Fleet, inventory_dir: Path, call: str
+) -> None:
+    inventory = api.open(inventory_dir)
+    with pytest.raises(api.KubenornError, match="^--limit nope: no host or group of that name"):
+        inventory.facts(limit="nope") if call == "facts" else inventory.run("true", limit="nope")
+    assert history.runs() == []
+
+
+def test_ctrl_c_closes_the_run_with_130_as_the_command_line_does(
+    fleet: Fleet, inventory_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = cli.new_run
+
+    def interrupted_run(options: cli.Options, runbook: str, **display: Any) -> Run:
+        run = real(options, runbook, **display)
+
+        def step(*args: Any, **kwargs: Any) -> None:  # Ctrl-C while the first step runs
+            raise RunInterrupted(run)
+
+        run.step = step  # type: ignore[method-assign]
+        return run
+
+    monkeypatch.setattr(cli, "new_run", interrupted_run)
+    result = api.open(inventory_dir).facts()
+    assert (result.exit_code, result.status) == (130, "FAILED")
+    assert [run["exit_code"] for run in history.runs()] == [130]
+    assert "0 hosts, 0 changed steps, 0 failed hosts" in result.output  # the CLI's summary

@@ -46,10 +46,9 @@ def test_limit_refuses_a_pattern_that_matches_nothing_naming_it(
 
 
 def test_load_applies_the_options(inventory_dir: Path) -> None:
-    args = cli.parser("x", dry_run=True).parse_args(
-        ["-i", str(inventory_dir), "--limit", "etcd", "--workers", "2", "--dry-run"]
-    )
-    nr = cli.load(args)
+    argv = ["-i", str(inventory_dir), "--limit", "etcd", "--workers", "2", "--dry-run"]
+    args = cli.parser("x", dry_run=True).parse_args(argv)
+    nr = cli.load(cli.Options.parsed(args, argv))
     assert list(nr.inventory.hosts) == ["h1", "h2"]
     assert nr.data.dry_run is True
     assert nr.runner.num_workers == 2  # type: ignore[attr-defined]

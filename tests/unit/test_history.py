@@ -124,8 +124,8 @@ def test_a_run_with_an_unwritable_history_exits_3_before_touching_a_host(
 def record_then_refuse(started: list[str]) -> Any:
     real = cli.new_run
 
-    def new_run(args: Any, runbook: str, argv: list[str]) -> Any:
-        real(args, runbook, argv)  # the check comes first, or this run starts
+    def new_run(options: cli.Options, runbook: str, **display: Any) -> Any:
+        real(options, runbook, **display)  # the check comes first, or this run starts
         started.append(runbook)
         raise cli.UsageError("a run started despite the unwritable history")
 
