@@ -21,6 +21,11 @@ def could_not_run_line() -> str:
     return f"{PLUGIN} UNKNOWN - could not run: see the error on stderr"
 
 
+def interrupted_line() -> str:
+    """The verdict when Ctrl-C stopped verify before it could judge."""
+    return f"{PLUGIN} UNKNOWN - interrupted: no verdict"
+
+
 def perfdata_label(name: str) -> str:
     """`name` as a perfdata label: `=` is not allowed (made `_`), a single quote is doubled,
     and a label with a space or a quote is single-quoted."""

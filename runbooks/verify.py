@@ -4,9 +4,9 @@ A monitoring plugin (Nagios, Icinga, Sensu): the first line of its output is the
 performance data (`KUBENORN OK - 128 checks (128 OK) | duration=12.34s;; hosts=6;; ...`), then
 the problems (every finding with --verbose); progress goes to stderr. --quiet prints nothing
 when all is OK. When verify cannot run at all, that line is `KUBENORN UNKNOWN - could not run:
-see the error on stderr`, and the error is there. Exit codes: 0 OK, 1 WARNING (for example one
-etcd member of three down, quorum kept), 2 CRITICAL (quorum lost), 3 UNKNOWN (could not
-verify), 130 interrupted.
+see the error on stderr`, and the error is there; when Ctrl-C stops it, `KUBENORN UNKNOWN -
+interrupted: no verdict`. Exit codes: 0 OK, 1 WARNING (for example one etcd member of three
+down, quorum kept), 2 CRITICAL (quorum lost), 3 UNKNOWN (could not verify), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from kubenorn import cli
 from kubenorn.cluster import Cluster, ClusterError, load_cluster
 from kubenorn.findings import EXIT_CODES, Finding, print_finding_lines, worst
 from kubenorn.lock import exclusive
-from kubenorn.monitoring import could_not_run_line, status_line
+from kubenorn.monitoring import could_not_run_line, interrupted_line, status_line
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.report import make_console
-from kubenorn.run import Run
+from kubenorn.run import Run, RunInterrupted
 from tasks import host_state
 from tasks.components import check_drift
 from tasks.etcd_verify import MemberView, judge_etcd, observe_etcd_member
@@ -100,8 +100,8 @@ def step_findings(results: AggregatedResult, check: str) -> list[Finding]:
 
 
 def verify(argv: list[str]) -> int:
-    """Verify from the command line; when it cannot run at all, the UNKNOWN verdict line all
-    the same."""
+    """Verify from the command line; when it cannot run at all, or Ctrl-C stops it, an UNKNOWN
+    verdict line all the same."""
     try:
         return verify_command(argv)
     except SystemExit as stop:  # argparse: --help (0), or a usage error (3)
@@ -110,6 +110,9 @@ def verify(argv: list[str]) -> int:
         raise
     except cli.COULD_NOT_RUN:
         print(could_not_run_line())
+        raise
+    except (RunInterrupted, KeyboardInterrupt):
+        print(interrupted_line())
         raise
 
 
