@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubenorn.cli import error_message
 from lab.processes import sh
 from lab.settings import LAB_DIR, LabError
 
@@ -284,7 +285,7 @@ def main(argv: list[str]) -> int:
             for deb in ensure_version(version, settings.state_dir):
                 print(deb)
     except LabError as error:
-        print(f"lab: {error}", file=sys.stderr)
+        error_message(str(error))
         return 1
     return 0
 

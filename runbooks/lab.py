@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         host = lab.settings.host(args.host)
         os.execvp("ssh", [*lab.ssh_argv(host.address), *args.cmd])
     except LabError as error:
-        print(f"lab: {error}", file=sys.stderr)
+        cli.error_message(str(error))
         return 1
     return 0
 

@@ -251,3 +251,19 @@ def test_extra_hosts_on_an_inventory_hosts_address_are_refused() -> None:
     beyond = {**raw, "first_address": "10.240.0.254"}
     with pytest.raises(LabError, match="not a free host address"):
         extra_hosts(beyond, gateway, ())
+
+
+def test_the_lab_commands_print_errors_with_every_runbooks_prefix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lab import kubebuild
+    from runbooks import lab as lab_runbook
+
+    def refuse(*args: object) -> None:
+        raise LabError("no lab here")
+
+    monkeypatch.setattr(lab_runbook.Lab, "load", refuse)
+    monkeypatch.setattr(kubebuild, "ensure_version", refuse)
+    assert lab_runbook.main(["status"]) == 1
+    assert kubebuild.main(["v1.37.2"]) == 1
+    assert capsys.readouterr().err == "error: no lab here\nerror: no lab here\n"
