@@ -187,7 +187,7 @@ def test_an_unwritable_backup_destination_exits_3_before_any_run(
         (tmp_path / "file").write_text("")
         dest = tmp_path / "file" / "backups"
     started: list[str] = []
-    monkeypatch.setattr(cli, "new_run", lambda args, runbook, argv: started.append(runbook))
+    monkeypatch.setattr(cli, "new_run", lambda options, runbook, **shown: started.append(runbook))
     argv = ["-i", str(inventory_copy("good", tmp_path)), "--dest", str(dest), "--quiet"]
     assert etcd_backup.main(argv) == 3
     error = capsys.readouterr().err
