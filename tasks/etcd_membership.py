@@ -80,6 +80,11 @@ def ensure_member_started(
     if member.client_url in healthy:
         return Result(host=task.host, changed=False, result="member")
     tls = etcd.client_tls(cluster, member.host)
+    # Asked again: the members before this one in the (serial) step may have come up since.
+    answers = etcdctl.health(task, tls, cluster.etcd.client_urls)
+    healthy = frozenset(a.endpoint for a in answers if a.healthy)
+    if member.client_url in healthy:
+        return Result(host=task.host, changed=False, result="member")
     peers = [url for url in cluster.etcd.client_urls if url in healthy]
     listed = etcdctl.members(task, tls, peers)
     strangers = unknown_members(cluster, listed)
