@@ -384,6 +384,9 @@ class Etcd(Section):
     user: Text
     cert_dir: AbsPath
     config_file: AbsPath | None = None
+    # ETCD_INITIAL_* on their own: read only on a member's first start, so a change (a member
+    # joining) is written without restarting the others
+    initial_file: AbsPath | None = None
     data_dir: AbsPath | None = None
     heartbeat_interval_ms: Positive | None = None
     election_timeout_ms: Positive | None = None

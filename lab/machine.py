@@ -172,6 +172,15 @@ class Lab:
             self._wait_for_ssh((host,))
             self._finish_boot([host])
 
+    def purge_host(self, name: str) -> None:
+        """One host's disk lost (a fault for tests): stopped, its state removed, booted afresh
+        from the base with its SSH identity (what a rebuilt machine gets back)."""
+        host = self.settings.host(name)
+        with self.locked():
+            hosts.stop(self.settings, host)
+            sh(["rm", "-rf", "--", str(hosts.paths(self.settings, host).top)])
+        self.start_host(name)
+
     def ssh(
         self, name: str, argv: list[str], timeout: float = 60, stdin: str = ""
     ) -> subprocess.CompletedProcess[str]:

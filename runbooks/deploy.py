@@ -38,6 +38,7 @@ from tasks.components import (
     start_etcd,
     wait_etcd,
 )
+from tasks.etcd_membership import probe_etcd
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
 from tasks.images import ensure_images, image_digests
@@ -69,16 +70,28 @@ def check_preflight(cluster: Cluster, options: cli.Options, console: Console) ->
 def deploy_etcd(run: Run, cluster: Cluster, certs: Any, *, force: bool, dry_run: bool) -> None:
     members = cli.in_group("etcd")
     changed_certs = frozenset(h for h, r in certs.items() if r.changed)
+    probes = run.step("etcd-probe", probe_etcd, only=members, cluster=cluster)
+    healthy = frozenset().union(*(r[0].result for r in probes.values() if not r.failed))
+    formed = bool(healthy)
+    config: dict[str, Any] = {
+        "cluster": cluster,
+        "certificates_changed": changed_certs,
+        "dry_run": dry_run,
+    }
+    run.step("etcd-config", ensure_etcd_member, only=members, formed=formed, **config)
+    # Formed: a member that must join does so alone (etcd takes one learner at a time).
     run.step(
-        "etcd-config",
-        ensure_etcd_member,
+        "etcd-start",
+        start_etcd,
         only=members,
+        serial=formed,
         cluster=cluster,
-        certificates_changed=changed_certs,
+        healthy=healthy,
         dry_run=dry_run,
     )
-    run.step("etcd-start", start_etcd, only=members, cluster=cluster, force=force, dry_run=dry_run)
     run.step("etcd-health", wait_etcd, only=members, cluster=cluster, dry_run=dry_run)
+    if not formed and not dry_run:  # from now on a member that lost its data joins, never founds
+        run.step("etcd-formed", ensure_etcd_member, only=members, formed=True, **config)
     run.step(
         "etcd-restart",
         restart_etcd,

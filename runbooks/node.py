@@ -7,16 +7,22 @@ to its pods), and the run ends once the apiserver counts it Ready and schedulabl
 kubenorn's own, left by a removal that stopped half way, is lifted; anyone else's stays).
 Exit 0 joined and Ready, 1 a step failed (a re-run finishes it), 3 usage.
 
-`remove HOST`: on the first controller, through the API, cordons the node, drains it
-(`kubectl drain --ignore-daemonsets --delete-emptydir-data`, PodDisruptionBudgets respected,
-at most --timeout seconds) and deletes its Node object; then resets the host itself as
-`runbooks.reset` does (units stopped and removed, files removed; data with --purge-data). A
-host that cannot be reached is still removed from the API, and the run names what stays on
-it. Only a worker: a controller or etcd member is refused. No certificate is revoked (kubenorn
-has no CRL): the node's kubelet certificate stays valid until it expires. Afterwards, delete
-the host from the inventory's hosts.yaml and deploy, so the other hosts forget it (its pod
-route, its /etc/hosts line). Exit 0 removed, 1 a step failed (a drain that could not finish
-leaves the node cordoned and deletes nothing), 3 usage.
+A controller (and etcd member) joins with `deploy` of the whole inventory instead: its etcd
+member is added as a learner and promoted once caught up, and the other controllers'
+apiservers (--etcd-servers) and every node's load balancer learn of it, one at a time.
+
+`remove HOST`: a worker first leaves the API: on a controller, cordoned, drained (`kubectl
+drain --ignore-daemonsets --delete-emptydir-data`, PodDisruptionBudgets respected, at most
+--timeout seconds) and its Node object deleted. An etcd member leaves etcd's member list
+(leadership handed over first; refused when the members left would lose quorum). Then the host
+is reset as `runbooks.reset` does (units stopped and removed, files removed; data with
+--purge-data). A host that cannot be reached is still removed from the API and from etcd, and
+the run names what stays on it. The last controller or etcd member is refused. No certificate
+is revoked (kubenorn has no CRL): the host's certificates stay valid until they expire.
+Afterwards, delete the host from the inventory's hosts.yaml and deploy, so the other hosts
+forget it (its pod route, its /etc/hosts line, apiservers' --etcd-servers, load balancer
+backends). Exit 0 removed, 1 a step failed (a drain that could not finish leaves the node
+cordoned and deletes nothing), 3 usage.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import sys
 from typing import Any
 
 from kubenorn import cli
-from kubenorn.cluster import Cluster, load_cluster
+from kubenorn.cluster import Cluster, Host, load_cluster
 from kubenorn.inventory_model import FILES
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
@@ -37,6 +43,7 @@ from runbooks.deploy import print_diffs
 from runbooks.reset import report, reset_step
 from tasks import host_state
 from tasks.drain import uncordon_node
+from tasks.etcd_membership import ensure_member_left
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
 from tasks.kube_verify import wait_nodes_ready
@@ -77,10 +84,10 @@ def arguments(argv: list[str]) -> argparse.Namespace:
         "remove",
         parents=[common],
         add_help=False,
-        help="drain a worker, delete its Node object, reset the host",
+        help="drain a worker (or take an etcd member out of etcd), reset the host",
         description=__doc__,
     )
-    remove.add_argument("host", help="the inventory name of a worker (group nodes)")
+    remove.add_argument("host", help="the inventory name of a worker, controller or etcd member")
     remove.add_argument(
         "--timeout",
         type=seconds,
@@ -101,10 +108,11 @@ def node(argv: list[str]) -> int:
     if args.limit or args.retry_failed:
         raise cli.UsageError(f"node {args.action} works on HOST: no --limit, no retry")
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
-    check_worker(cluster, args.host)
     if args.action == "add":
+        check_worker(cluster, args.host)
         return add(args, cli.Options.parsed(args, argv), cluster)
-    args.limit = [cluster.controllers[0].name, args.host]
+    check_removable(cluster, args.host)
+    args.limit = [args.host, *helpers(cluster, args.host).values()]
     with exclusive("node", cluster.inventory_dir):
         return remove_locked(args, cli.Options.parsed(args, argv), cluster)
 
@@ -158,38 +166,75 @@ def neighbours_locked(args: argparse.Namespace, options: cli.Options, cluster: C
 
 def check_worker(cluster: Cluster, name: str) -> None:
     """UsageError unless `name` is a worker and nothing else."""
-    hosts = {host.name: host for host in cluster.hosts}
-    if name not in hosts:
-        raise cli.UsageError(f"{name}: no such host in the inventory")
-    host = hosts[name]
+    host = inventory_host(cluster, name)
     if not host.has_role("nodes"):
         raise cli.UsageError(
-            f"{name} is not in group nodes: it runs no kubelet and has no Node object to drain "
-            "(runbooks.reset takes a host of another role apart; deploy adds one)"
+            f"{name} is not in group nodes: a controller or etcd member joins with `deploy` "
+            "of the whole inventory (the others' apiservers and load balancers learn of it)"
         )
     if host.has_role("controllers") or host.has_role("etcd"):
         raise cli.UsageError(
-            f"{name} is also in {', '.join(g for g in host.groups if g != 'nodes')}: removing it "
-            "would take an apiserver or an etcd member with it (the others' certificates, "
-            "load balancers and the etcd member list still name it); not done here"
+            f"{name} is also in {', '.join(g for g in host.groups if g != 'nodes')}: it joins "
+            "with `deploy` of the whole inventory"
         )
+
+
+def inventory_host(cluster: Cluster, name: str) -> Host:
+    """The inventory's host `name`; UsageError when there is none."""
+    hosts = {host.name: host for host in cluster.hosts}
+    if name not in hosts:
+        raise cli.UsageError(f"{name}: no such host in the inventory")
+    return hosts[name]
+
+
+def check_removable(cluster: Cluster, name: str) -> None:
+    """UsageError when `name` is not in the inventory, or is its last controller or member."""
+    host = inventory_host(cluster, name)
+    for role, members in (("controllers", cluster.controllers), ("etcd", cluster.etcd.members)):
+        if host.has_role(role) and len(members) == 1:
+            raise cli.UsageError(
+                f"{name} is the last of group {role}: the cluster would go with it"
+            )
+
+
+def helpers(cluster: Cluster, name: str) -> dict[str, str]:
+    """The hosts that take `name` out: a controller for the API, an etcd member for etcd."""
+    host = inventory_host(cluster, name)
+    chosen = {}
+    if host.has_role("nodes"):
+        chosen["api"] = next(c.name for c in cluster.controllers if c.name != name)
+    if host.has_role("etcd"):
+        chosen["etcd"] = next(m.host.name for m in cluster.etcd.members if m.host.name != name)
+    return chosen
 
 
 def remove_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     console = make_console()
     run = cli.new_run(options, "node", progress=console)
-    controller = cluster.controllers[0].name
-    api = run.step(
-        "leave-api",
-        ensure_node_removed,
-        only=cli.named(controller),
-        cluster=cluster,
-        node=args.host,
-        timeout=args.timeout,
-        dry_run=args.dry_run,
-    )
-    if api.failed:
-        return cli.finish(run, options, cli.EXIT_FAILED, console)
+    chosen = helpers(cluster, args.host)
+    if "api" in chosen:
+        api = run.step(
+            "leave-api",
+            ensure_node_removed,
+            only=cli.named(chosen["api"]),
+            cluster=cluster,
+            node=args.host,
+            timeout=args.timeout,
+            dry_run=args.dry_run,
+        )
+        if api.failed:
+            return cli.finish(run, options, cli.EXIT_FAILED, console)
+    if "etcd" in chosen:
+        left = run.step(
+            "leave-etcd",
+            ensure_member_left,
+            only=cli.named(chosen["etcd"]),
+            cluster=cluster,
+            leaving=args.host,
+            dry_run=args.dry_run,
+        )
+        if left.failed:
+            return cli.finish(run, options, cli.EXIT_FAILED, console)
     results = reset_step(run, cluster, cli.named(args.host), args)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)

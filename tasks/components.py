@@ -9,6 +9,7 @@ from kubenorn.cluster import Cluster
 from kubenorn.findings import Finding
 from kubenorn.profiles import CONTROL_PLANE, WORKER, unit_of
 from tasks import etcd
+from tasks.etcd_membership import ensure_member_started
 from tasks.hosts_file import ensure_hosts_file
 from tasks.kube_units import ensure_component_config
 from tasks.load_balancer import UNIT as HAPROXY_UNIT
@@ -49,50 +50,48 @@ def ensure_role_packages(task: Task, *, dry_run: bool | None = None) -> Result:
 
 
 def ensure_etcd_member(
-    task: Task, *, cluster: Cluster, certificates_changed: frozenset[str], dry_run: bool | None
+    task: Task,
+    *,
+    cluster: Cluster,
+    certificates_changed: frozenset[str],
+    formed: bool,
+    dry_run: bool | None,
 ) -> Result:
     """Ensure this member's etcd configuration; owe a restart if it or its certificates changed."""
     member = etcd.member_of(cluster, task.host.name)
-    settings = task.host["etcd"]
-    config = etcd.etcd_config(cluster, member, settings)
+    config = etcd.etcd_config(cluster, member, task.host["etcd"], formed=formed)
     result = task.run(
         task=etcd.ensure_etcd_config,
         config=config,
-        config_file=settings["config_file"],
         restart=task.host.name in certificates_changed,
         dry_run=dry_run,
     )
     return Result(host=task.host, changed=result.changed, diff=result[0].diff)
 
 
-def rollout_of(cluster: Cluster, host: Host, *, force: bool) -> etcd.EtcdRollout:
-    return etcd.EtcdRollout(
-        tls=etcd.client_tls(cluster, cluster.host(host.name)),
-        endpoints=cluster.etcd.client_urls,
-        snapshot_dir=host["etcd"]["snapshot_dir"],
-        version=cluster.etcd.version,
-        force=force,
+def start_etcd(
+    task: Task, *, cluster: Cluster, healthy: frozenset[str], dry_run: bool | None
+) -> Result:
+    """Start etcd when no member answers yet (all together: founding the cluster); otherwise
+    ensure this member runs in the cluster, joining it if it must."""
+    if not healthy:
+        return task.run(task=etcd.start_unformed, dry_run=dry_run)[0]
+    started = task.run(
+        task=ensure_member_started, cluster=cluster, healthy=healthy, dry_run=dry_run
     )
-
-
-def start_etcd(task: Task, *, cluster: Cluster, force: bool, dry_run: bool | None) -> Result:
-    """Start etcd in parallel when no member answers yet; otherwise hand over to the rollout."""
-    rollout = rollout_of(cluster, task.host, force=force)
-    if etcd.cluster_is_formed(task, rollout):
-        return Result(host=task.host, changed=False, result="formed")
-    return task.run(task=etcd.start_unformed, dry_run=dry_run)[0]
+    return started[0]
 
 
 def restart_etcd(task: Task, *, cluster: Cluster, force: bool, dry_run: bool | None) -> Result:
     """Restart this member if it owes one, health-gated (run one member at a time)."""
-    rollout = rollout_of(cluster, task.host, force=force)
+    rollout = etcd.rollout_of(task, cluster, force=force)
     return task.run(task=etcd.restart_member, rollout=rollout, dry_run=dry_run)[0]
 
 
 def wait_etcd(task: Task, *, cluster: Cluster, dry_run: bool | None) -> Result:
     """Wait for this member to be healthy with one agreed leader."""
     if not task.is_dry_run(dry_run):
-        etcd.wait_healthy(task, rollout_of(cluster, task.host, force=False))
+        etcd.wait_healthy(task, etcd.rollout_of(task, cluster))
     return Result(host=task.host, changed=False)
 
 
@@ -121,6 +120,7 @@ def check_drift(task: Task, *, cluster: Cluster) -> Result:
                 task=ensure_etcd_member,
                 cluster=cluster,
                 certificates_changed=frozenset(),
+                formed=True,  # verify judges a running cluster
                 dry_run=True,
             )
         )

@@ -49,12 +49,11 @@ def ensure_etcd_config(
     task: Task,
     *,
     config: dict[str, Any],
-    config_file: str,
     restart: bool = False,
     dry_run: bool | None = None,
 ) -> Result:
-    """Ensure etcd's data directory, environment file and drop-in; owe a restart on change
-    (or when `restart`: its certificates changed)."""
+    """Ensure etcd's data directory, environment files and drop-in; owe a restart on a change
+    etcd reads at every start (or when `restart`: its certificates changed)."""
     data_dir = task.run(
         task=ensure_directory,
         path=config["data_dir"],
@@ -63,8 +62,17 @@ def ensure_etcd_config(
         dry_run=dry_run,
     )
     # Root's alone, as the unit's drop-in (CIS 1.1.7, 1.1.8): systemd reads both as root.
-    files = [ConfigFile(config_file, render(task, "etcd/etcd.conf.j2", etcd=config), "0600")]
-    dropin = render(task, "systemd/env-dropin.conf.j2", environment_file=config_file)
+    files = [
+        ConfigFile(config["config_file"], render(task, "etcd/etcd.conf.j2", etcd=config), "0600"),
+        ConfigFile(
+            config["initial_file"],
+            render(task, "etcd/etcd-initial.conf.j2", etcd=config),
+            "0600",
+            restarts=False,
+        ),
+    ]
+    environment_files = [config["config_file"], config["initial_file"]]
+    dropin = render(task, "systemd/env-dropin.conf.j2", environment_files=environment_files)
     unit = task.run(
         task=ensure_unit_config,
         unit=UNIT,
@@ -81,22 +89,33 @@ def ensure_etcd_config(
     )
 
 
-def cluster_is_formed(task: Task, rollout: EtcdRollout) -> bool:
-    """Whether any configured endpoint answers healthy: if none does, this is a first start."""
-    return any(e.healthy for e in etcdctl.health(task, rollout.tls, rollout.endpoints))
-
-
 def start_unformed(task: Task, *, dry_run: bool | None = None) -> Result:
     """Start (or restart into the new configuration) a member of a cluster not yet formed."""
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=f"would start {UNIT} (first start)\n")
-    # --no-block: a member of a new cluster reports ready only once a quorum has started.
+    start_without_waiting(task)
+    return Result(host=task.host, changed=True, diff=f"start {UNIT} (first start)\n")
+
+
+def start_without_waiting(task: Task) -> None:
+    """Enable and (re)start etcd without waiting for it to report ready, which a founding
+    member does only once a quorum has started, and a joining one once it has caught up."""
     host_state.forget_unit(task, UNIT)
     run(task, ["systemctl", "enable", UNIT], sudo=True)
     run(task, ["systemctl", "restart", "--no-block", UNIT], sudo=True)
     run(task, ["rm", "-f", owed_marker(UNIT)], sudo=True)
     host_state.gone(task, owed_marker(UNIT))
-    return Result(host=task.host, changed=True, diff=f"start {UNIT} (first start)\n")
+
+
+def rollout_of(task: Task, cluster: Cluster, *, force: bool = False) -> EtcdRollout:
+    """What restarting this host's member needs, from the inventory."""
+    return EtcdRollout(
+        tls=client_tls(cluster, cluster.host(task.host.name)),
+        endpoints=cluster.etcd.client_urls,
+        snapshot_dir=task.host["etcd"]["snapshot_dir"],
+        version=cluster.etcd.version,
+        force=force,
+    )
 
 
 def restart_member(task: Task, *, rollout: EtcdRollout, dry_run: bool | None = None) -> Result:
@@ -224,20 +243,25 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:2])
 
 
-def etcd_config(cluster: Cluster, member: EtcdMember, settings: dict[str, Any]) -> dict[str, Any]:
-    """The data etcd.conf.j2 renders for `member`: every decision made here, in Python."""
+def etcd_config(
+    cluster: Cluster, member: EtcdMember, settings: dict[str, Any], *, formed: bool
+) -> dict[str, Any]:
+    """The data etcd's templates render for `member` (`formed`: the cluster runs already, so a
+    member starting without data joins it): every decision made here, in Python."""
     host, etcd = member.host, cluster.etcd
     return {
         "version": etcd.version,
         "name": member.name,
         "user": etcd.user,
+        "config_file": settings["config_file"],
+        "initial_file": settings["initial_file"],
         "data_dir": settings["data_dir"],
         "listen_peer_urls": [member.peer_url],
         "listen_client_urls": [member.client_url, url(ip_address("127.0.0.1"), etcd.client_port)],
         "peer_url": member.peer_url,
         "client_url": member.client_url,
         "initial_cluster": etcd.initial_cluster,
-        "initial_cluster_state": "new",
+        "initial_cluster_state": "existing" if formed else "new",
         "initial_cluster_token": f"{cluster.name}-etcd",
         "cert_file": placed(cluster, host, "cert", f"etcd-server-{host.name}"),
         "key_file": placed(cluster, host, "key", f"etcd-server-{host.name}"),

@@ -12,7 +12,7 @@ from typing import Any
 
 from nornir.core.task import Task
 
-from tasks.ssh import run
+from tasks.ssh import CommandResult, run
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,10 @@ class DiskSpace:
 @dataclass(frozen=True)
 class Member:
     member_id: int
-    name: str
+    name: str  # empty until the member first starts
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
+    learner: bool = False  # a non-voting member catching up (etcd 3.4+)
 
 
 def etcdctl_command(
@@ -107,13 +108,14 @@ def parse_status(output: str) -> list[EndpointStatus]:
 
 
 def parse_members(output: str) -> list[Member]:
-    """`member list -w json` output."""
+    """`member list -w json` (or `member add -w json`) output: the members."""
     return [
         Member(
             member_id=int(m["ID"]),
             name=m.get("name", ""),
             peer_urls=tuple(m.get("peerURLs", [])),
             client_urls=tuple(m.get("clientURLs", [])),
+            learner=bool(m.get("isLearner", False)),
         )
         for m in json.loads(output or "{}").get("members", [])
     ]
@@ -151,6 +153,27 @@ def members(task: Task, tls: ClientTls, endpoints: Sequence[str]) -> list[Member
     """The member list as the cluster sees it."""
     command = etcdctl_command(tls, endpoints, "member", "list")
     return parse_members(run(task, command, sudo=True).stdout)
+
+
+def add_member(
+    task: Task, tls: ClientTls, endpoints: Sequence[str], name: str, peer_url: str, *, learner: bool
+) -> list[Member]:
+    """`member add`: the membership with the new member in it."""
+    args = ["member", "add", name, f"--peer-urls={peer_url}", *(["--learner"] if learner else [])]
+    return parse_members(run(task, etcdctl_command(tls, endpoints, *args), sudo=True).stdout)
+
+
+def remove_member(task: Task, tls: ClientTls, endpoints: Sequence[str], member_id: int) -> None:
+    command = etcdctl_command(tls, endpoints, "member", "remove", f"{member_id:x}")
+    run(task, command, sudo=True)
+
+
+def promote_member(
+    task: Task, tls: ClientTls, endpoints: Sequence[str], member_id: int
+) -> CommandResult:
+    """`member promote`: exit 0 once the learner has caught up with the leader."""
+    command = etcdctl_command(tls, endpoints, "member", "promote", f"{member_id:x}")
+    return run(task, command, sudo=True, ok_codes=(0, 1))
 
 
 # $1: the data directory; then the etcdctl command line up to its action. Per action a line

@@ -109,7 +109,7 @@ def reset_plan(cluster: Cluster, host: NornirHost) -> ResetPlan:
     files += [p.path for p in placements(cluster, model)]
     data = [d for c in components_of(cluster, host) for d in log_directories(cluster, c)]
     if model.has_role("etcd"):
-        files += [host["etcd"]["config_file"], DRILL_DROPIN]
+        files += [host["etcd"]["config_file"], host["etcd"]["initial_file"], DRILL_DROPIN]
         data += [host["etcd"]["data_dir"], host["etcd"]["snapshot_dir"]]
     if model.has_role("nodes"):
         runtime = host["runtime"]

@@ -228,6 +228,9 @@ class ConfigFile:
     owner: str = "root"
     group: str | None = None
     secret: bool = False  # key material: diffs say "changed", never show it
+    # False: the service reads it only on its first start (etcd's ETCD_INITIAL_*), so a change
+    # is written but owes no restart.
+    restarts: bool = True
 
 
 def ensure_unit_config(
@@ -245,25 +248,29 @@ def ensure_unit_config(
     owes it a restart, as does `restart` (something else it reads changed, such as its
     certificates)."""
     owed_before = restart_owed(task, unit)
+    restarting = [f for f in files if f.restarts]
     # Owe first: a run killed after writing and before restarting still restarts next time.
     # (Not when the host's survey shows every file already as wanted: nothing will be written.)
-    if not all_in_place(task, files, dropin, unit, unit_file, unit_mode):
+    if not all_in_place(task, restarting, dropin, unit, unit_file, unit_mode):
         task.run(task=owe_restarts, units=[unit], dry_run=dry_run)
-    results = [
-        task.run(
-            task=ensure_file,
-            path=f.path,
-            content=f.content,
-            mode=f.mode,
-            owner=f.owner,
-            group=f.group,
-            secret=f.secret,
-            dry_run=dry_run,
+    written = [
+        (
+            f,
+            task.run(
+                task=ensure_file,
+                path=f.path,
+                content=f.content,
+                mode=f.mode,
+                owner=f.owner,
+                group=f.group,
+                secret=f.secret,
+                dry_run=dry_run,
+            ),
         )
         for f in files
     ]
     # kubenorn's drop-in is removed when no longer wanted; a unit file is left to its owner.
-    results.append(
+    systemd_files = [
         task.run(
             task=ensure_systemd_file,
             path=dropin_path(unit, "kubenorn"),
@@ -271,9 +278,9 @@ def ensure_unit_config(
             mode=unit_mode,
             dry_run=dry_run,
         )
-    )
+    ]
     if unit_file is not None:
-        results.append(
+        systemd_files.append(
             task.run(
                 task=ensure_systemd_file,
                 path=unit_path(unit),
@@ -282,7 +289,11 @@ def ensure_unit_config(
                 dry_run=dry_run,
             )
         )
-    changed = any(result.changed for result in results)  # every step has run already
+    results = [result for _, result in written] + systemd_files
+    # every step has run already
+    changed = any(r.changed for f, r in written if f.restarts) or any(
+        r.changed for r in systemd_files
+    )
     owed = changed or owed_before or restart
     if not owed:
         task.run(task=forgive_restarts, units=[unit], dry_run=dry_run)

@@ -14,6 +14,8 @@ from tasks.templates import ENVIRONMENT
 
 GOLDEN = REPO_ROOT / "tests" / "data" / "golden"
 SETTINGS = {
+    "config_file": "/etc/etcd/etcd.conf",
+    "initial_file": "/etc/etcd/etcd-initial.conf",
     "data_dir": "/var/lib/etcd/kubenorn",
     "heartbeat_interval_ms": 100,
     "election_timeout_ms": 1000,
@@ -21,10 +23,12 @@ SETTINGS = {
 }
 
 
-def rendered(inventory: Path, host: str) -> str:
+def rendered(
+    inventory: Path, host: str, template: str = "etcd/etcd.conf.j2", *, formed: bool = False
+) -> str:
     cluster = load_cluster(inventory)
-    config = etcd_config(cluster, member_of(cluster, host), SETTINGS)
-    return ENVIRONMENT.get_template("etcd/etcd.conf.j2").render(etcd=config)
+    config = etcd_config(cluster, member_of(cluster, host), SETTINGS, formed=formed)
+    return ENVIRONMENT.get_template(template).render(etcd=config)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +46,7 @@ def test_etcd_conf_matches_its_golden_file(inventory: str, golden: str) -> None:
 def test_member_name_and_initial_cluster_come_from_one_list() -> None:
     cluster = load_cluster(REPO_ROOT / "lab" / "inventory")
     for member in cluster.etcd.members:
-        config = etcd_config(cluster, member, SETTINGS)
+        config = etcd_config(cluster, member, SETTINGS, formed=False)
         assert f"{config['name']}={config['peer_url']}" in config["initial_cluster"].split(",")
     assert len(cluster.etcd.initial_cluster.split(",")) == 3
 
@@ -62,3 +66,19 @@ def test_version_decides_the_logging_settings() -> None:
     assert 'ETCD_LOGGER="zap"' in lab and "ETCD_LOG_PACKAGE_LEVELS" not in lab
     assert 'ETCD_LOG_PACKAGE_LEVELS="etcdserver=INFO"' in reference
     assert "ETCD_LOGGER" not in reference
+
+
+@pytest.mark.parametrize(("formed", "state"), [(False, "new"), (True, "existing")])
+def test_the_initial_membership_is_a_file_of_its_own_and_existing_once_formed(
+    formed: bool, state: str
+) -> None:
+    """etcd reads ETCD_INITIAL_* only on a first start: a file apart, so a member joining
+    changes it on the others without owing them a restart; once formed, a member that lost
+    its data joins rather than founding a second cluster."""
+    lab = REPO_ROOT / "lab" / "inventory"
+    initial = rendered(lab, "kube.controller01", "etcd/etcd-initial.conf.j2", formed=formed)
+    assert f'ETCD_INITIAL_CLUSTER_STATE="{state}"' in initial
+    assert "ETCD_INITIAL_CLUSTER=" in initial and "ETCD_INITIAL_CLUSTER_TOKEN=" in initial
+    main = rendered(lab, "kube.controller01", formed=formed)
+    assert "ETCD_INITIAL_CLUSTER" not in main
+    assert main == rendered(lab, "kube.controller01", formed=not formed)

@@ -112,7 +112,7 @@ def etcd_unit(cluster: Cluster, host: str) -> UnitSurvey:
     ]
     settings = inventory_data("supported")["etcd"]
     text = ENVIRONMENT.get_template("etcd/etcd.conf.j2").render(
-        etcd=etcd_config(cluster, member_of(cluster, host), settings)
+        etcd=etcd_config(cluster, member_of(cluster, host), settings, formed=True)
     )
     unit.environment = {
         k: v.strip('"')
