@@ -262,6 +262,13 @@ def package_debs(build: Build) -> list[Path]:
     return debs
 
 
+def is_built(version: str, state_dir: Path) -> bool:
+    """Whether `version`'s six binaries are built already (its debs follow in seconds)."""
+    build = Build(parse_version(version), state_dir)
+    stamp = build.out_dir / ".built"
+    return stamp.exists() and stamp.read_text() == build_digest(build)
+
+
 def ensure_version(version: str, state_dir: Path) -> list[Path]:
     """Build (or reuse) one version and package it; prints what it did and how long it took."""
     build = Build(parse_version(version), state_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import aptrepo, hosts, images, kernel, kubebuild, network, rootfs
-from lab.processes import sh
+from lab.processes import sh, start_background
 from lab.settings import LabError, LabHost, LabSettings, load_settings
 from lab.sim.packaging import build_all as build_simulators
 
@@ -171,6 +172,25 @@ class Lab:
                 self._write_known_hosts()
             self._wait_for_ssh((host,))
             self._finish_boot([host])
+
+    def prebuild_upgrade_from(self) -> None:
+        """Start building lab.yaml's upgrade_from release in the background, at the lowest CPU
+        priority, so a test session has it by the time the upgrade test needs it."""
+        version = self.settings.upgrade_from
+        if version is None or kubebuild.is_built(version, self.settings.state_dir):
+            return
+        where = self.settings.state_dir / "kubernetes"
+        argv = ["nice", "-n", "19", sys.executable, "-m", "lab.kubebuild", version]
+        start_background(argv, where / f"build-{version}.log", where / f"build-{version}.pid")
+
+    def serve_kubernetes(self, version: str) -> None:
+        """Serve `version`'s packages beside the inventory's in the lab's apt repository (built
+        first, or waited for while a background build holds its lock); `up` serves only the
+        inventory's again."""
+        debs = kubebuild.ensure_version(version, self.settings.state_dir)
+        with self.locked():
+            cache = aptrepo.ensure_downloads(self.settings)
+            aptrepo.ensure_index(self.settings, cache, [*self.own_packages(), *debs])
 
     def purge_host(self, name: str) -> None:
         """One host's disk lost (a fault for tests): stopped, its state removed, booted afresh

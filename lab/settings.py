@@ -64,6 +64,7 @@ class LabSettings:
     image_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by archive name
     extra_hosts: ExtraHosts | None = None
     extras: tuple[LabHost, ...] = ()  # the extra hosts among `hosts`
+    upgrade_from: str | None = None  # the release the upgrade test deploys before upgrading
 
     def with_extras(self, count: int) -> LabSettings:
         """These settings with the first `count` extra hosts (and those already there)."""
@@ -131,6 +132,7 @@ def load_settings(inventory: Path | None = None) -> LabSettings:
         image_recipes=suite.get("images") or {},
         extra_hosts=spare,
         extras=extras,
+        upgrade_from=suite.get("upgrade_from"),
     )
 
 

@@ -60,10 +60,11 @@ def unknown_members(cluster: Cluster, listed: Sequence[Member]) -> list[Member]:
 
 
 def initial_cluster(cluster: Cluster, listed: Sequence[Member]) -> str:
-    """ETCD_INITIAL_CLUSTER for a member joining: exactly the membership etcd holds, by the
-    inventory's names (etcd compares the two by peer URL)."""
-    names = {m.peer_url: m.name for m in cluster.etcd.members}
-    return ",".join(f"{names[url]}={url}" for m in listed for url in m.peer_urls if url in names)
+    """ETCD_INITIAL_CLUSTER for a member joining: exactly the membership etcd holds (etcd
+    compares the two by peer URL), in the inventory's order and names, so that it reads as
+    deploy renders it whenever the two agree."""
+    urls = {url for m in listed for url in m.peer_urls}
+    return ",".join(f"{m.name}={m.peer_url}" for m in cluster.etcd.members if m.peer_url in urls)
 
 
 def has_data(task: Task, data_dir: str) -> bool:

@@ -172,7 +172,10 @@ def promote_member(
     task: Task, tls: ClientTls, endpoints: Sequence[str], member_id: int
 ) -> CommandResult:
     """`member promote`: exit 0 once the learner has caught up with the leader."""
-    command = etcdctl_command(tls, endpoints, "member", "promote", f"{member_id:x}")
+    # Not -w json: etcdctl 3.5 panics printing a promotion's answer that way.
+    command = etcdctl_command(
+        tls, endpoints, "member", "promote", f"{member_id:x}", json_output=False
+    )
     return run(task, command, sudo=True, ok_codes=(0, 1))
 
 

@@ -19,6 +19,7 @@ def lab():  # noqa: ANN201 - lab.machine is test equipment, imported only here
 
     machine = Lab.load()
     machine.up()
+    machine.prebuild_upgrade_from()  # on idle CPU until test_lab_upgrade needs it
     return machine
 
 
@@ -34,8 +35,17 @@ def nr(lab) -> Iterator[Nornir]:  # noqa: ANN001
     nornir.close_connections(on_good=True, on_failed=True)
 
 
+LAST = "test_lab_upgrade.py"  # purges the hosts, and gives its background build the most time
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under tests/lab is a lab test."""
-    for item in items:
-        if "tests/lab/" in str(item.path):
-            item.add_marker(pytest.mark.lab)
+    """Every test under tests/lab is a lab test; the upgrade's run after the other lab tests."""
+    lab = [item for item in items if "tests/lab/" in str(item.path)]
+    for item in lab:
+        item.add_marker(pytest.mark.lab)
+    last = [item for item in lab if item.path.name == LAST]
+    if not last:
+        return
+    rest = [item for item in items if item.path.name != LAST]
+    after = max(i for i, item in enumerate(rest) if "tests/lab/" in str(item.path)) + 1
+    items[:] = [*rest[:after], *last, *rest[after:]]

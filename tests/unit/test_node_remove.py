@@ -3,8 +3,8 @@
 Through the API on the first controller: cordon, then drain, then delete, and only then the
 host's reset (the same tasks as runbooks.reset). A dry run issues no mutating command; a drain
 that fails deletes nothing and touches no host; an unreachable host is still removed from the
-API and named; a controller, an etcd member or a stranger is refused before any host is
-touched.
+API and named; a stranger, or the last controller or etcd member, is refused before any host
+is touched (tests/unit/test_etcd_membership.py: an etcd member leaving).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import yaml
 from fake_cluster import write_inventory
 from fake_reset import BEFORE_DEPLOY, Deployed, deployed_fleet, mutating, served
 
+from kubenorn import cli
+from kubenorn.cluster import load_cluster
 from kubenorn.history import records_of, runs
 from runbooks import node
 
@@ -129,7 +131,6 @@ def exit_code(argv: list[str]) -> int | str | None:
 
 
 REFUSALS = {
-    "a controller": {"host": CONTROLLER, "says": "not in group nodes"},
     "a stranger": {"host": "kube.nobody", "says": "no such host"},
     "a limit": {"host": NODE, "args": ["--limit", OTHER], "says": "no --limit"},
     "no host": {"host": None, "says": "required: host"},
@@ -148,7 +149,7 @@ def test_refusals_exit_3_and_touch_no_host(
     assert all(h.commands == [] for h in fleet.fleet.hosts.values())
 
 
-def test_a_node_that_is_also_a_controller_is_refused_and_says_why(
+def test_node_add_refuses_a_node_that_is_also_a_controller_and_says_why(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inventory = write_inventory(tmp_path / "inventory", nodes=1)
@@ -156,6 +157,17 @@ def test_a_node_that_is_also_a_controller_is_refused_and_says_why(
     hosts["kube.controller01"]["groups"].append("nodes")
     hosts["kube.controller01"]["data"]["pod_cidr"] = "10.200.9.0/24"
     (inventory / "hosts.yaml").write_text(yaml.safe_dump(hosts))
-    assert node.main(["remove", "kube.controller01", "-i", str(inventory)]) == 3
+    assert node.main(["add", "kube.controller01", "-i", str(inventory)]) == 3
     err = capsys.readouterr().err
-    assert "also in etcd, controllers" in err and "etcd member" in err
+    assert "also in etcd, controllers" in err and "joins with `deploy`" in err
+
+
+@pytest.mark.parametrize("group", ["controllers", "etcd"])
+def test_the_last_controller_or_etcd_member_is_refused(tmp_path: Path, group: str) -> None:
+    inventory = write_inventory(tmp_path / "inventory", nodes=1)
+    hosts = yaml.safe_load((inventory / "hosts.yaml").read_text())
+    for name in ("kube.controller02", "kube.controller03"):
+        hosts[name]["groups"] = [g for g in hosts[name]["groups"] if g != group]
+    (inventory / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    with pytest.raises(cli.UsageError, match=f"the last of group {group}"):
+        node.check_removable(load_cluster(inventory), CONTROLLER)
