@@ -47,5 +47,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if not last:
         return
     rest = [item for item in items if item.path.name != LAST]
-    after = max(i for i, item in enumerate(rest) if "tests/lab/" in str(item.path)) + 1
+    after = 1 + max(
+        (i for i, item in enumerate(rest) if "tests/lab/" in str(item.path)), default=-1
+    )
     items[:] = [*rest[:after], *last, *rest[after:]]
