@@ -170,10 +170,11 @@ DF = (
     "Filesystem     1B-blocks      Used Available Capacity Mounted on\n"
     "tmpfs          {size} {used} {available}      99% /var/lib/etcd/kubenorn\n"
 )
-# available MiB of a 1000 MiB filesystem -> the etcd.disk status (lab: warn under 20% free)
+# available MiB of a 10000 MiB filesystem -> the etcd.disk status (lab: warn under 5% free)
 DISK_CASES = {
-    "plenty free": (500, "OK"),
-    "nearly full": (150, "WARNING"),
+    "plenty free": (5000, "OK"),
+    "just above the warning": (510, "OK"),
+    "nearly full": (490, "WARNING"),
     "less than a WAL segment (64 MB)": (60, "CRITICAL"),
     "full": (0, "CRITICAL"),
 }
@@ -184,7 +185,7 @@ def test_a_members_data_disk_is_judged_on_its_free_space(
     cluster: Cluster, case: tuple[int, str]
 ) -> None:
     available, status = case
-    size = 1000 * MIB
+    size = 10000 * MIB
     output = DF.format(size=size, used=size - available * MIB, available=available * MIB)
     disk = parse_df(output, "/var/lib/etcd/kubenorn")
     assert disk is not None and disk.available == available * MIB
@@ -192,7 +193,7 @@ def test_a_members_data_disk_is_judged_on_its_free_space(
     views["kube.controller02"].disk = disk
     [finding] = [f for f in judge_etcd(cluster, views) if f.check == "etcd.disk"]
     assert (finding.host, finding.status) == ("kube.controller02", status)
-    assert finding.detail.startswith(f"/var/lib/etcd/kubenorn: {available} MiB free of 1000 MiB")
+    assert finding.detail.startswith(f"/var/lib/etcd/kubenorn: {available} MiB free of 10000 MiB")
 
 
 def test_a_df_that_said_nothing_usable_gives_no_disk_finding(cluster: Cluster) -> None:

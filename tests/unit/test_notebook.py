@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 import nbformat
+import yaml
 
 from kubenorn.nornir_setup import REPO_ROOT
 
@@ -34,7 +35,9 @@ def unreachable_inventory(tmp_path: Path) -> Path:
     text = re.sub(r"hostname: \S+", "hostname: 127.0.0.1", hosts.read_text())
     hosts.write_text(text)
     defaults = inventory / "defaults.yaml"
-    defaults.write_text(defaults.read_text().replace("port: 22", f"port: {closed_port()}"))
+    data = yaml.safe_load(defaults.read_text().replace("port: 22", f"port: {closed_port()}"))
+    data["data"]["kubernetes"].pop("images", None)  # archives the lab builds: not needed here
+    defaults.write_text(yaml.safe_dump(data))
     return inventory
 
 
