@@ -332,6 +332,11 @@ class LoadBalancer(Section):
     config_file: AbsPath | None = None
     on_controllers: bool = False
     health_check: Text | None = None
+    # haproxy asks each apiserver every check_interval_ms; check_fall failed answers
+    # take it out, check_rise good ones put it back. An apiserver restart waits for the fall.
+    check_interval_ms: Positive | None = None
+    check_fall: Positive | None = None
+    check_rise: Positive | None = None
 
 
 class HostData(Section):

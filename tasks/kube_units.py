@@ -25,6 +25,7 @@ from tasks.compose import combined
 from tasks.facts import facts_of
 from tasks.files import ensure_directory
 from tasks.http_checks import http_status, http_statuses
+from tasks.load_balancer import drain_seconds
 from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.runtime import runtime_settings
 from tasks.ssh import RemoteError, run
@@ -50,10 +51,16 @@ def environment_file(cluster: Cluster, component: str) -> str:
 
 
 def template_context(
-    cluster: Cluster, host_name: str, kubernetes: dict[str, Any], runtime: dict[str, Any]
+    cluster: Cluster,
+    host_name: str,
+    kubernetes: dict[str, Any],
+    runtime: dict[str, Any],
+    *,
+    drain_s: float,
 ) -> dict[str, Any]:
-    """What the profile templates may use: the cluster, the host, its inventory data, and
-    (on a node) its runtime (`runtime_context`)."""
+    """What the profile templates may use: the cluster, the host, its inventory data, (on a
+    node) its runtime (`runtime_context`), and how long the load balancers take to drop an
+    apiserver that stops being ready (`load_balancer.drain_seconds`)."""
     host = cluster.host(host_name)
     settings = cluster.kubernetes
     return {
@@ -75,6 +82,7 @@ def template_context(
         "conntrack_max_per_core": settings.conntrack_max_per_core,
         "security": settings.security,
         "kubernetes": kubernetes,
+        "apiserver_drain_s": drain_s,
         **runtime,
     }
 
@@ -156,7 +164,13 @@ def component_files(task: Task, cluster: Cluster, component: str) -> list[Config
     """`component`'s environment file and any extra file its profile gives it, rendered; for
     the apiserver, the Secrets encryption configuration from the PKI state, built in Python
     (a template task's rendered text is its result, kept like any other)."""
-    context = template_context(cluster, task.host.name, task.host["kubernetes"], node_runtime(task))
+    context = template_context(
+        cluster,
+        task.host.name,
+        task.host["kubernetes"],
+        node_runtime(task),
+        drain_s=drain_seconds(task.host),
+    )
     files = [
         ConfigFile(path, render(task, template, **context), mode=CONFIG_MODE)
         for path, template in component_templates(cluster, component)

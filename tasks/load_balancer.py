@@ -37,8 +37,27 @@ def haproxy_config(task: Task, cluster: Cluster) -> ConfigFile:
         bind_address=str(cluster.apiserver.address or "127.0.0.1"),
         port=cluster.apiserver.port,
         health_check=settings["health_check"],
+        check=health_check(task.host),
     )
     return ConfigFile(settings["config_file"], content)
+
+
+def health_check(host: Host) -> dict[str, int]:
+    """How often haproxy asks each apiserver, and after how many answers it takes it out or
+    puts it back (the inventory's load_balancer settings)."""
+    settings = host["load_balancer"]
+    return {
+        "interval_ms": int(settings["check_interval_ms"]),
+        "fall": int(settings["check_fall"]),
+        "rise": int(settings["check_rise"]),
+    }
+
+
+def drain_seconds(host: Host) -> float:
+    """How long after an apiserver stops being ready every haproxy has taken it out: its
+    checks failing `fall` times, one interval apart, from a check that may have just passed."""
+    check = health_check(host)
+    return check["interval_ms"] * (check["fall"] + 1) / 1000
 
 
 def ensure_load_balancer(task: Task, *, cluster: Cluster, dry_run: bool | None = None) -> Result:

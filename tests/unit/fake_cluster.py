@@ -56,6 +56,8 @@ def write_inventory(directory: Path, *, nodes: int = 3) -> Path:
     shutil.copy(LAB_INVENTORY / "groups.yaml", directory / "groups.yaml")
     defaults = yaml.safe_load((LAB_INVENTORY / "defaults.yaml").read_text())
     defaults["data"]["kubernetes"].pop("images", None)  # archives on the lab machine only
+    # Fake load balancers take a stopped apiserver out at once: restarts wait 30 ms, not 6 s.
+    defaults["data"]["load_balancer"]["check_interval_ms"] = 10
     (directory / "defaults.yaml").write_text(yaml.safe_dump(defaults))
     hosts: dict[str, Any] = {}
     for i in range(1, CONTROLLERS + 1):

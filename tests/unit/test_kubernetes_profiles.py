@@ -30,6 +30,7 @@ from tasks.kube_units import (
     runtime_context,
     template_context,
 )
+from tasks.load_balancer import drain_seconds
 from tasks.templates import ENVIRONMENT
 
 REFERENCES = REPO_ROOT / "tests" / "data" / "kubernetes"
@@ -97,7 +98,8 @@ def rendered(cluster: Cluster, host: str, *, cgroup_version: int = 2) -> dict[st
     node = cluster.host(host).has_role("nodes")
     kind = data["runtime"]["kind"]
     runtime = runtime_context(data["runtime"][kind]["socket"], cgroup_version) if node else {}
-    context = template_context(cluster, host, data["kubernetes"], runtime)
+    drain = drain_seconds({"load_balancer": data["load_balancer"]})  # type: ignore[arg-type]
+    context = template_context(cluster, host, data["kubernetes"], runtime, drain_s=drain)
     return {
         path: ENVIRONMENT.get_template(template).render(**context)
         for component in (WORKER if node else CONTROL_PLANE)
@@ -409,3 +411,12 @@ def test_each_reference_table_was_read_from_its_own_releases_modules(release: st
     staging = f"v0.{release.split('.', 1)[1]}"
     assert {v for m, v in table["modules"].items() if m != "k8s.io/kubernetes"} == {staging}
     assert all(len(flags) > 50 for flags in table["flags"].values())
+
+
+def test_a_stopping_apiserver_serves_until_every_load_balancer_has_taken_it_out() -> None:
+    """haproxy asks /readyz every 2000 ms and takes an apiserver out after 2 failures: the
+    apiserver fails /readyz but serves on for 3 intervals once it begins to stop."""
+    cluster = cluster_for("supported")
+    assert inventory_data("supported")["load_balancer"]["health_check"] == "/readyz"
+    flags = component_flags(cluster, "kube-apiserver", "kube.controller01")
+    assert flags["shutdown-delay-duration"] == "6s"

@@ -123,12 +123,17 @@ def test_haproxy_sends_the_endpoint_to_every_controller_with_health_checks() -> 
         {"name": c.name, "address": str(c.address), "port": 6443} for c in cluster.controllers
     ]
     text = ENVIRONMENT.get_template("haproxy/haproxy.cfg.j2").render(
-        servers=servers, bind_address="127.0.0.1", port=6443, health_check="/healthz"
+        servers=servers,
+        bind_address="127.0.0.1",
+        port=6443,
+        health_check="/healthz",
+        check={"interval_ms": 2000, "fall": 2, "rise": 2},
     )
     golden("haproxy-lab.cfg", text)
     assert "bind 127.0.0.1:6443" in text
     assert text.count("    server kube.controller0") == 3
     assert "option httpchk GET /healthz" in text
+    assert "inter 2000ms fall 2 rise 2" in text
 
 
 CTR_VERSION = """Client:
