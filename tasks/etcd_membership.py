@@ -99,7 +99,7 @@ def ensure_member_started(
     data_dir = task.host["etcd"]["data_dir"]
     if has_data(task, data_dir) and any(m.name == member.name for m in mine):
         return resume_member(task, member, tls, peers, mine, dry_run=dry_run)
-    return join_member(task, cluster, member, tls, healthy, listed, dry_run=dry_run)
+    return join_member(task, cluster, member, tls, healthy, peers, listed, dry_run=dry_run)
 
 
 def resume_member(
@@ -128,6 +128,7 @@ def join_member(
     member: EtcdMember,
     tls: ClientTls,
     healthy: frozenset[str],
+    peers: Sequence[str],
     listed: Sequence[Member],
     *,
     dry_run: bool | None,
@@ -152,7 +153,6 @@ def join_member(
     plan += [f"promote {member.name}"] if learner else []
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff="".join(f"would {p}\n" for p in plan))
-    peers = [url for url in cluster.etcd.client_urls if url in healthy]
     for old in stale:
         etcdctl.remove_member(task, tls, peers, old.member_id)
     if pending:

@@ -9,7 +9,6 @@ deployed again at the end, and the spare goes.
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from kubenorn.cluster import load_cluster
 from kubenorn.etcd_client import EtcdUnavailable, endpoints
 from runbooks import deploy, node
 from tasks.etcd import client_tls
+from tasks.etcdctl import etcdctl_command, parse_members
 
 PURGED = "kube.controller03"
 NEW = "kube.extra01"
@@ -33,14 +33,10 @@ def etcd_members(lab, inventory: Path) -> dict[str, int]:  # noqa: ANN001
     """The members etcd lists (name: ID), asked on the first controller."""
     cluster = load_cluster(inventory)
     tls = client_tls(cluster, cluster.host(FIRST))
-    argv = [
-        "env", "ETCDCTL_API=3", "etcdctl", "--endpoints=https://127.0.0.1:2379",
-        f"--cacert={tls.ca}", f"--cert={tls.cert}", f"--key={tls.key}",
-        "-w", "json", "member", "list",
-    ]  # fmt: skip
+    argv = etcdctl_command(tls, ["https://127.0.0.1:2379"], "member", "list")
     listed = lab.ssh(FIRST, argv)
     assert listed.returncode == 0, listed.stderr
-    return {m.get("name", ""): int(m["ID"]) for m in json.loads(listed.stdout)["members"]}
+    return {m.name: m.member_id for m in parse_members(listed.stdout)}
 
 
 class Writer:

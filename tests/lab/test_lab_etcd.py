@@ -157,6 +157,7 @@ def test_a_deploy_killed_after_writing_restarts_on_the_next_run(
         task=ensure_etcd_member,
         cluster=cluster,
         certificates_changed=frozenset(),
+        formed=True,
         dry_run=False,
     )
     nr.close_connections()
