@@ -37,11 +37,22 @@ from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.ssh import run
 from tasks.systemd import dropin_path, unit_path
 
-# Never into another file system below a path (a volume still mounted): it stays, and says so.
-REMOVE = ["rm", "-rf", "--one-file-system", "--"]
+# $@: paths; removes each, never into another file system below it (a volume still mounted
+# stays, and rm says so). A path that is itself a mount point (a data volume, the lab's bind
+# mounts) cannot go: its contents do, and it stays for the volume's owner.
+REMOVE = (
+    'for p; do if mountpoint -q -- "$p"; then'
+    ' find "$p" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system -- {} +;'
+    ' else rm -rf --one-file-system -- "$p"; fi || exit 1; done'
+)
 SYSTEMD_DIRS = ("/etc/systemd/system/", "/run/systemd/system/")
-# $@: paths; prints those that exist (a dangling symlink too), one a line.
-PRESENT = 'for p; do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\n" "$p"; fi; done'
+# $@: paths; prints those that exist (a dangling symlink too), one a line; an empty mount
+# point is as good as gone (REMOVE leaves it so).
+PRESENT = (
+    'for p; do if [ -e "$p" ] || [ -L "$p" ]; then'
+    ' if [ -d "$p" ] && mountpoint -q -- "$p" && [ -z "$(ls -A -- "$p")" ]; then continue; fi;'
+    ' printf "%s\\n" "$p"; fi; done'
+)
 # $@: directories, deepest first; removes the empty ones and prints what it removed.
 REMOVE_EMPTY = 'for p; do if rmdir -- "$p" 2>/dev/null; then printf "%s\\n" "$p"; fi; done; true'
 # $@: directories; unmounts whatever is mounted below each (pods' volumes), deepest first;
@@ -199,7 +210,7 @@ def ensure_paths_absent(
     if found and not task.is_dry_run(dry_run):
         if unmount:
             run(task, ["sh", "-c", UNMOUNT, "sh", *found], sudo=True, timeout=120)
-        run(task, [*REMOVE, *found], sudo=True, timeout=600)
+        run(task, ["sh", "-c", REMOVE, "sh", *found], sudo=True, timeout=600)
         if any(path.startswith(SYSTEMD_DIRS) for path in found):
             run(task, ["systemctl", "daemon-reload"], sudo=True)
     return Result(host=task.host, changed=bool(found), diff=diff)

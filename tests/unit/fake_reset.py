@@ -36,6 +36,7 @@ MUTATING = ("systemctl stop", "systemctl disable", "rm ", "rmdir", "umount", "mv
 MUTATING += ("kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig cordon",)
 MUTATING += ("kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig drain",)
 MUTATING += ("kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig delete",)
+MUTATING += (shlex.join(["sh", "-c", REMOVE]),)
 
 
 class ResettableHost(HealthyHost):
@@ -47,16 +48,13 @@ class ResettableHost(HealthyHost):
         self.api_nodes = {node.name for node in cluster.nodes}
         self.drain_error = ""  # what a failing `kubectl drain` says; "" drains
         self.unmounted: list[str] = []
+        self.mount_points: set[str] = set()  # directories a volume is mounted on
         self.busy = ""  # what a failing umount says; "" unmounts
         self.on_delete: Callable[[], None] = lambda: None  # called as a Node is deleted
         self.cordoned: set[str] = set()
         self.annotations: dict[str, dict[str, str]] = {}  # node -> its annotations
 
     def answer(self, line: str, stdin: bytes) -> Reply:
-        argv = shlex.split(line)
-        argv = argv[3:] if argv[:3] == SUDO else argv
-        if argv[: len(REMOVE)] == REMOVE:
-            return self.remove_trees(argv[len(REMOVE) :])
         return super().answer(line, stdin)
 
     def state(self, unit: str) -> list[bool]:
@@ -89,13 +87,17 @@ class ResettableHost(HealthyHost):
         script, paths = argv[2], argv[4:]
         files = self.host.files
         if script == PRESENT:
-            return 0, "".join(f"{p}\n" for p in paths if p in files), ""
+            return 0, "".join(f"{p}\n" for p in paths if self.present(p)), ""
+        if script == REMOVE:
+            return self.remove_trees(paths)
         if script == UNMOUNT:
             self.unmounted += paths
             return (1, "", self.busy) if self.busy else (0, "", "")
         if script == REMOVE_EMPTY:
             removed = []
             for path in paths:  # one after the other, as rmdir does: a parent may empty
+                if path in self.mount_points:  # rmdir: busy
+                    continue
                 if path in files and files[path].directory and not self.below(path):
                     del files[path]
                     removed.append(path)
@@ -105,10 +107,17 @@ class ResettableHost(HealthyHost):
     def below(self, directory: str) -> list[str]:
         return [path for path in self.host.files if path.startswith(directory + "/")]
 
+    def present(self, path: str) -> bool:
+        if path in self.mount_points:
+            return bool(self.below(path))
+        return path in self.host.files
+
     def remove_trees(self, paths: list[str]) -> Reply:
         for path in paths:
+            kept = [path] if path in self.mount_points else []
             for gone in [path, *self.below(path)]:
-                self.host.files.pop(gone, None)
+                if gone not in kept:
+                    self.host.files.pop(gone, None)
         return 0, "", ""
 
     def do_kubectl(self, argv: list[str], stdin: bytes) -> Reply:
@@ -164,6 +173,7 @@ class Deployed:
             fake.api_nodes = {node.name for node in fake.cluster.nodes}
             fake.drain_error, fake.unmounted, fake.on_delete = "", [], lambda: None
             fake.busy, fake.cordoned, fake.annotations = "", set(), {}
+            fake.mount_points = set()
             fake.host.connect_error = None
         forget(self.fleet)
 

@@ -23,6 +23,7 @@ from kubenorn.nornir_setup import init_nornir
 from runbooks import reset
 from tasks.hosts_file import BEGIN, END, remove_block
 from tasks.reset import PRESENT, REMOVE, ensure_paths_absent, ensure_units_stopped, reset_plan
+from tasks.runtime import CONTAINERD_ROOT
 
 CONTROLLER, NODE = "kube.controller01", "kube.node01"
 
@@ -181,7 +182,7 @@ def test_every_unit_stops_in_order_before_anything_is_removed(
     changes = mutating(site.lines(host))
     assert changes[: len(expected)] == expected
     removals = changes[len(expected) :]
-    assert removals[0].startswith(shlex.join(REMOVE))
+    assert removals[0].startswith(shlex.join(["sh", "-c", REMOVE]))
     assert not [line for line in removals if line.startswith("systemctl")]
     assert "systemctl daemon-reload" in site.lines(host)
 
@@ -234,6 +235,19 @@ def test_a_volume_that_will_not_unmount_keeps_its_data(
     assert "target is busy" in capsys.readouterr().out
     assert "/var/lib/kubelet/pods/uid/volumes/token" in site.fakes[NODE].host.files
     assert not [line for line in mutating(site.lines(NODE)) if "/var/lib/kubelet" in line]
+
+
+def test_a_data_directory_that_is_a_mount_point_is_emptied_and_kept(site: Deployed) -> None:
+    """Its own volume (the lab bind-mounts it): `rm` cannot take the mount point, only what is
+    in it; a second reset finds nothing left to do."""
+    fake = site.fakes[NODE]
+    fake.mount_points = {CONTAINERD_ROOT}
+    assert main(site, "--yes", "--purge-data") == 0
+    assert CONTAINERD_ROOT in fake.host.files
+    assert fake.below(CONTAINERD_ROOT) == []
+    fake.host.commands.clear()
+    assert main(site, "--yes", "--purge-data") == 0
+    assert mutating(site.lines(NODE)) == []
 
 
 def test_a_directory_with_something_else_in_it_stays(site: Deployed) -> None:
@@ -371,7 +385,7 @@ def test_paths_absent_table(fleet: Fleet, nr: Nornir, case: dict[str, Any], host
     listing = sudo + shlex.join(["sh", "-c", PRESENT, "sh", *paths])
     found = case["present"]
     fleet[host].script = {listing: (0, "".join(f"{p}\n" for p in found), "")}
-    expected = [shlex.join([*REMOVE, *found])] if found else []
+    expected = [shlex.join(["sh", "-c", REMOVE, "sh", *found])] if found else []
     expected += ["systemctl daemon-reload"] if case["reload"] else []
     fleet[host].script |= {sudo + c: (0, "", "") for c in expected}
     result = run_on(nr, host, ensure_paths_absent, paths=paths)
