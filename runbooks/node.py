@@ -28,6 +28,7 @@ cordoned and deletes nothing), 3 usage.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -119,10 +120,15 @@ def node(argv: list[str]) -> int:
 
 def add(args: argparse.Namespace, options: cli.Options, cluster: Cluster) -> int:
     """deploy on HOST alone, then the others learn of it; exit as the first that failed."""
-    command = ["-i", str(cluster.inventory_dir)]
+    # The history keeps the deploy's own command line: its --retry-failed reruns a deploy.
+    command = ["-i", str(cluster.inventory_dir), "--limit", args.host]
     command += ["--workers", str(args.workers)] if args.workers else []
     command += [flag for flag, on in (("--dry-run", args.dry_run), ("--quiet", args.quiet)) if on]
-    deployed = deploy.main([*command, "--limit", args.host])
+    on_host = dataclasses.replace(options, limit=(args.host,), argv=tuple(command))
+    try:
+        deployed = deploy.deploy_cluster(cluster, on_host, make_console()).exit_code
+    except deploy.PreflightFailed:  # its findings, printed, say why
+        return cli.EXIT_UNKNOWN
     if deployed != cli.EXIT_OK:
         return deployed
     with exclusive("node", cluster.inventory_dir):

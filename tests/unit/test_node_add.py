@@ -9,11 +9,15 @@ apiserver never counts Ready fails the run, naming it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fake_reset import Deployed, deployed_fleet, mutating, served
 
+from kubenorn import cli
+from kubenorn.cluster import Cluster
 from kubenorn.history import records_of, runs
+from kubenorn.run import Run
 from runbooks import deploy, node
 from tasks import kube_verify
 
@@ -27,14 +31,14 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
 
 @pytest.fixture
 def fleet(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
-    calls: list[list[str]] = []
-    real = deploy.main
+    calls: list[tuple[tuple[str, ...], bool, list[str]]] = []  # limit, dry run, history's argv
+    real = deploy.deploy_cluster
 
-    def recorded(argv: list[str]) -> int:
-        calls.append(argv)
-        return real(argv)
+    def recorded(cluster: Cluster, options: cli.Options, *args: Any, **kwargs: Any) -> Run:
+        calls.append((tuple(options.limit), options.dry_run, list(options.argv)))
+        return real(cluster, options, *args, **kwargs)
 
-    monkeypatch.setattr(node.deploy, "main", recorded)
+    monkeypatch.setattr(node.deploy, "deploy_cluster", recorded)
     deployed.deploys = calls  # type: ignore[attr-defined]
     with served(deployed):
         yield deployed
@@ -48,7 +52,8 @@ def test_the_new_worker_is_deployed_alone_and_the_others_restart_nothing(
     fleet: Deployed,
 ) -> None:
     assert add(fleet, NODE) == 0
-    assert fleet.deploys == [["-i", str(fleet.inventory), "--limit", NODE]]  # type: ignore[attr-defined]
+    argv = ["-i", str(fleet.inventory), "--limit", NODE]  # what --retry-failed reruns
+    assert fleet.deploys == [((NODE,), False, argv)]  # type: ignore[attr-defined]
     others = fleet.lines(OTHER) + fleet.lines(CONTROLLER)
     assert [
         line for line in others if line.startswith(("systemctl restart", "systemctl start"))
@@ -80,7 +85,8 @@ def test_only_kubenorns_own_cordon_is_lifted(
 
 def test_a_dry_run_passes_it_on_to_deploy_and_changes_nothing(fleet: Deployed) -> None:
     assert add(fleet, NODE, "--dry-run") == 0
-    assert fleet.deploys == [["-i", str(fleet.inventory), "--dry-run", "--limit", NODE]]  # type: ignore[attr-defined]
+    argv = ["-i", str(fleet.inventory), "--limit", NODE, "--dry-run"]
+    assert fleet.deploys == [((NODE,), True, argv)]  # type: ignore[attr-defined]
     for name in fleet.fakes:
         assert fleet.fleet[name].writes() == [], name
 
