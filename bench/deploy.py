@@ -30,7 +30,13 @@ def main() -> None:
         from lab.machine import Lab  # test equipment, used by this benchmark only
 
         lab = Lab.load(args.inventory)
-        timed("lab down --purge + up", lambda: lab.down(purge=True) or lab.up() or 0)
+
+        def purge_and_up() -> int:
+            lab.down(purge=True)
+            lab.up()
+            return 0
+
+        timed("lab down --purge + up", purge_and_up)
     timed("full deploy", lambda: deploy.main(["-i", inventory, "--quiet"]))
     again = timed("no-change re-deploy", lambda: deploy.main(["-i", inventory, "--quiet"]))
     timed("verify", lambda: verify.main(["-i", inventory, "--quiet"]))

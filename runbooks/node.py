@@ -41,7 +41,7 @@ from kubenorn.report import make_console
 from kubenorn.text import for_console
 from runbooks import deploy
 from runbooks.deploy import print_diffs
-from runbooks.reset import report, reset_step
+from runbooks.reset import add_keep_packages, report, reset_step
 from tasks import host_state
 from tasks.drain import uncordon_node
 from tasks.etcd_membership import ensure_member_left
@@ -101,6 +101,7 @@ def arguments(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="remove the kubelet's and the runtime's data on the host too",
     )
+    add_keep_packages(remove)
     return parser.parse_args(argv)
 
 
@@ -244,7 +245,15 @@ def remove_locked(args: argparse.Namespace, options: cli.Options, cluster: Clust
     results = reset_step(run, cluster, cli.named(args.host), args)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
-    report(console, cluster, run, results, purge_data=args.purge_data, quiet=args.quiet)
+    report(
+        console,
+        cluster,
+        run,
+        results,
+        purge_data=args.purge_data,
+        keep_packages=args.keep_packages,
+        quiet=args.quiet,
+    )
     console.print(for_console(NO_CRL.format(host=args.host)))
     hosts_file = cluster.inventory_dir / FILES[0]  # hosts.yaml: every host's entry
     console.print(

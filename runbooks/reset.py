@@ -5,8 +5,11 @@ kubenorn's units (the Kubernetes components, the pod routes) stopped, disabled a
 the packaged ones it configured (etcd, containerd or docker, haproxy) stopped and disabled,
 their configuration, kubeconfigs, certificates and keys, drop-ins, restart markers and
 kubenorn's /etc/hosts block removed. Data (etcd's, the kubelet's, the runtime's images and
-containers, snapshots on the hosts, the audit log) only with --purge-data. Packages stay
-installed, with their binaries: kubenorn keeps no record of which it installed.
+containers, snapshots on the hosts, the audit log) only with --purge-data. The packages
+kubenorn installed (its ledger on each host lists them, with what they pulled in) are removed,
+and with --purge-data purged with the users and groups they made; the host's own packages
+stay, and a package installed since that needs one of kubenorn's stops the reset, named,
+before anything is removed. --keep-packages leaves them all installed.
 
 Resetting some etcd members but not all leaves them in the member list (the rest lose fault
 tolerance, or quorum), and a deploy does not add them back: refused unless --partial-etcd.
@@ -45,6 +48,7 @@ def reset(argv: list[str]) -> int:
         action="store_true",
         help="remove data too: etcd's, the kubelet's, the runtime's images and containers",
     )
+    add_keep_packages(parser)
     parser.add_argument(
         "--partial-etcd",
         action="store_true",
@@ -61,6 +65,15 @@ def reset(argv: list[str]) -> int:
     cluster = load_cluster((args.inventory or default_inventory_dir()).resolve())
     with exclusive("reset", cluster.inventory_dir):
         return reset_locked(args, cli.Options.parsed(args, argv), cluster)
+
+
+def add_keep_packages(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-packages",
+        action="store_true",
+        help="leave installed the packages kubenorn installed (by default removed; purged, "
+        "with the users and groups they made, with --purge-data)",
+    )
 
 
 def split_etcd(cluster: Cluster, selected: Iterable[str]) -> list[str]:
@@ -91,7 +104,15 @@ def reset_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluste
     results = reset_step(run, cluster, lambda host: True, args)
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
-    report(console, cluster, run, results, purge_data=args.purge_data, quiet=args.quiet)
+    report(
+        console,
+        cluster,
+        run,
+        results,
+        purge_data=args.purge_data,
+        keep_packages=args.keep_packages,
+        quiet=args.quiet,
+    )
     return cli.finish(run, options, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
 
 
@@ -105,6 +126,7 @@ def reset_step(
         only=only,
         cluster=cluster,
         purge_data=args.purge_data,
+        keep_packages=args.keep_packages,
         dry_run=args.dry_run,
     )
 
@@ -116,6 +138,7 @@ def report(
     results: AggregatedResult,
     *,
     purge_data: bool,
+    keep_packages: bool,
     quiet: bool,
 ) -> None:
     """What stays on each host; on one that failed, everything the plan had left to do."""
@@ -133,8 +156,9 @@ def report(
             "removed" if purge_data else "kept (--purge-data removes it): " + ", ".join(plan.data)
         )
         console.print(for_console(f"{name}: data {data}"))
-        packages = ", ".join(plan.packages) or "none"
-        console.print(for_console(f"{name}: packages left installed: {packages}"))
+        if keep_packages:
+            packages = ", ".join(plan.packages) or "none"
+            console.print(for_console(f"{name}: packages left installed: {packages}"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,9 @@ outside the policy, or a rollout (--limit) that would leave it so. Then an etcd 
 then the apiservers one controller at a time, the schedulers and controller-managers one
 controller at a time, and the nodes one at a time (cordon, drain, kubelet and kube-proxy,
 Ready, uncordon), each gated on health: the first gate that fails stops the rollout (exit 1)
-and a re-run finishes it. Meanwhile each node's load balancer is asked /readyz every
---probe-interval seconds, and each one's availability is printed at the end.
+and a re-run finishes it. Meanwhile each node's load balancer is asked /version (a request
+any client may make; /readyz would count an apiserver that drains, still serving, as down)
+every --probe-interval seconds, and each one's availability is printed at the end.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from tasks.lb_probe import endpoint_checks
 from tasks.upgrade import COMPANIONS, ensure_components_upgraded
 from tasks.versions import gather_versions
 
-PROBE_PATH = "/readyz"
+PROBE_PATH = "/version"
 
 
 def upgrade(argv: list[str]) -> int:

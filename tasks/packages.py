@@ -14,6 +14,7 @@ from nornir.core.task import Result, Task
 
 from tasks import host_state
 from tasks.facts import facts_of
+from tasks.install_ledger import census, record_added
 from tasks.ssh import run
 from tasks.systemd import owe_restarts
 
@@ -105,8 +106,12 @@ def ensure_packages(
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=diff)
     host_state.forget(task)  # a package writes where it likes: survey again when next asked
-    for command in commands:
-        run(task, command, sudo=True, timeout=INSTALL_TIMEOUT)
+    before = census(task, manager)
+    try:
+        for command in commands:
+            run(task, command, sudo=True, timeout=INSTALL_TIMEOUT)
+    finally:  # what got in, even half way, is kubenorn's to take away on reset
+        record_added(task, before, census(task, manager))
     return Result(host=task.host, changed=True, diff=diff)
 
 

@@ -28,11 +28,12 @@ from tasks.etcd import UNIT as ETCD_UNIT
 from tasks.etcd_backup import REMOTE_DIR
 from tasks.host_state import RESTART_OWED_DIR
 from tasks.hosts_file import ensure_hosts_block_absent
+from tasks.install_ledger import LEDGER, ensure_installed_removed
 from tasks.kube_units import KUBELET_ROOT_DIR, PODS_SLICE, component_paths, log_directories
 from tasks.load_balancer import UNIT as HAPROXY_UNIT
 from tasks.load_balancer import load_balanced
 from tasks.pod_network import ROUTES_UNIT
-from tasks.runtime import CNI_CONFIG, CNI_DIR, runtime_state_dir
+from tasks.runtime import CNI_BRIDGE, CNI_CONFIG, CNI_DIR, RUNTIME_MOUNTS, runtime_state_dir
 from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.ssh import run
 from tasks.systemd import dropin_path, unit_path
@@ -62,6 +63,24 @@ UNMOUNT = (
     ' | sort -r | while read -r m; do umount -- "$m" || exit 1; done'
 )
 
+# $1: list or clean; $2: the runtime's unit; $3: the pod bridge; then mount roots. What a
+# stopped runtime leaves (its unit kills only the daemon: shims and containers run on, their
+# mounts and pods' network namespaces stay, and the bridge): each printed, and with clean gone.
+RUNTIME_LEFTOVERS = """
+mode=$1 unit=$2 bridge=$3; shift 3
+act() { if [ "$mode" = clean ]; then "$@"; fi; }
+running() { [ "$(systemctl show -P TasksCurrent -- "$unit")" -gt 0 ] 2>/dev/null; }
+if running; then
+  echo "kill what $unit left running"; act systemctl kill --signal=SIGKILL -- "$unit" || exit 1
+  for _ in 1 2 3 4 5 6 7 8 9 10; do [ "$mode" = clean ] && running && sleep 0.5; done
+fi
+for r; do awk -v r="$r" 'index($2, r) == 1 {print $2}' /proc/mounts; done | sort -r |
+  while read -r m; do echo "unmount $m"; act umount -- "$m" || exit 1; done || exit 1
+if ip link show dev "$bridge" >/dev/null 2>&1; then
+  echo "remove link $bridge"; act ip link delete dev "$bridge" || exit 1
+fi
+"""
+
 
 @dataclass(frozen=True)
 class ResetPlan:
@@ -71,7 +90,7 @@ class ResetPlan:
     files: tuple[str, ...]  # removed (unit files, drop-ins, configuration, PKI, markers)
     directories: tuple[str, ...]  # removed once empty, deepest first
     data: tuple[str, ...]  # removed only with purge_data, with whatever is mounted below
-    packages: tuple[str, ...]  # left installed
+    packages: tuple[str, ...]  # the inventory's: those kubenorn installed go (its ledger says)
 
     def describe(self) -> list[str]:
         """The plan as lines for people."""
@@ -81,7 +100,8 @@ class ResetPlan:
             f"directories removed once empty: {', '.join(self.directories)}",
             "/etc/hosts: kubenorn's block removed",
             f"data (only with --purge-data): {', '.join(self.data)}",
-            f"packages left installed: {', '.join(self.packages) or 'none'}",
+            f"packages removed (purged with --purge-data) unless --keep-packages: those {LEDGER}"
+            f" lists (of {', '.join(self.packages) or 'none'}, with what they pulled in)",
         ]
 
 
@@ -229,15 +249,44 @@ def ensure_empty_directories_absent(
     return Result(host=task.host, changed=bool(removed), diff=diff)
 
 
+def ensure_runtime_leftovers_gone(task: Task, *, unit: str, dry_run: bool | None = None) -> Result:
+    """Ensure nothing the stopped runtime `unit` ran is left: processes, mounts, the bridge."""
+    mode = "list" if task.is_dry_run(dry_run) else "clean"
+    argv = ["sh", "-c", RUNTIME_LEFTOVERS, "sh", mode, unit, CNI_BRIDGE, *RUNTIME_MOUNTS]
+    done = run(task, argv, sudo=True, timeout=120).stdout.splitlines()
+    would = "would " if task.is_dry_run(dry_run) else ""
+    return Result(
+        host=task.host, changed=bool(done), diff="".join(f"{would}{line}\n" for line in done)
+    )
+
+
 def reset_host(
-    task: Task, *, cluster: Cluster, purge_data: bool, dry_run: bool | None = None
+    task: Task,
+    *,
+    cluster: Cluster,
+    purge_data: bool,
+    keep_packages: bool = False,
+    dry_run: bool | None = None,
 ) -> Result:
     """Ensure nothing a deploy put here is left (its data too with `purge_data`)."""
     plan = reset_plan(cluster, task.host)
-    steps = [
-        task.run(name="stop", task=ensure_units_stopped, units=plan.units, dry_run=dry_run),
-        task.run(name="files", task=ensure_paths_absent, paths=plan.files, dry_run=dry_run),
-    ]
+    steps = [task.run(name="stop", task=ensure_units_stopped, units=plan.units, dry_run=dry_run)]
+    if cluster.host(task.host.name).has_role("nodes"):
+        runtime = RUNTIME_UNITS[task.host["runtime"]["kind"]]
+        steps.append(
+            task.run(
+                name="runtime", task=ensure_runtime_leftovers_gone, unit=runtime, dry_run=dry_run
+            )
+        )
+    if not keep_packages:  # before the data: the ledger of what was installed is there
+        steps.append(
+            task.run(
+                name="packages", task=ensure_installed_removed, purge=purge_data, dry_run=dry_run
+            )
+        )
+    steps.append(
+        task.run(name="files", task=ensure_paths_absent, paths=plan.files, dry_run=dry_run)
+    )
     if purge_data:
         steps.append(
             task.run(

@@ -33,6 +33,9 @@ DOCKER_TLS_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"
 CNI_DIR = "/etc/cni/net.d"
 CNI_CONFIG = f"{CNI_DIR}/10-kubenorn.conflist"
 CNI_BRIDGE = "cni0"
+# Where the runtime's shims mount containers' root file systems and shm, and where CNI
+# bind-mounts pods' network namespaces (a prefix of their names).
+RUNTIME_MOUNTS = ("/run/containerd/", "/run/netns/cni-")
 # config.toml sets no `root`: containerd keeps images, snapshots and containers in its default.
 CONTAINERD_ROOT = "/var/lib/containerd"
 DOCKER_ROOT = "/var/lib/docker"  # dockerd's default data-root

@@ -135,5 +135,5 @@ def test_retry_failed_reruns_only_the_hosts_that_failed(
     # The retry runs in a new process; it shares this test's history through the environment.
     assert facts.main(["--retry-failed"]) == 0
     retry = history.latest_run_id("facts")
-    assert retry != failed_run
+    assert retry is not None and retry != failed_run
     assert {r["host"] for r in history.records_of(retry)} == {"kube.node03"}

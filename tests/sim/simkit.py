@@ -104,7 +104,7 @@ def new_authority(directory: Path, name: str) -> Authority:
 class LocalEtcd:
     """One etcd member on 127.0.0.1 with client-certificate TLS; stop and start at will."""
 
-    def __init__(self, directory: Path, pki: dict[str, object]) -> None:
+    def __init__(self, directory: Path, pki: dict[str, Any]) -> None:
         self.directory, self.pki = directory, pki
         self.client_port, self.peer_port = free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -114,7 +114,7 @@ class LocalEtcd:
         return f"https://127.0.0.1:{self.client_port}"
 
     def start(self) -> None:
-        cert, key = self.pki["etcd_server"]  # type: ignore[misc]
+        cert, key = self.pki["etcd_server"]
         peer = f"http://127.0.0.1:{self.peer_port}"
         self.process = subprocess.Popen(
             [

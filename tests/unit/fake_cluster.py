@@ -32,6 +32,8 @@ import yaml
 from fakes import Coreutils, FakeFile, FakeHost, Fleet, Reply
 from nornir.core.plugins.connections import ConnectionPluginRegister
 
+from tasks.install_ledger import CENSUS, READ, RECORD
+
 REPO = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = REPO / "lab" / "inventory"
 GOOD_INVENTORY = REPO / "tests" / "data" / "inventories" / "good"
@@ -140,16 +142,7 @@ class HealthyHost:
             sections = [f"== kubenorn-api 0\n{json.dumps(self.api(path))}\n" for path in argv[5:]]
             return 0, self.do_date([], b"")[1] + "".join(sections), ""
         if "kubenorn-etcd" in script:  # etcdctl endpoint health, status, member list
-            base = argv[4:]
-            parts = []
-            for name, action in (
-                ("health", ["endpoint", "health"]),
-                ("status", ["endpoint", "status"]),
-                ("members", ["member", "list"]),
-            ):
-                rc, out, err = self.do_env([*base, *action], b"")
-                parts.append(f"== kubenorn-etcd {name} {rc}\n{out}\n== kubenorn-etcd-stderr\n{err}")
-            return 0, "".join(parts), ""
+            return 0, self.etcd_survey(argv[4:]), ""
         if "%{http_code}" in script:  # curl for each URL
             urls = argv[5::2]
             return 0, "".join(f"== 0 {url}\nok\n200\n" for url in urls), ""
@@ -157,7 +150,43 @@ class HealthyHost:
             return 0, "secret/x replaced\n", ""  # a key rotation's rewrite of every Secret
         if "@unit" in script:
             return 0, self.security_survey(argv[4:]), ""
+        if script in (*CENSUS.values(), RECORD) or script.startswith(READ):
+            return self.install_ledger(script, argv[4:], stdin)
         return self.unscripted(shlex.join(argv))
+
+    def etcd_survey(self, base: list[str]) -> str:
+        parts = []
+        for name, action in (
+            ("health", ["endpoint", "health"]),
+            ("status", ["endpoint", "status"]),
+            ("members", ["member", "list"]),
+        ):
+            rc, out, err = self.do_env([*base, *action], b"")
+            parts.append(f"== kubenorn-etcd {name} {rc}\n{out}\n== kubenorn-etcd-stderr\n{err}")
+        return "".join(parts)
+
+    def install_ledger(self, script: str, paths: list[str], stdin: bytes) -> Reply:
+        """The census (after the ledger, when asked), or an append to the ledger."""
+        ledger = self.host.files.get(paths[0]) if paths else None
+        if script.startswith(READ):
+            listed = ledger.data.decode().splitlines() if ledger else []
+            return 0, "".join(f"ledger {line}\n" for line in listed) + self.census(), ""
+        if script != RECORD:
+            return 0, self.census(), ""
+        old = self.host.files.get(paths[0], FakeFile(b"")).data
+        self.host.files[paths[0]] = FakeFile(old + stdin)
+        return 0, "", ""
+
+    def packages(self) -> list[str]:
+        """The packages the host has installed (a plain fake: none it would be asked of)."""
+        return []
+
+    def census(self) -> str:
+        """`package`, `user` and `group` lines, as the install ledger's census prints them."""
+        lines = [f"package {name}" for name in self.packages()]
+        lines += [f"user {entry.split(':')[0]}" for entry in self.host.passwd.splitlines()]
+        lines += [f"group {entry.split(':')[0]}" for entry in self.host.groups.splitlines()]
+        return "".join(f"{line}\n" for line in lines)
 
     def do_dpkg_query(self, argv: list[str], stdin: bytes) -> Reply:
         names = argv[4:]

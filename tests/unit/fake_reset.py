@@ -26,7 +26,7 @@ from fakes import FakeFile, FakeHost, Fleet, Reply
 from kubenorn.cluster import load_cluster
 from runbooks import deploy
 from tasks.kube_units import KUBELET_ROOT_DIR
-from tasks.reset import PRESENT, REMOVE, REMOVE_EMPTY, UNMOUNT
+from tasks.reset import PRESENT, REMOVE, REMOVE_EMPTY, RUNTIME_LEFTOVERS, UNMOUNT
 from tasks.runtime import CONTAINERD_ROOT
 
 SUDO = ["sudo", "-n", "--"]
@@ -49,6 +49,8 @@ class ResettableHost(HealthyHost):
         self.drain_error = ""  # what a failing `kubectl drain` says; "" drains
         self.unmounted: list[str] = []
         self.mount_points: set[str] = set()  # directories a volume is mounted on
+        self.installed: list[str] = []  # packages the census lists (the ledger's, when set)
+        self.runtime_leftovers: list[str] = []  # what the runtime's cleanup prints
         self.busy = ""  # what a failing umount says; "" unmounts
         self.on_delete: Callable[[], None] = lambda: None  # called as a Node is deleted
         self.cordoned: set[str] = set()
@@ -90,6 +92,8 @@ class ResettableHost(HealthyHost):
             return 0, "".join(f"{p}\n" for p in paths if self.present(p)), ""
         if script == REMOVE:
             return self.remove_trees(paths)
+        if script == RUNTIME_LEFTOVERS:
+            return 0, "".join(f"{line}\n" for line in self.runtime_leftovers), ""
         if script == UNMOUNT:
             self.unmounted += paths
             return (1, "", self.busy) if self.busy else (0, "", "")
@@ -106,6 +110,18 @@ class ResettableHost(HealthyHost):
 
     def below(self, directory: str) -> list[str]:
         return [path for path in self.host.files if path.startswith(directory + "/")]
+
+    def packages(self) -> list[str]:
+        return self.installed
+
+    def do_env(self, argv: list[str], stdin: bytes) -> Reply:
+        if "apt-get" not in argv:
+            return super().do_env(argv, stdin)
+        names = [a for a in argv[3:] if not a.startswith("-")][1:]  # after remove or purge
+        if "-s" in argv:
+            return 0, "".join(f"Remv {name} [1]\n" for name in names), ""
+        self.installed = [name for name in self.installed if name not in names]
+        return 0, "", ""
 
     def present(self, path: str) -> bool:
         if path in self.mount_points:
@@ -173,7 +189,7 @@ class Deployed:
             fake.api_nodes = {node.name for node in fake.cluster.nodes}
             fake.drain_error, fake.unmounted, fake.on_delete = "", [], lambda: None
             fake.busy, fake.cordoned, fake.annotations = "", set(), {}
-            fake.mount_points = set()
+            fake.mount_points, fake.installed, fake.runtime_leftovers = set(), [], []
             fake.host.connect_error = None
         forget(self.fleet)
 

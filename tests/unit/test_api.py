@@ -6,7 +6,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
@@ -189,7 +189,7 @@ def test_ctrl_c_closes_the_run_with_130_as_the_command_line_does(
     def interrupted_run(options: cli.Options, runbook: str, **display: Any) -> Run:
         run = real(options, runbook, **display)
 
-        def step(*args: Any, **kwargs: Any) -> None:  # Ctrl-C while the first step runs
+        def step(*args: Any, **kwargs: Any) -> NoReturn:  # Ctrl-C while the first step runs
             raise RunInterrupted(run)
 
         run.step = step  # type: ignore[method-assign]

@@ -141,7 +141,7 @@ def test_a_server_that_is_gone_is_a_failure_with_its_cause(server: Switchable) -
 
 
 def test_a_check_that_raises_counts_as_a_failure_and_probing_goes_on() -> None:
-    answers = iter([ValueError("boom"), (True, "HTTP 200")])
+    answers: Iterator[Exception | tuple[bool, str]] = iter([ValueError("boom"), (True, "HTTP 200")])
 
     def check() -> tuple[bool, str]:
         answer = next(answers, (True, "HTTP 200"))

@@ -27,7 +27,7 @@ from tasks.ssh import RemoteError
 
 PATH, TEMP = "/etc/app.conf", "/etc/.app.conf.kubenorn-tmp"
 READS = ["getent passwd", "getent group"]  # the accounts, read once per connection
-ATOMIC_PUT = [
+ATOMIC_PUT: list[tuple[str, ...]] = [
     ("open", TEMP, "wb"),
     ("chmod", TEMP, "0o600"),
     ("chown", TEMP, "110:115"),

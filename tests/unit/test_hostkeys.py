@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
 
 import paramiko
 import pytest
@@ -34,7 +35,8 @@ def entry(host: str, key: paramiko.PKey) -> str:
 
 def paramiko_unknown_host_message(hostname: str) -> str:
     """paramiko's own words when RejectPolicy refuses an unknown host."""
-    client = SimpleNamespace(_log=lambda level, message: None)
+    # All RejectPolicy asks of its client is _log (a real SSHClient logs through its transport).
+    client = cast(paramiko.SSHClient, SimpleNamespace(_log=lambda level, message: None))
     try:
         paramiko.RejectPolicy().missing_host_key(client, hostname, KEY_A)
     except paramiko.SSHException as error:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import pytest
 import yaml
@@ -130,7 +131,13 @@ def exit_code(argv: list[str]) -> int | str | None:
         return error.code
 
 
-REFUSALS = {
+class Refusal(TypedDict):
+    host: str | None
+    args: NotRequired[list[str]]
+    says: str
+
+
+REFUSALS: dict[str, Refusal] = {
     "a stranger": {"host": "kube.nobody", "says": "no such host"},
     "a limit": {"host": NODE, "args": ["--limit", OTHER], "says": "no --limit"},
     "no host": {"host": None, "says": "required: host"},
@@ -140,12 +147,12 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", REFUSALS.values(), ids=REFUSALS.keys())
 def test_refusals_exit_3_and_touch_no_host(
-    fleet: Deployed, case: dict[str, object], capsys: pytest.CaptureFixture[str]
+    fleet: Deployed, case: Refusal, capsys: pytest.CaptureFixture[str]
 ) -> None:
     host = case["host"]
     argv = ["remove", *([str(host)] if host else []), "-i", str(fleet.inventory)]
-    assert exit_code([*argv, *case.get("args", [])]) == 3  # type: ignore[list-item]
-    assert str(case["says"]) in capsys.readouterr().err
+    assert exit_code([*argv, *case.get("args", [])]) == 3
+    assert case["says"] in capsys.readouterr().err
     assert all(h.commands == [] for h in fleet.fleet.hosts.values())
 
 

@@ -63,7 +63,7 @@ def deploy_inventory(directory: Path) -> Path:
     defaults["data"]["etcd"]["data_dir"] = "/var/lib/etcd"
     defaults["data"]["runtime"]["containerd"] = {"socket": "/run/containerd/containerd.sock"}
     defaults["data"]["ssh"] = {"command_timeout": 5, "verify_host_keys": False}
-    hosts = {
+    hosts: dict[str, dict[str, Any]] = {
         CONTROLLER: {"hostname": "192.0.2.1", "groups": ["etcd", "controllers"]},
         NODE: {"hostname": "192.0.2.2", "groups": ["nodes"], "pod_cidr": "10.200.2.0/24"},
     }
@@ -134,7 +134,9 @@ def etcd_observe(line: str, stdin: bytes) -> Reply:
 def api_reads(line: str, stdin: bytes) -> Reply:
     """tasks.kubectl.api_reads' one command: the clock, then each path's object."""
     paths = shlex.split(line)[shlex.split(line).index("/etc/kubernetes/admin.kubeconfig") + 1 :]
-    objects = [{"items": []} if path == "/api/v1/nodes" else {} for path in paths]
+    objects: list[dict[str, Any]] = [
+        {"items": []} if path == "/api/v1/nodes" else {} for path in paths
+    ]
     sections = "".join(f"== kubenorn-api 0\n{json.dumps(o)}\n" for o in objects)
     return 0, "1700000000\n" + sections, ""
 
@@ -408,7 +410,7 @@ SUDOERS = {  # how sudo lets "deploy" in, and whether the run sets KUBENORN_SUDO
 }
 
 
-@pytest.fixture(params=SUDOERS.values(), ids=SUDOERS.keys())
+@pytest.fixture(params=list(SUDOERS.values()), ids=list(SUDOERS))
 def sudoers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[bool, bool]:
     """(NOPASSWD, password set); the run's environment set to match."""
     nopasswd, password = request.param

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shlex
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_cron_install_writes_a_bare_quiet_verify_and_is_idempotent(tmp_path: Pat
     assert not cron_file.exists()
 
 
-def hold_lock(inventory: str, ready: multiprocessing.Event, done: multiprocessing.Event) -> None:  # type: ignore[valid-type]
+def hold_lock(inventory: str, ready: Event, done: Event) -> None:
     with exclusive("verify", Path(inventory)):
         ready.set()
         done.wait(10)

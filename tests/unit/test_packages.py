@@ -125,6 +125,7 @@ def test_a_components_new_package_owes_its_unit_a_restart_before_it_is_installed
             "mkdir -p /var/lib/kubenorn/restart-owed": (0, "", ""),
             re.compile(r"touch .*"): (0, "", ""),
             re.compile(r"env DEBIAN_FRONTEND=noninteractive apt-get .*"): (0, "", ""),
+            re.compile(r"sh -c .*getent group.*", re.DOTALL): (0, "package haproxy\n", ""),
         }
     )
     nr = make_nr()

@@ -38,8 +38,8 @@ def bad(findings: list[Finding]) -> list[tuple[str, str, str]]:
     return [(f.check, f.host, f.status) for f in findings if not f.ok]
 
 
-def check(inventory: Path, **kwargs: int) -> list[Finding]:
-    return check_state(load_cluster(inventory), **kwargs)
+def check(inventory: Path, *, warn_days: int | None = None) -> list[Finding]:
+    return check_state(load_cluster(inventory), warn_days=warn_days)
 
 
 def detail(findings: list[Finding], check_name: str) -> str:

@@ -106,8 +106,8 @@ def nr(inventory: Path) -> Iterator[Nornir]:
     nornir.close_connections(on_good=True, on_failed=True)
 
 
-def distribute(nr: Nornir, **kwargs: bool) -> dict[str, bool]:
-    results = nr.run(task=tasks.pki.ensure_certificates, **kwargs)
+def distribute(nr: Nornir, *, dry_run: bool | None = None) -> dict[str, bool]:
+    results = nr.run(task=tasks.pki.ensure_certificates, dry_run=dry_run)
     assert not results.failed, {h: r.exception for h, r in results.items()}
     return {host: result.changed for host, result in results.items()}
 
@@ -180,10 +180,12 @@ def test_remote_check_finds_what_is_wrong_on_a_host(
     leaf = Leaf("kube.node01", dns=["kube.node01"], ips=["10.99.0.21"])
     key = new_key()
     write_cert(tmp_path, "foreign", leaf.sign(make_ca(), key))
-    content, *meta = fake.files[("kube.node01", "/etc/kubernetes/ssl/kubelet.crt")]
+    _, mode, owner, group = fake.files[("kube.node01", "/etc/kubernetes/ssl/kubelet.crt")]
     fake.files[("kube.node01", "/etc/kubernetes/ssl/kubelet.crt")] = (
         (tmp_path / "foreign.crt").read_bytes(),
-        *meta,
+        mode,
+        owner,
+        group,
     )
     del fake.files[("kube.node02", "/etc/kubernetes/kube-proxy.kubeconfig")]
     content, _, owner, group = fake.files[("kube.controller03", "/etc/etcd/ssl/server.key")]

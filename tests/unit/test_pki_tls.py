@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 from pathlib import Path
+from typing import cast
 
 import pytest
 from pki_support import (
@@ -78,7 +79,10 @@ def _serve(listener: socket.socket, context: ssl.SSLContext, outcome: dict[str, 
     connection.settimeout(TIMEOUT)
     try:
         with context.wrap_socket(connection, server_side=True) as tls:
-            subject = dict(item[0] for item in tls.getpeercert()["subject"])
+            peer = tls.getpeercert()
+            assert peer is not None  # the handshake is done: the client's certificate, parsed
+            rdns = cast(tuple[tuple[tuple[str, str], ...], ...], peer["subject"])
+            subject = dict(rdn[0] for rdn in rdns)
             tls.sendall(b"ok:" + tls.recv(16))
             outcome["server"] = f"accepted {subject['commonName']}"
     except (ssl.SSLError, OSError) as error:

@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fake_reset import BEFORE_DEPLOY, HOSTS_BEFORE, Deployed, deployed_fleet, mutating, served
+from fake_reset import (
+    BEFORE_DEPLOY,
+    HOSTS_BEFORE,
+    Deployed,
+    ResettableHost,
+    deployed_fleet,
+    mutating,
+    served,
+)
 from fakes import FakeFile, Fleet, run_on
 from nornir.core import Nornir
 
@@ -22,6 +30,7 @@ from kubenorn.history import records_of, runs
 from kubenorn.nornir_setup import init_nornir
 from runbooks import reset
 from tasks.hosts_file import BEGIN, END, remove_block
+from tasks.install_ledger import LEDGER
 from tasks.reset import PRESENT, REMOVE, ensure_paths_absent, ensure_units_stopped, reset_plan
 from tasks.runtime import CONTAINERD_ROOT
 
@@ -105,9 +114,9 @@ def test_the_plan_follows_the_roles(deployed: Deployed, case: dict[str, object])
     nr = init_nornir(deployed.inventory)
     plan = reset_plan(cluster, nr.inventory.hosts[str(case["host"])])
     assert plan.units == case["units"]
-    assert set(case["files"]) <= set(plan.files)  # type: ignore[arg-type]
-    assert not set(case["not_files"]) & set(plan.files)  # type: ignore[arg-type]
-    assert set(case["data"]) <= set(plan.data)  # type: ignore[arg-type]
+    assert set(case["files"]) <= set(plan.files)  # type: ignore[call-overload]
+    assert not set(case["not_files"]) & set(plan.files)  # type: ignore[call-overload]
+    assert set(case["data"]) <= set(plan.data)  # type: ignore[call-overload]
     assert "/var/lib/kubenorn/restart-owed" in plan.files
     assert not set(plan.data) & set(plan.files)
     assert set(plan.packages) >= {"curl"}
@@ -213,6 +222,7 @@ def test_an_interrupted_reset_is_finished_by_a_rerun(site: Deployed) -> None:
 def test_a_dry_run_prints_the_plan_and_changes_nothing(
     site: Deployed, purge: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    installed_by_kubenorn(site.fakes[NODE], "containerd")
     before = {name: dict(fake.host.files) for name, fake in site.fakes.items()}
     assert main(site, "--dry-run", *purge) == 0
     out = capsys.readouterr().out
@@ -224,7 +234,7 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(
     assert "would remove /etc/kubernetes/ssl/apiserver.key" in out
     assert ("would remove /var/lib/etcd/kubenorn" in out) == bool(purge)
     assert "PRIVATE KEY" not in out  # a removal names a key, never shows it
-    assert "packages left installed" in out
+    assert f"would {'purge' if purge else 'remove'} package containerd" in out
 
 
 def test_a_volume_that_will_not_unmount_keeps_its_data(
@@ -235,6 +245,33 @@ def test_a_volume_that_will_not_unmount_keeps_its_data(
     assert "target is busy" in capsys.readouterr().out
     assert "/var/lib/kubelet/pods/uid/volumes/token" in site.fakes[NODE].host.files
     assert not [line for line in mutating(site.lines(NODE)) if "/var/lib/kubelet" in line]
+
+
+def installed_by_kubenorn(fake: ResettableHost, *packages: str) -> None:
+    """The host has `packages`, and its ledger says a deploy installed them."""
+    fake.installed = list(packages)
+    fake.host.files[LEDGER] = FakeFile("".join(f"package {p}\n" for p in packages).encode())
+
+
+KEEPS = {
+    "removed": {"args": [], "left": [], "verb": "remove"},
+    "purged with data": {"args": ["--purge-data"], "left": [], "verb": "purge"},
+    "kept": {"args": ["--keep-packages"], "left": ["containerd", "runc"], "verb": None},
+}
+
+
+@pytest.mark.parametrize("case", KEEPS.values(), ids=KEEPS.keys())
+def test_the_packages_kubenorn_installed_go_unless_kept(
+    site: Deployed, case: dict[str, Any]
+) -> None:
+    fake = site.fakes[NODE]
+    installed_by_kubenorn(fake, "containerd", "runc")
+    assert main(site, "--yes", *case["args"]) == 0
+    assert fake.installed == case["left"]
+    apt = "env DEBIAN_FRONTEND=noninteractive apt-get "
+    removals = [line for line in site.lines(NODE) if line.startswith(apt) and " -s " not in line]
+    verb = case["verb"]
+    assert removals == ([f"{apt}{verb} -y -q containerd runc"] if verb else [])
 
 
 def test_a_data_directory_that_is_a_mount_point_is_emptied_and_kept(site: Deployed) -> None:

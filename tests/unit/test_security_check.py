@@ -205,6 +205,18 @@ def set_config(survey: Survey, component: str, key: str, value: object) -> None:
     unit(survey, component).config_lines = yaml.safe_dump(config).splitlines()
 
 
+def add_foreign_drop_in(survey: Survey) -> None:
+    drop_in = "/etc/systemd/system/kube-apiserver.service.d/x.conf"
+    unit(survey, "kube-apiserver").unit_files.append(drop_in)
+    survey.stats.update({drop_in: FileStat("600", "admin:admin")})
+
+
+def lose_kubelet_config(survey: Survey) -> None:
+    """As the survey reports a path it could not stat."""
+    survey.stats.pop("/etc/kubernetes/kubelet-config.yaml")
+    survey.missing.add("/etc/kubernetes/kubelet-config.yaml")
+
+
 CASES = {
     "a drop-in adds --profiling=true to the apiserver (the last flag wins)": Case(
         CONTROLLER,
@@ -291,18 +303,7 @@ CASES = {
     ),
     "an unmanaged drop-in is judged too": Case(
         CONTROLLER,
-        lambda s: (
-            unit(s, "kube-apiserver").unit_files.append(
-                "/etc/systemd/system/kube-apiserver.service.d/x.conf"
-            ),
-            s.stats.update(
-                {
-                    "/etc/systemd/system/kube-apiserver.service.d/x.conf": FileStat(
-                        "600", "admin:admin"
-                    )
-                }
-            ),
-        ),
+        add_foreign_drop_in,
         "security.1.1.2",
         "CRITICAL",
         "x.conf owned by admin:admin, root:root expected",
@@ -325,11 +326,7 @@ CASES = {
     ),
     "the kubelet's configuration file gone": Case(
         NODE,
-        # As the survey reports a path it could not stat.
-        lambda s: (
-            s.stats.pop("/etc/kubernetes/kubelet-config.yaml"),
-            s.missing.add("/etc/kubernetes/kubelet-config.yaml"),
-        ),
+        lose_kubelet_config,
         "security.4.1.9",
         "CRITICAL",
         "/etc/kubernetes/kubelet-config.yaml missing",

@@ -122,6 +122,9 @@ class UpgradingHost(HealthyHost):
         names = argv[4:]
         return 0, "".join(f"{n}\t{self.installed.get(n, NEW)}-1\tii \n" for n in names), ""
 
+    def packages(self) -> list[str]:
+        return list(self.installed)
+
     def do_env(self, argv: list[str], stdin: bytes) -> Reply:
         if argv[2] != "apt-get":
             return super().do_env(argv, stdin)
@@ -459,7 +462,7 @@ def test_the_prober_reports_each_nodes_load_balancer(
         )
         assert "0 failed, 100.00% available, longest outage 0.0s" in line
     probes = [line for line in fleet["kube.node01"].lines() if line.startswith("curl -sS -o")]
-    assert probes and shlex.split(probes[0])[-1] == "https://kube.apiserver:6443/readyz"
+    assert probes and shlex.split(probes[0])[-1] == "https://kube.apiserver:6443/version"
 
 
 def test_the_python_api_gives_the_plan_and_the_records(cluster_at: Upgrading) -> None:
