@@ -32,7 +32,15 @@ from tasks.runtime import CONTAINERD_ROOT
 SUDO = ["sudo", "-n", "--"]
 HOSTS_BEFORE = b"127.0.0.1 localhost\n"
 BEFORE_DEPLOY = ("/etc/hosts", "/etc/systemd/system")  # what a host holds before any deploy
-MUTATING = ("systemctl stop", "systemctl disable", "rm ", "rmdir", "umount", "mv ", "install ")
+MUTATING: tuple[str, ...] = (
+    "systemctl stop",
+    "systemctl disable",
+    "rm ",
+    "rmdir",
+    "umount",
+    "mv ",
+    "install ",
+)
 MUTATING += ("kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig cordon",)
 MUTATING += ("kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig drain",)
 MUTATING += ("kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig delete",)
@@ -221,8 +229,8 @@ def deployed_fleet(directory: Path) -> Deployed:
         assert deploy.main(["-i", str(inventory), "--quiet"]) == 0, "the deploy settles"
     for node in load_cluster(inventory).nodes:  # what the kubelet and containerd write
         files = fleet[node.name].files
-        for directory in (KUBELET_ROOT_DIR, CONTAINERD_ROOT):
-            files[directory] = FakeFile(mode=0o700, directory=True)
+        for root in (KUBELET_ROOT_DIR, CONTAINERD_ROOT):
+            files[root] = FakeFile(mode=0o700, directory=True)
         files[f"{KUBELET_ROOT_DIR}/pods/uid/volumes/token"] = FakeFile(b"a pod's volume")
         files[f"{CONTAINERD_ROOT}/io.containerd.content.v1.content/blob"] = FakeFile(b"image")
     done = Deployed(inventory, fleet, fakes)
