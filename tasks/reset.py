@@ -81,6 +81,20 @@ if ip link show dev "$bridge" >/dev/null 2>&1; then
 fi
 """
 
+# $1: list or clean. The chains of Kubernetes' components and of CNI plugins (KUBE-*, CNI-*)
+# and the rules that jump to them, IPv4 and IPv6, printed and with clean gone; the rest of
+# every table stays as it was (iptables-restore replaces each table at once).
+NETFILTER_LEFTOVERS = """
+for tool in iptables ip6tables; do
+  command -v "$tool-save" >/dev/null 2>&1 || continue
+  saved=$("$tool-save" 2>/dev/null) || continue  # no such table support: nothing of ours
+  kept=$(printf '%s\\n' "$saved" | grep -Ev '^:(KUBE|CNI)-|^-A (KUBE|CNI)-| -[jg] (KUBE|CNI)-')
+  [ "$kept" = "$saved" ] && continue
+  echo "remove Kubernetes' $tool chains and rules"
+  if [ "$1" = clean ]; then printf '%s\\n' "$kept" | "$tool-restore" || exit 1; fi
+done
+"""
+
 
 @dataclass(frozen=True)
 class ResetPlan:
@@ -249,15 +263,23 @@ def ensure_empty_directories_absent(
     return Result(host=task.host, changed=bool(removed), diff=diff)
 
 
+def cleaned_up(task: Task, script: str, args: Sequence[str], dry_run: bool | None) -> Result:
+    """Run a cleanup `script` that prints what it removes (with `list`: would remove)."""
+    mode = "list" if task.is_dry_run(dry_run) else "clean"
+    done = run(task, ["sh", "-c", script, "sh", mode, *args], sudo=True, timeout=120).stdout
+    would = "would " if task.is_dry_run(dry_run) else ""
+    lines = done.splitlines()
+    return Result(host=task.host, changed=bool(lines), diff="".join(f"{would}{x}\n" for x in lines))
+
+
 def ensure_runtime_leftovers_gone(task: Task, *, unit: str, dry_run: bool | None = None) -> Result:
     """Ensure nothing the stopped runtime `unit` ran is left: processes, mounts, the bridge."""
-    mode = "list" if task.is_dry_run(dry_run) else "clean"
-    argv = ["sh", "-c", RUNTIME_LEFTOVERS, "sh", mode, unit, CNI_BRIDGE, *RUNTIME_MOUNTS]
-    done = run(task, argv, sudo=True, timeout=120).stdout.splitlines()
-    would = "would " if task.is_dry_run(dry_run) else ""
-    return Result(
-        host=task.host, changed=bool(done), diff="".join(f"{would}{line}\n" for line in done)
-    )
+    return cleaned_up(task, RUNTIME_LEFTOVERS, [unit, CNI_BRIDGE, *RUNTIME_MOUNTS], dry_run)
+
+
+def ensure_netfilter_rules_gone(task: Task, *, dry_run: bool | None = None) -> Result:
+    """Ensure no chain or rule of Kubernetes' components or CNI plugins is left."""
+    return cleaned_up(task, NETFILTER_LEFTOVERS, [], dry_run)
 
 
 def reset_host(
@@ -278,6 +300,7 @@ def reset_host(
                 name="runtime", task=ensure_runtime_leftovers_gone, unit=runtime, dry_run=dry_run
             )
         )
+        steps.append(task.run(name="netfilter", task=ensure_netfilter_rules_gone, dry_run=dry_run))
     if not keep_packages:  # before the data: the ledger of what was installed is there
         steps.append(
             task.run(

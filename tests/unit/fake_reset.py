@@ -26,7 +26,14 @@ from fakes import FakeFile, FakeHost, Fleet, Reply
 from kubenorn.cluster import load_cluster
 from runbooks import deploy
 from tasks.kube_units import KUBELET_ROOT_DIR
-from tasks.reset import PRESENT, REMOVE, REMOVE_EMPTY, RUNTIME_LEFTOVERS, UNMOUNT
+from tasks.reset import (
+    NETFILTER_LEFTOVERS,
+    PRESENT,
+    REMOVE,
+    REMOVE_EMPTY,
+    RUNTIME_LEFTOVERS,
+    UNMOUNT,
+)
 from tasks.runtime import CONTAINERD_ROOT
 
 SUDO = ["sudo", "-n", "--"]
@@ -58,7 +65,7 @@ class ResettableHost(HealthyHost):
         self.unmounted: list[str] = []
         self.mount_points: set[str] = set()  # directories a volume is mounted on
         self.installed: list[str] = []  # packages the census lists (the ledger's, when set)
-        self.runtime_leftovers: list[str] = []  # what the runtime's cleanup prints
+        self.leftovers: dict[str, list[str]] = {}  # cleanup script -> what it prints
         self.busy = ""  # what a failing umount says; "" unmounts
         self.on_delete: Callable[[], None] = lambda: None  # called as a Node is deleted
         self.cordoned: set[str] = set()
@@ -100,8 +107,8 @@ class ResettableHost(HealthyHost):
             return 0, "".join(f"{p}\n" for p in paths if self.present(p)), ""
         if script == REMOVE:
             return self.remove_trees(paths)
-        if script == RUNTIME_LEFTOVERS:
-            return 0, "".join(f"{line}\n" for line in self.runtime_leftovers), ""
+        if script in (RUNTIME_LEFTOVERS, NETFILTER_LEFTOVERS):
+            return 0, "".join(f"{line}\n" for line in self.leftovers.get(script, [])), ""
         if script == UNMOUNT:
             self.unmounted += paths
             return (1, "", self.busy) if self.busy else (0, "", "")
@@ -197,7 +204,7 @@ class Deployed:
             fake.api_nodes = {node.name for node in fake.cluster.nodes}
             fake.drain_error, fake.unmounted, fake.on_delete = "", [], lambda: None
             fake.busy, fake.cordoned, fake.annotations = "", set(), {}
-            fake.mount_points, fake.installed, fake.runtime_leftovers = set(), [], []
+            fake.mount_points, fake.installed, fake.leftovers = set(), [], {}
             fake.host.connect_error = None
         forget(self.fleet)
 

@@ -31,7 +31,15 @@ from kubenorn.nornir_setup import init_nornir
 from runbooks import reset
 from tasks.hosts_file import BEGIN, END, remove_block
 from tasks.install_ledger import LEDGER
-from tasks.reset import PRESENT, REMOVE, ensure_paths_absent, ensure_units_stopped, reset_plan
+from tasks.reset import (
+    NETFILTER_LEFTOVERS,
+    PRESENT,
+    REMOVE,
+    RUNTIME_LEFTOVERS,
+    ensure_paths_absent,
+    ensure_units_stopped,
+    reset_plan,
+)
 from tasks.runtime import CONTAINERD_ROOT
 
 CONTROLLER, NODE = "kube.controller01", "kube.node01"
@@ -272,6 +280,32 @@ def test_the_packages_kubenorn_installed_go_unless_kept(
     removals = [line for line in site.lines(NODE) if line.startswith(apt) and " -s " not in line]
     verb = case["verb"]
     assert removals == ([f"{apt}{verb} -y -q containerd runc"] if verb else [])
+
+
+CLEANUPS = {
+    "runtime": (RUNTIME_LEFTOVERS, "kill what containerd.service left running"),
+    "netfilter": (NETFILTER_LEFTOVERS, "remove Kubernetes' iptables chains and rules"),
+}
+
+
+@pytest.mark.parametrize("case", CLEANUPS.values(), ids=CLEANUPS.keys())
+@pytest.mark.parametrize("dry_run", [False, True], ids=["clean", "dry run"])
+def test_what_the_runtime_and_the_proxy_leave_goes_once_the_units_are_stopped(
+    site: Deployed, case: tuple[str, str], dry_run: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script, says = case
+    site.fakes[NODE].leftovers[script] = [says]
+    assert main(site, "--dry-run" if dry_run else "--yes") == 0
+    lines = site.lines(NODE)
+    runs = [n for n, line in enumerate(lines) if line.startswith(shlex.join(["sh", "-c", script]))]
+    assert len(runs) == 1
+    assert shlex.split(lines[runs[0]])[4] == ("list" if dry_run else "clean")
+    assert not [line for line in site.lines(CONTROLLER) if script in shlex.split(line)]
+    if dry_run:  # nothing stopped: the plan says what would go
+        assert f"would {says}" in capsys.readouterr().out
+        return
+    stops = [n for n, line in enumerate(lines) if line.startswith("systemctl stop")]
+    assert stops and max(stops) < runs[0]
 
 
 def test_a_data_directory_that_is_a_mount_point_is_emptied_and_kept(site: Deployed) -> None:
