@@ -12,7 +12,8 @@ stay, and a package installed since that needs one of kubenorn's stops the reset
 before anything is removed. --keep-packages leaves them all installed.
 
 Resetting some etcd members but not all leaves them in the member list (the rest lose fault
-tolerance, or quorum), and a deploy does not add them back: refused unless --partial-etcd.
+tolerance, or quorum, until a deploy brings them back): refused unless --partial-etcd;
+`runbooks.node remove` takes a member out for good.
 --dry-run prints each host's plan and changes nothing. A reset that stops half way is re-run:
 what is gone already is not asked for again. Exit 0 every selected host reset, 1 a host
 failed, 3 usage (no --yes, a --limit that splits etcd).
@@ -92,8 +93,9 @@ def check_etcd_selection(cluster: Cluster, selected: list[str], *, allowed: bool
     raise cli.UsageError(
         f"--limit resets etcd members {', '.join(taken)} but not {', '.join(left)}: the reset "
         "members stay in the member list, so the others lose fault tolerance (or quorum, "
-        "when a majority is reset), and a deploy does not add them back (kubenorn adds no "
-        "members). Reset every etcd host, or pass --partial-etcd if you mean it"
+        "when a majority is reset) until a deploy brings them back. Reset every etcd host, "
+        "take a member out for good with `runbooks.node remove`, or pass --partial-etcd if "
+        "you mean it"
     )
 
 
