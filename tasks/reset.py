@@ -168,6 +168,10 @@ def reset_plan(cluster: Cluster, host: NornirHost) -> ResetPlan:
     folders += [posixpath.dirname(dropin_path(u, "kubenorn")) for u in packaged]
     folders += [CNI_DIR] if model.has_role("nodes") else []
     folders += [posixpath.dirname(DRILL_DROPIN)] if model.has_role("etcd") else []
+    if model.has_role("etcd"):  # etcd's package reads /etc/default: its folder is kubenorn's
+        folders += [posixpath.dirname(host["etcd"][key]) for key in ("config_file", "initial_file")]
+    logs = [d for c in components_of(cluster, host) for d in log_directories(cluster, c)]
+    folders += [posixpath.dirname(d) for d in logs]  # /var/log/kubernetes of .../audit
     folders.append(REMOTE_DIR)
     return ResetPlan(
         units=tuple(units_to_stop(cluster, host)),
