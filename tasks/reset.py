@@ -65,7 +65,8 @@ UNMOUNT = (
 
 # $1: list or clean; $2: the runtime's unit; $3: the pod bridge; then mount roots. What a
 # stopped runtime leaves (its unit kills only the daemon: shims and containers run on, their
-# mounts and pods' network namespaces stay, and the bridge): each printed, and with clean gone.
+# mounts and pods' network namespaces stay, and the bridge with the pods' veths): each
+# printed, and with clean gone.
 RUNTIME_LEFTOVERS = """
 mode=$1 unit=$2 bridge=$3; shift 3
 act() { if [ "$mode" = clean ]; then "$@"; fi; }
@@ -74,6 +75,9 @@ if running; then
   echo "kill what $unit left running"; act systemctl kill --signal=SIGKILL -- "$unit" || exit 1
   for _ in 1 2 3 4 5 6 7 8 9 10; do [ "$mode" = clean ] && running && sleep 0.5; done
 fi
+for port in $(ip -o link show master "$bridge" 2>/dev/null | awk -F': ' '{print $2}'); do
+  echo "remove link ${port%@*}"; act ip link delete dev "${port%@*}" || exit 1  # and its peer
+done
 for r; do awk -v r="$r" 'index($2, r) == 1 {print $2}' /proc/mounts; done | sort -r |
   while read -r m; do echo "unmount $m"; act umount -- "$m" || exit 1; done || exit 1
 if ip link show dev "$bridge" >/dev/null 2>&1; then
