@@ -41,7 +41,7 @@ from kubenorn.report import make_console
 from kubenorn.text import for_console
 from runbooks import deploy
 from runbooks.deploy import print_diffs
-from runbooks.reset import add_keep_packages, report, reset_step
+from runbooks.reset import add_keep_packages, reset_and_report
 from tasks import host_state
 from tasks.drain import uncordon_node
 from tasks.etcd_membership import ensure_member_left
@@ -242,18 +242,7 @@ def remove_locked(args: argparse.Namespace, options: cli.Options, cluster: Clust
         )
         if left.failed:
             return cli.finish(run, options, cli.EXIT_FAILED, console)
-    results = reset_step(run, cluster, cli.named(args.host), args)
-    if args.dry_run and not args.quiet:
-        print_diffs(run, console)
-    report(
-        console,
-        cluster,
-        run,
-        results,
-        purge_data=args.purge_data,
-        keep_packages=args.keep_packages,
-        quiet=args.quiet,
-    )
+    reset_and_report(run, cluster, cli.named(args.host), args, console)
     console.print(for_console(NO_CRL.format(host=args.host)))
     hosts_file = cluster.inventory_dir / FILES[0]  # hosts.yaml: every host's entry
     console.print(

@@ -103,7 +103,28 @@ def reset_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluste
     console = make_console()
     run = cli.new_run(options, "reset", progress=console)
     check_etcd_selection(cluster, run.hosts, allowed=args.partial_etcd)
-    results = reset_step(run, cluster, lambda host: True, args)
+    reset_and_report(run, cluster, lambda host: True, args, console)
+    return cli.finish(run, options, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
+
+
+def reset_and_report(
+    run: Run,
+    cluster: Cluster,
+    only: Callable[[Host], bool],
+    args: argparse.Namespace,
+    console: Console,
+) -> None:
+    """The reset on the hosts `only` selects (a step of `run`), the plan under --dry-run, and
+    what stays on each host."""
+    results = run.step(
+        "reset",
+        reset_host,
+        only=only,
+        cluster=cluster,
+        purge_data=args.purge_data,
+        keep_packages=args.keep_packages,
+        dry_run=args.dry_run,
+    )
     if args.dry_run and not args.quiet:
         print_diffs(run, console)
     report(
@@ -114,22 +135,6 @@ def reset_locked(args: argparse.Namespace, options: cli.Options, cluster: Cluste
         purge_data=args.purge_data,
         keep_packages=args.keep_packages,
         quiet=args.quiet,
-    )
-    return cli.finish(run, options, cli.EXIT_FAILED if run.failed else cli.EXIT_OK, console)
-
-
-def reset_step(
-    run: Run, cluster: Cluster, only: Callable[[Host], bool], args: argparse.Namespace
-) -> AggregatedResult:
-    """The reset on the hosts `only` selects (a step of `run`)."""
-    return run.step(
-        "reset",
-        reset_host,
-        only=only,
-        cluster=cluster,
-        purge_data=args.purge_data,
-        keep_packages=args.keep_packages,
-        dry_run=args.dry_run,
     )
 
 
