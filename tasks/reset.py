@@ -47,11 +47,12 @@ REMOVE = (
     ' else rm -rf --one-file-system -- "$p"; fi || exit 1; done'
 )
 SYSTEMD_DIRS = ("/etc/systemd/system/", "/run/systemd/system/")
-# $@: paths; prints those that exist (a dangling symlink too), one a line; an empty mount
-# point is as good as gone (REMOVE leaves it so).
+# $@: paths; prints those that exist (a dangling symlink too), one a line, a mount point's
+# with a tab and `mount` after it; an empty mount point is as good as gone (REMOVE leaves it so).
 PRESENT = (
     'for p; do if [ -e "$p" ] || [ -L "$p" ]; then'
-    ' if [ -d "$p" ] && mountpoint -q -- "$p" && [ -z "$(ls -A -- "$p")" ]; then continue; fi;'
+    ' if [ -d "$p" ] && mountpoint -q -- "$p"; then'
+    ' [ -n "$(ls -A -- "$p")" ] && printf "%s\\tmount\\n" "$p"; continue; fi;'
     ' printf "%s\\n" "$p"; fi; done'
 )
 # $@: directories, deepest first; removes the empty ones and prints what it removed.
@@ -233,12 +234,14 @@ def ensure_units_stopped(
     return Result(host=task.host, changed=bool(actions), diff=diff)
 
 
-def present(task: Task, paths: Sequence[str]) -> list[str]:
-    """Those of `paths` that exist on the host, in the order given (asked through sudo)."""
+def present(task: Task, paths: Sequence[str]) -> dict[str, bool]:
+    """Those of `paths` that exist on the host, in the order given (asked through sudo), each
+    with whether it is a mount point."""
     if not paths:
-        return []
-    found = set(run(task, ["sh", "-c", PRESENT, "sh", *paths], sudo=True).stdout.splitlines())
-    return [path for path in paths if path in found]
+        return {}
+    out = run(task, ["sh", "-c", PRESENT, "sh", *paths], sudo=True).stdout
+    found = dict(line.partition("\t")[::2] for line in out.splitlines())
+    return {path: found[path] == "mount" for path in paths if path in found}
 
 
 def ensure_paths_absent(
@@ -248,7 +251,10 @@ def ensure_paths_absent(
     paths, never content."""
     found = present(task, paths)
     would = "would " if task.is_dry_run(dry_run) else ""
-    diff = "".join(f"{would}remove {path}\n" for path in found)
+    diff = "".join(
+        f"{would}empty {path} (a mount point: it stays)\n" if mount else f"{would}remove {path}\n"
+        for path, mount in found.items()
+    )
     if found and not task.is_dry_run(dry_run):
         if unmount:
             run(task, ["sh", "-c", UNMOUNT, "sh", *found], sudo=True, timeout=120)

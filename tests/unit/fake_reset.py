@@ -104,7 +104,10 @@ class ResettableHost(HealthyHost):
         script, paths = argv[2], argv[4:]
         files = self.host.files
         if script == PRESENT:
-            return 0, "".join(f"{p}\n" for p in paths if self.present(p)), ""
+            found = [
+                p + ("\tmount" if p in self.mount_points else "") for p in paths if self.present(p)
+            ]
+            return 0, "".join(f"{line}\n" for line in found), ""
         if script == REMOVE:
             return self.remove_trees(paths)
         if script in (RUNTIME_LEFTOVERS, NETFILTER_LEFTOVERS):

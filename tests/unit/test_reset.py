@@ -308,11 +308,15 @@ def test_what_the_runtime_and_the_proxy_leave_goes_once_the_units_are_stopped(
     assert stops and max(stops) < runs[0]
 
 
-def test_a_data_directory_that_is_a_mount_point_is_emptied_and_kept(site: Deployed) -> None:
+def test_a_data_directory_that_is_a_mount_point_is_emptied_and_kept(
+    site: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Its own volume (the lab bind-mounts it): `rm` cannot take the mount point, only what is
     in it; a second reset finds nothing left to do."""
     fake = site.fakes[NODE]
     fake.mount_points = {CONTAINERD_ROOT}
+    assert main(site, "--dry-run", "--purge-data") == 0
+    assert f"would empty {CONTAINERD_ROOT} (a mount point: it stays)" in capsys.readouterr().out
     assert main(site, "--yes", "--purge-data") == 0
     assert CONTAINERD_ROOT in fake.host.files
     assert fake.below(CONTAINERD_ROOT) == []
