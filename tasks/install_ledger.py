@@ -29,7 +29,7 @@ CENSUS = {
 RECORD = 'mkdir -p -- "${1%/*}" && cat >> "$1"'
 # $1: the ledger; prints it, or nothing when there is none; then the census.
 READ = 'if [ -f "$1" ]; then sed "s/^/ledger /" "$1"; fi; '
-APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]  # installs and removals alike
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,12 @@ def apt_removals(simulation: str) -> list[str]:
     return [line.split()[1] for line in simulation.splitlines() if line[:5] in ("Remv ", "Purg ")]
 
 
-def removal_commands(manager: str, packages: Sequence[str], *, purge: bool) -> list[list[str]]:
+def removal_command(manager: str, packages: Sequence[str], *, purge: bool) -> list[str]:
     """What removes `packages` (purged: their configuration too); rpm -e is all or nothing
     and refuses when another package needs one."""
     if manager == "apt":
-        return [[*APT, "purge" if purge else "remove", "-y", "-q", *packages]]
-    return [["rpm", "-e", *packages]]
+        return [*APT, "purge" if purge else "remove", "-y", "-q", *packages]
+    return ["rpm", "-e", *packages]
 
 
 def check_nothing_else_goes(task: Task, packages: Sequence[str], *, purge: bool) -> None:
@@ -118,8 +118,7 @@ def ensure_installed_removed(task: Task, *, purge: bool, dry_run: bool | None = 
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=diff + accounts_diff(accounts, would))
     if packages:
-        for command in removal_commands(manager, packages, purge=purge):
-            run(task, command, sudo=True, timeout=600)
+        run(task, removal_command(manager, packages, purge=purge), sudo=True, timeout=600)
     for tool, name in accounts:  # 6: gone already (a package's purge, a user's own group)
         run(task, [tool, name], sudo=True, ok_codes=(0, 6))
     return Result(host=task.host, changed=True, diff=diff + accounts_diff(accounts, would))

@@ -14,7 +14,7 @@ from nornir.core.task import Result, Task
 
 from tasks import host_state
 from tasks.facts import facts_of
-from tasks.install_ledger import census, record_added
+from tasks.install_ledger import APT, census, record_added
 from tasks.ssh import run
 from tasks.systemd import owe_restarts
 
@@ -60,10 +60,9 @@ def install_commands(manager: str, missing: Sequence[str]) -> list[list[str]]:
     if not missing:
         return []
     if manager == "apt":
-        apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
         return [
-            [*apt, "update", "-q"],
-            [*apt, "install", "-y", "-q", "--no-install-recommends", *APT_DOWNGRADE, *missing],
+            [*APT, "update", "-q"],
+            [*APT, "install", "-y", "-q", "--no-install-recommends", *APT_DOWNGRADE, *missing],
         ]
     if manager in ("yum", "dnf"):
         return [[manager, "install", "-y", "-q", *missing]]
