@@ -74,6 +74,14 @@ def write_inventory(directory: Path, *, nodes: int = 3) -> Path:
         data = {"address": address, "pod_cidr": f"10.200.{i % 256}.0/24"}
         hosts[f"kube.node{i:02d}"] = {"hostname": address, "groups": ["nodes"], "data": data}
     (directory / "hosts.yaml").write_text(yaml.safe_dump(hosts))
+    write_ssh_files(directory)
+    init(load_cluster(directory))
+    return directory
+
+
+def write_ssh_files(directory: Path) -> None:
+    """The test data's SSH key, and a known_hosts entry of its host key for each host of the
+    inventory in `directory`."""
     shutil.copy(GOOD_INVENTORY / "id_ed25519", directory / "id_ed25519")
     (directory / "id_ed25519").chmod(0o600)
     entry = next(
@@ -82,10 +90,9 @@ def write_inventory(directory: Path, *, nodes: int = 3) -> Path:
         if line and not line.startswith("#")
     )
     key = entry.split(" ", 1)[1]
+    hosts = yaml.safe_load((directory / "hosts.yaml").read_text())
     known = "".join(f"{h['hostname']},{name} {key}\n" for name, h in hosts.items())
     (directory / "known_hosts").write_text(known)
-    init(load_cluster(directory))
-    return directory
 
 
 # CPU seconds the fakes spent answering (their own cost, not the control machine's).
