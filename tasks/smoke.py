@@ -246,8 +246,8 @@ def remove_stale_namespaces(task: Task, cluster: Cluster, *, keep: str) -> None:
     """Delete every smoke test namespace but `keep` (left by a run that was killed)."""
     listed = kubectl(task, cluster, ["get", "namespaces", "-l", LABEL, "-o", "name"]).stdout
     stale = [name for name in listed.split() if name != f"namespace/{keep}"]
-    if stale:
-        kubectl(task, cluster, ["delete", "--wait=false", *stale])
+    if stale:  # the last run's may finish terminating between the two commands
+        kubectl(task, cluster, ["delete", "--wait=false", "--ignore-not-found", *stale])
 
 
 def remove_smoke_test(task: Task, *, cluster: Cluster, namespace: str) -> Result:

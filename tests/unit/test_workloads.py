@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import tarfile
 from pathlib import Path
 
@@ -23,8 +24,10 @@ from tasks.smoke import (
     not_ready_reason,
     parse_probe,
     pod_network_finding,
+    remove_stale_namespaces,
     service_finding,
 )
+from tasks.ssh import CommandError, CommandResult
 
 LAB = Path(__file__).resolve().parents[2] / "lab" / "inventory"
 DIGEST = "sha256:" + "a" * 64
@@ -347,3 +350,25 @@ def test_pods_are_restarted_only_when_what_they_trust_changed(
     results["kube.controller01"] = MultiResult("certificates")
     results["kube.controller01"].append(Result(host=None, result=changed))
     assert trust_changed(results) is expected
+
+
+def test_a_namespace_gone_between_listing_and_deleting_is_no_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last verify's namespace, still terminating when listed, may be gone by the delete."""
+    terminating = "namespace/kubenorn-smoke-0a1b2c3d"
+    deleted: list[list[str]] = []
+
+    def kubectl(task: object, cluster: object, args: list[str], **_: object) -> CommandResult:
+        command = shlex.join(["kubectl", *args])
+        if args[0] == "get":
+            return CommandResult(command, 0, terminating + "\n", "", 0.1)
+        if "--ignore-not-found" not in args:  # as kubectl does for an object already gone
+            error = f'Error from server (NotFound): namespaces "{terminating}" not found'
+            raise CommandError("kube.controller01", CommandResult(command, 1, "", error, 0.1))
+        deleted.append(args)
+        return CommandResult(command, 0, "", "", 0.1)
+
+    monkeypatch.setattr("tasks.smoke.kubectl", kubectl)
+    remove_stale_namespaces(None, load_cluster(LAB), keep="kubenorn-smoke-ffffffff")  # type: ignore[arg-type]
+    assert [args[-1] for args in deleted] == [terminating]
