@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +12,14 @@ from nornir.core import Nornir
 from nornir.core.inventory import Host
 from nornir.core.processor import Processor
 from nornir.core.task import AggregatedResult
+from rich.console import Console
 
 from kubenorn import history, kill_point
+from kubenorn.interrupts import ctrl_c_deferred
 from kubenorn.nornir_setup import inventory_dir_of
 from kubenorn.records import Record, RecordCollector, RunInfo, new_run_id, now_iso
+
+STDERR = Console(stderr=True)
 
 
 class RunInterrupted(Exception):
@@ -131,40 +133,18 @@ class Run:
     ) -> AggregatedResult:
         selected = set(hosts)
         batch = self.nr.filter(filter_func=lambda host: host.name in selected)
-        outcome: dict[str, Any] = {}
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                # on_failed=True: Nornir would otherwise skip failed hosts silently.
-                outcome["results"] = batch.with_processors(self.processors).run(
-                    task=task, name=name, on_failed=True, **kwargs
-                )
-            except BaseException as error:  # noqa: BLE001 - handed to the main thread
-                outcome["error"] = error
-            finally:
-                done.set()
-
-        # The step runs in its own thread so Ctrl-C reaches the main thread at once, while
-        # tasks in flight finish (a put is atomic: it lands whole or not at all).
-        worker = threading.Thread(target=work, name=f"step-{name}", daemon=True)
-        worker.start()
-        try:
-            # Event.wait, not Thread.join: a join cut short by Ctrl-C can misreport the thread.
-            while not done.wait(0.1):
-                pass
-        except KeyboardInterrupt:
-            self._let_in_flight_finish(done)
-            raise RunInterrupted(self) from None
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["results"]
-
-    @staticmethod
-    def _let_in_flight_finish(done: threading.Event) -> None:
-        while not done.is_set():
-            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C changes nothing
-                done.wait(0.1)
+        # Ctrl-C lets the tasks in flight finish (a put is atomic: it lands whole or not at
+        # all), then the run stops: nothing further starts.
+        with ctrl_c_deferred(
+            STDERR, "the tasks in flight finish, nothing further starts"
+        ) as pressed:
+            # on_failed=True: Nornir would otherwise skip failed hosts silently.
+            results = batch.with_processors(self.processors).run(
+                task=task, name=name, on_failed=True, **kwargs
+            )
+        if pressed:
+            raise RunInterrupted(self)
+        return results
 
     def close(self, exit_code: int) -> RunInfo:
         """Finish the run: close connections, stamp the verdict, append it to the history."""

@@ -9,42 +9,17 @@ by its own timeouts), then the run ends as interrupted.
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console
 
 from kubenorn.findings import Finding, print_problems
+from kubenorn.interrupts import ctrl_c_deferred
 from kubenorn.records import failure_message
 from kubenorn.run import Run, RunInterrupted
-
-
-@contextmanager
-def ctrl_c_deferred(console: Console, doing: str) -> Iterator[list[int]]:
-    """Ctrl-C is noted (in the list yielded), not raised, while the block runs.
-
-    For what must not be cut short: an undo, a restore putting members back. Every step in it
-    is bounded by its own timeouts. Only the main thread receives signals; elsewhere a no-op.
-    """
-    pressed: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed
-        return
-
-    def note(signum: int, frame: FrameType | None) -> None:
-        pressed.append(signum)
-        console.print(f"Ctrl-C: {doing} (each step is bounded by its timeouts)")
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield pressed
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)
@@ -87,7 +62,9 @@ class Undos:
 
     def undo_all(self) -> bool:
         """Run every pending undo, last registered first; True when all of them worked."""
-        with ctrl_c_deferred(self.console, "undoing first") as pressed:
+        with ctrl_c_deferred(
+            self.console, "undoing first (each step is bounded by its timeouts)"
+        ) as pressed:
             while self.pending:
                 self._undo(self.pending.pop())
         self.interrupted = self.interrupted or bool(pressed)

@@ -29,6 +29,7 @@ from nornir.core.task import AggregatedResult
 from kubenorn import cli
 from kubenorn.cluster import Cluster, load_cluster
 from kubenorn.findings import Finding, Status, print_problems
+from kubenorn.interrupts import ctrl_c_deferred
 from kubenorn.lock import exclusive
 from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.profiles import CONTROL_PLANE, WORKER
@@ -37,7 +38,6 @@ from kubenorn.report import make_console
 from kubenorn.restore_journal import Journal, UnfinishedRestore, begin, save_journal
 from kubenorn.run import Run, RunInterrupted
 from kubenorn.snapshots import SnapshotInvalid, verify_snapshot
-from kubenorn.undo import ctrl_c_deferred
 from tasks.addons import restart_dns_addon
 from tasks.components import wait_etcd
 from tasks.etcd_restore import (
@@ -116,7 +116,9 @@ def restore_locked(args: argparse.Namespace, options: cli.Options, cluster: Clus
         if not run.failed:
             replace_data(run, cluster, journal)
     finally:
-        with ctrl_c_deferred(console, "putting every member back first") as pressed:
+        with ctrl_c_deferred(
+            console, "putting every member back first (each step is bounded by its timeouts)"
+        ) as pressed:
             ok = settle(run, cluster, journal, control_plane)
         if not (args.quiet and ok):
             console.print("members:")

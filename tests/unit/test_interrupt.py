@@ -3,46 +3,72 @@ verify's first line is still a verdict)."""
 
 from __future__ import annotations
 
+import io
+import os
 import signal
 import threading
-import time
 from typing import Any
 
 import pytest
 from nornir.core import Nornir
 from nornir.core.task import Result, Task
 from pki_support import INVENTORIES
+from rich.console import Console
 
 from kubenorn import cli
+from kubenorn.interrupts import ctrl_c_deferred
 from kubenorn.monitoring import interrupted_line
 from kubenorn.run import Run, RunInterrupted
-
-
-def slow_step(task: Task) -> Result:
-    time.sleep(0.6)
-    return Result(host=task.host, result="finished")
 
 
 def test_ctrl_c_lets_tasks_in_flight_finish_and_starts_nothing_more(
     nr: Nornir, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = Run(nr, "interrupt-test", argv=[])
+    in_flight, pressed = threading.Event(), threading.Event()
+
+    def slow_step(task: Task) -> Result:
+        in_flight.set()
+        pressed.wait(10)  # Ctrl-C comes while every host's task is still running
+        return Result(host=task.host, result="finished")
+
+    def press_ctrl_c() -> None:
+        in_flight.wait(10)
+        os.kill(os.getpid(), signal.SIGINT)
+        pressed.set()
 
     def body(argv: list[str]) -> int:
-        threading.Timer(0.2, signal.raise_signal, args=(signal.SIGINT,)).start()
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
         run.step("first", slow_step)
         run.step("second", slow_step)
         return 0
 
-    started = time.monotonic()
     assert cli.main_wrapper(body, []) == 130
-    assert time.monotonic() - started >= 0.6, "the step in flight was abandoned"
     first = [r for r in run.records if r.task == "first"]
-    assert len(first) == len(nr.inventory.hosts) and {r.status for r in first} == {"ok"}
+    assert len(first) == len(nr.inventory.hosts), "the step in flight was abandoned"
+    assert {r.status for r in first} == {"ok"}
     assert not [r for r in run.records if r.task == "second"]
     assert run.info.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     captured = capsys.readouterr()
     assert "interrupt-test" in captured.out and "interrupted" in captured.err
+
+
+def test_inside_a_block_that_defers_ctrl_c_every_step_runs_and_the_block_has_it(
+    nr: Nornir,
+) -> None:
+    """An undo or a restore putting members back runs steps: Ctrl-C is theirs to act on."""
+    run = Run(nr, "nested-test", argv=[])
+
+    def press_ctrl_c(task: Task) -> Result:
+        os.kill(os.getpid(), signal.SIGINT)
+        return Result(host=task.host)
+
+    with ctrl_c_deferred(Console(file=io.StringIO()), "undoing first") as pressed:
+        run.step("first", press_ctrl_c)
+        run.step("second", lambda task: Result(host=task.host))
+    assert pressed and not run.failed
+    assert {r.task for r in run.records} == {"first", "second"}
 
 
 @pytest.mark.parametrize("during", ["a step", "the start"])
