@@ -99,7 +99,8 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     remove.add_argument(
         "--purge-data",
         action="store_true",
-        help="remove the kubelet's and the runtime's data on the host too",
+        help="remove the kubelet's and the runtime's data on the host too, and purge the "
+        "packages kubenorn installed (their configuration, users and groups)",
     )
     add_keep_packages(remove)
     return parser.parse_args(argv)

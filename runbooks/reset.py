@@ -73,7 +73,8 @@ def add_keep_packages(parser: argparse.ArgumentParser) -> None:
         "--keep-packages",
         action="store_true",
         help="leave installed the packages kubenorn installed (by default removed; purged, "
-        "with the users and groups they made, with --purge-data)",
+        "with the users and groups they made, with --purge-data; with --purge-data and this, "
+        "the record of them goes with the data: they become the host's)",
     )
 
 

@@ -17,18 +17,34 @@ from nornir.core.task import Result, Task
 from tasks.facts import facts_of
 from tasks.ssh import run
 
-LEDGER = "/var/lib/kubenorn/installed"  # a line each: `package NAME`, `user NAME`, `group NAME`
-ACCOUNTS = "getent passwd | sed 's/:.*//; s/^/user /'; getent group | sed 's/:.*//; s/^/group /'"
+# A line each: `package NAME`, `user NAME`, `group NAME`; `removed NAME` once a reset removed
+# a package and left its configuration (a purge may take that later, not a reinstall of it).
+LEDGER = "/var/lib/kubenorn/installed"
+# The local accounts only (not getent: a directory service's users are not a package's).
+ACCOUNTS = "sed 's/:.*//; s/^/user /' /etc/passwd && sed 's/:.*//; s/^/group /' /etc/group"
+# dpkg's status letter (the second of db:Status-Abbrev), not its wanted one: a held (`hi`) or
+# half-upgraded (`iU`, `iF`, `rH`: another apt run, or one of ours cut short) package is on the
+# host all the same; `c` is a removed one's configuration left (`rc`, `pc`).
+APT_PACKAGES = (
+    "status=$(dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n') || exit 1; "
+    "printf '%s\\n' \"$status\" | awk '{s = substr($1, 2, 1)}"
+    ' index("iUFHWt", s) {print "package", $2} s == "c" {print "config", $2}\''
+)
+# gpg-pubkey: rpm's imported signing keys, not packages anyone installs.
+RPM_PACKAGES = (
+    "names=$(rpm -qa --qf 'package %{NAME}\\n') || exit 1; "
+    "printf '%s\\n' \"$names\" | grep -vx 'package gpg-pubkey'"
+)
 CENSUS = {
-    "apt": "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n'"
-    ' | awk \'$1 == "ii" {print "package", $2} $1 == "rc" {print "config", $2}\'; ' + ACCOUNTS,
-    "yum": "rpm -qa --qf 'package %{NAME}\\n'; " + ACCOUNTS,
-    "dnf": "rpm -qa --qf 'package %{NAME}\\n'; " + ACCOUNTS,
+    "apt": f"{APT_PACKAGES} && {ACCOUNTS}",
+    "yum": f"{RPM_PACKAGES}; {ACCOUNTS}",
+    "dnf": f"{RPM_PACKAGES}; {ACCOUNTS}",
 }
 # $1: the ledger; stdin: the lines to add.
 RECORD = 'mkdir -p -- "${1%/*}" && cat >> "$1"'
 # $1: the ledger; prints it, or nothing when there is none; then the census.
 READ = 'if [ -f "$1" ]; then sed "s/^/ledger /" "$1"; fi; '
+MARK_REMOVED = ["sed", "-i", "s/^package /removed /", LEDGER]
 APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]  # installs and removals alike
 
 
@@ -37,9 +53,13 @@ class Ledger:
     """What kubenorn's installs added to one host, and which of it is still there."""
 
     packages: tuple[str, ...]  # installed now, in the order they were recorded
-    configured: tuple[str, ...]  # removed, their configuration left (dpkg's `rc`)
+    configured: tuple[str, ...]  # removed, their configuration left (dpkg's `rc`, `pc`)
     users: tuple[str, ...]  # existing now
     groups: tuple[str, ...]  # existing now
+
+    def removable(self, *, purge: bool) -> tuple[str, ...]:
+        """The packages a removal takes (a purge: the configuration left by earlier ones too)."""
+        return self.packages + self.configured if purge else self.packages
 
 
 def census(task: Task, manager: str) -> set[str]:
@@ -63,14 +83,14 @@ def read_ledger(task: Task, manager: str) -> Ledger:
     listed = [line.removeprefix("ledger ") for line in lines if line.startswith("ledger ")]
     kinds = [tuple(line.split(" ", 1)) for line in dict.fromkeys(listed) if " " in line]
 
-    def named(kind: str, now_as: str) -> tuple[str, ...]:
-        return tuple(name for k, name in kinds if k == kind and f"{now_as} {name}" in now)
+    def named(listed_as: set[str], now_as: str) -> tuple[str, ...]:
+        return tuple(name for k, name in kinds if k in listed_as and f"{now_as} {name}" in now)
 
     return Ledger(
-        named("package", "package"),
-        named("package", "config"),
-        named("user", "user"),
-        named("group", "group"),
+        named({"package"}, "package"),
+        named({"package", "removed"}, "config"),
+        named({"user"}, "user"),
+        named({"group"}, "group"),
     )
 
 
@@ -84,7 +104,7 @@ def removal_command(manager: str, packages: Sequence[str], *, purge: bool) -> li
     and refuses when another package needs one."""
     if manager == "apt":
         return [*APT, "purge" if purge else "remove", "-y", "-q", *packages]
-    return ["rpm", "-e", *packages]
+    return ["rpm", "-e", "--allmatches", *packages]  # every architecture's copy
 
 
 def check_nothing_else_goes(task: Task, packages: Sequence[str], *, purge: bool) -> None:
@@ -100,12 +120,21 @@ def check_nothing_else_goes(task: Task, packages: Sequence[str], *, purge: bool)
         )
 
 
+def check_installed_removable(task: Task, *, purge: bool) -> Result:
+    """Check, changing nothing, that removing what kubenorn installed takes nothing else."""
+    manager = facts_of(task).package_manager
+    packages = read_ledger(task, manager).removable(purge=purge)
+    if manager == "apt" and packages:
+        check_nothing_else_goes(task, packages, purge=purge)
+    return Result(host=task.host, changed=False)
+
+
 def ensure_installed_removed(task: Task, *, purge: bool, dry_run: bool | None = None) -> Result:
     """Ensure the packages kubenorn installed here are gone (`purge`: with their configuration,
     users and groups)."""
     manager = facts_of(task).package_manager
     ledger = read_ledger(task, manager)
-    packages = ledger.packages + ledger.configured if purge else ledger.packages
+    packages = ledger.removable(purge=purge)
     accounts = [("userdel", u) for u in ledger.users] + [("groupdel", g) for g in ledger.groups]
     accounts = accounts if purge else []
     verb = "purge" if purge else "remove"
@@ -119,6 +148,8 @@ def ensure_installed_removed(task: Task, *, purge: bool, dry_run: bool | None = 
         return Result(host=task.host, changed=True, diff=diff + accounts_diff(accounts, would))
     if packages:
         run(task, removal_command(manager, packages, purge=purge), sudo=True, timeout=600)
+        if not purge:  # the configuration left is still kubenorn's; the package no longer
+            run(task, MARK_REMOVED, sudo=True)
     for tool, name in accounts:  # 6: gone already (a package's purge, a user's own group)
         run(task, [tool, name], sudo=True, ok_codes=(0, 6))
     return Result(host=task.host, changed=True, diff=diff + accounts_diff(accounts, would))

@@ -19,8 +19,11 @@ from tasks.ssh import run
 from tasks.systemd import owe_restarts
 
 INSTALL_TIMEOUT = 900.0
-# A pinned version below the installed one is still what the inventory asks for.
-APT_DOWNGRADE = ["--allow-downgrades"]
+APT_INSTALL = [
+    *("install", "-y", "-q", "--no-install-recommends"),
+    "--no-remove",  # one that would remove a package (a conflict) stops: the host's stay
+    "--allow-downgrades",  # a pin below the installed version is what the inventory asks
+]
 
 
 def apt_query_command(wanted: Sequence[str]) -> list[str]:
@@ -33,7 +36,7 @@ def apt_missing(wanted: Sequence[str], query_output: str) -> list[str]:
     installed: dict[str, str] = {}
     for line in query_output.splitlines():
         fields = line.split("\t")
-        if len(fields) == 3 and fields[2].startswith("ii"):
+        if len(fields) == 3 and fields[2][1:2] == "i":  # installed; held (`hi`) too
             installed[fields[0]] = fields[1]
     missing = []
     for spec in wanted:
@@ -62,7 +65,7 @@ def install_commands(manager: str, missing: Sequence[str]) -> list[list[str]]:
     if manager == "apt":
         return [
             [*APT, "update", "-q"],
-            [*APT, "install", "-y", "-q", "--no-install-recommends", *APT_DOWNGRADE, *missing],
+            [*APT, *APT_INSTALL, *missing],
         ]
     if manager in ("yum", "dnf"):
         return [[manager, "install", "-y", "-q", *missing]]

@@ -3,10 +3,11 @@
 Which units, files and directories are kubenorn's on a host (`reset_plan`) comes from the
 inventory and the modules that write them (kube_units, etcd, runtime, load_balancer,
 pod_network, the PKI placement, systemd's paths, host_state's markers): nothing here keeps a
-list of paths of its own. Packages stay installed (kubenorn records none it installed, and an
-etcd, containerd or haproxy package may predate it): their units are stopped and disabled, the
-binaries they ship stay. Data (etcd's, the kubelet's, the runtime's images and containers,
-snapshots, the audit log) goes only when asked (`purge_data`).
+list of paths of its own. Packages go only if a deploy installed them (install_ledger: one the
+host had before stays, its unit stopped and disabled), unless kept. Data (etcd's, the
+kubelet's, the runtime's images and containers, snapshots, the audit log, and the ledger with
+them) goes only when asked (`purge_data`), and with it the packages' configuration, users and
+groups.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tasks.etcd import UNIT as ETCD_UNIT
 from tasks.etcd_backup import REMOTE_DIR
 from tasks.host_state import RESTART_OWED_DIR
 from tasks.hosts_file import ensure_hosts_block_absent
-from tasks.install_ledger import LEDGER, ensure_installed_removed
+from tasks.install_ledger import LEDGER, check_installed_removable, ensure_installed_removed
 from tasks.kube_units import KUBELET_ROOT_DIR, PODS_SLICE, component_paths, log_directories
 from tasks.load_balancer import UNIT as HAPROXY_UNIT
 from tasks.load_balancer import load_balanced
@@ -306,7 +307,14 @@ def reset_host(
 ) -> Result:
     """Ensure nothing a deploy put here is left (its data too with `purge_data`)."""
     plan = reset_plan(cluster, task.host)
-    steps = [task.run(name="stop", task=ensure_units_stopped, units=plan.units, dry_run=dry_run)]
+    steps = []
+    if not keep_packages:  # a package installed since that needs one of them: stop here
+        steps.append(
+            task.run(name="packages-check", task=check_installed_removable, purge=purge_data)
+        )
+    steps.append(
+        task.run(name="stop", task=ensure_units_stopped, units=plan.units, dry_run=dry_run)
+    )
     if cluster.host(task.host.name).has_role("nodes"):
         runtime = RUNTIME_UNITS[task.host["runtime"]["kind"]]
         steps.append(

@@ -32,7 +32,7 @@ import yaml
 from fakes import Coreutils, FakeFile, FakeHost, Fleet, Reply
 from nornir.core.plugins.connections import ConnectionPluginRegister
 
-from tasks.install_ledger import CENSUS, READ, RECORD
+from tasks.install_ledger import CENSUS, MARK_REMOVED, READ, RECORD
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = REPO / "lab" / "inventory"
@@ -219,6 +219,16 @@ class HealthyHost:
         return (0 if argv[-1] in self.host.files else 1), "", ""
 
     def do_mkdir(self, argv: list[str], stdin: bytes) -> Reply:
+        return 0, "", ""
+
+    def do_sed(self, argv: list[str], stdin: bytes) -> Reply:
+        """The ledger's packages marked removed (a reset that kept their configuration)."""
+        if argv != MARK_REMOVED:
+            return self.unscripted(shlex.join(argv))
+        ledger = self.host.files.get(argv[-1])
+        if ledger:
+            marked = re.sub(rb"(?m)^package ", b"removed ", ledger.data)
+            self.host.files[argv[-1]] = FakeFile(marked)
         return 0, "", ""
 
     def do_touch(self, argv: list[str], stdin: bytes) -> Reply:

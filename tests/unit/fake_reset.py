@@ -65,6 +65,7 @@ class ResettableHost(HealthyHost):
         self.unmounted: list[str] = []
         self.mount_points: set[str] = set()  # directories a volume is mounted on
         self.installed: list[str] = []  # packages the census lists (the ledger's, when set)
+        self.dependents: list[str] = []  # installed since: apt would remove them too
         self.leftovers: dict[str, list[str]] = {}  # cleanup script -> what it prints
         self.busy = ""  # what a failing umount says; "" unmounts
         self.on_delete: Callable[[], None] = lambda: None  # called as a Node is deleted
@@ -137,7 +138,7 @@ class ResettableHost(HealthyHost):
             return super().do_env(argv, stdin)
         names = [a for a in argv[3:] if not a.startswith("-")][1:]  # after remove or purge
         if "-s" in argv:
-            return 0, "".join(f"Remv {name} [1]\n" for name in names), ""
+            return 0, "".join(f"Remv {name} [1]\n" for name in names + self.dependents), ""
         self.installed = [name for name in self.installed if name not in names]
         return 0, "", ""
 

@@ -21,6 +21,7 @@ from tasks.packages import (
 
 DPKG_OUTPUT = (
     "etcd-server\t3.4.23-4+b4\tii \netcd-client\t3.4.23-4+b4\trc \nhaproxy\t2.6.12-1+deb12u1\tii \n"
+    "kubelet\t1.37.2-1\thi \ncontainerd\t1.7.24-1\tiF \n"
 )
 RPM_OUTPUT = (
     "addops-etcd-3.1.0-1.el7.x86_64\npackage addops-kubernetes-1.6.0-1.el7 is not installed\n"
@@ -36,7 +37,9 @@ APT_HOST = Facts("debian", "13", (), "apt", "systemd", "6.1", "h1", ("192.0.2.1"
         (["etcd-server", "etcd-client"], ["etcd-client"]),  # removed, config left: not installed
         (["haproxy=2.6.12-1+deb12u1"], []),  # pinned and matching
         (["etcd-server=3.5.0-1"], ["etcd-server=3.5.0-1"]),  # pinned to another version
-        (["containerd"], ["containerd"]),  # unknown to dpkg
+        (["runc"], ["runc"]),  # unknown to dpkg
+        (["kubelet=1.37.2-*"], []),  # held by the admin (`hi`): installed all the same
+        (["containerd"], ["containerd"]),  # half-configured (`iF`): apt-get install finishes it
         (["etcd-server=3.4.23-*"], []),  # a glob pin that the installed version matches
         (["etcd-server=3.4.2-*"], ["etcd-server=3.4.2-*"]),  # a glob pin it does not match
     ],
@@ -82,6 +85,7 @@ def test_rpm_missing(wanted: list[str], missing: list[str]) -> None:
                     "-y",
                     "-q",
                     "--no-install-recommends",
+                    "--no-remove",
                     "--allow-downgrades",
                     "etcd-server=3.4.23-4+b4",
                 ],
@@ -125,7 +129,7 @@ def test_a_components_new_package_owes_its_unit_a_restart_before_it_is_installed
             "mkdir -p /var/lib/kubenorn/restart-owed": (0, "", ""),
             re.compile(r"touch .*"): (0, "", ""),
             re.compile(r"env DEBIAN_FRONTEND=noninteractive apt-get .*"): (0, "", ""),
-            re.compile(r"sh -c .*getent group.*", re.DOTALL): (0, "package haproxy\n", ""),
+            re.compile(r"sh -c .*/etc/group.*", re.DOTALL): (0, "package haproxy\n", ""),
         }
     )
     nr = make_nr()

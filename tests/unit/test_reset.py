@@ -8,6 +8,7 @@ not reach.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterator
 from typing import Any
@@ -280,6 +281,18 @@ def test_the_packages_kubenorn_installed_go_unless_kept(
     removals = [line for line in site.lines(NODE) if line.startswith(apt) and " -s " not in line]
     verb = case["verb"]
     assert removals == ([f"{apt}{verb} -y -q containerd runc"] if verb else [])
+
+
+def test_a_package_installed_since_that_needs_kubenorns_stops_the_reset_before_anything(
+    site: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = site.fakes[NODE]
+    installed_by_kubenorn(fake, "containerd", "runc")
+    fake.dependents = ["my-monitoring"]
+    assert main(site, "--yes") == 1
+    assert "would also remove my-monitoring" in capsys.readouterr().out
+    changes = [line for line in site.lines(NODE) if re.search(r"systemctl (stop|kill)|rm ", line)]
+    assert changes == [] and fake.installed == ["containerd", "runc"]
 
 
 CLEANUPS = {
