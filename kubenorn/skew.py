@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from fnmatch import fnmatchcase
 
 from kubenorn.profiles import CONTROL_PLANE, WORKER, ProfileError, profile_for
 
@@ -136,17 +135,18 @@ def package_name(spec: str) -> str:
 
 
 def pin_problems(specs: Sequence[str], target: str, names: Sequence[str]) -> list[str]:
-    """The pins of the packages named in `names` that cannot install `target`."""
+    """The packages named in `names` whose pin may install another release than `target`: none
+    (what is installed stays), or one a newer patch matches too (`1.37.*` installs 1.37.4, which
+    a re-run then refuses as a downgrade)."""
     problems = []
     for spec in specs:
         found = _PACKAGE_NAME.match(spec)
         if found is None or found["name"] not in names:
             continue
         version = found["apt"] or found["rpm"]
-        if version and not (
-            version.startswith(f"{target}-")
-            or fnmatchcase(target, version)
-            or fnmatchcase(f"{target}-1", version)
-        ):
-            problems.append(f"package {spec} cannot install Kubernetes {target}")
-    return problems
+        if version == target or (version or "").startswith(f"{target}-"):
+            continue
+        pin = f"{found['name']}={target}-*"
+        why = "has no version pin" if not version else "cannot install exactly that release"
+        problems.append(f"package {spec} {why} of Kubernetes {target} (apt: {pin})")
+    return list(dict.fromkeys(problems))

@@ -106,12 +106,12 @@ def upgrade_cluster(
 
 
 def pinned(run: Run, cluster: Cluster) -> list[str]:
-    """The Kubernetes package pins of the inventory's controllers and nodes."""
+    """The Kubernetes package pins of the inventory's controllers and nodes, every host's."""
     specs: list[str] = []
     for hosts, role in ((cluster.controllers, "controller"), (cluster.nodes, "node")):
-        if hosts:
-            specs += run.nr.inventory.hosts[hosts[0].name]["kubernetes"]["packages"][role]
-    return specs
+        for host in hosts:
+            specs += run.nr.inventory.hosts[host.name]["kubernetes"]["packages"][role]
+    return list(dict.fromkeys(specs))
 
 
 def judge_skew(
@@ -259,11 +259,12 @@ def upgrade_node(
 ) -> None:
     """One node: cordon, drain, upgrade, Ready, uncordon; each step only if the last passed."""
     via = cli.named(cluster.controllers[0].name)
+    version = cluster.kubernetes.version
     steps: list[tuple[str, Callable[..., Any], Callable[[Host], bool], dict[str, Any]]] = [
         ("cordon", cordon_node, via, {"node": node}),
         ("drain", drain_node, via, {"node": node, "timeout": drain_timeout}),
         ("node-upgrade", ensure_components_upgraded, cli.named(node), {"components": WORKER}),
-        ("node-ready", wait_nodes_ready, via, {"nodes": [node]}),
+        ("node-ready", wait_nodes_ready, via, {"nodes": [node], "kubelet_version": version}),
         ("uncordon", uncordon_node, via, {"node": node}),
     ]
     for name, task, only, kwargs in steps:

@@ -40,12 +40,13 @@ def node_state(task: Task, cluster: Cluster, node: str) -> NodeState:
 
 
 def gather_marked_nodes(task: Task, *, cluster: Cluster) -> Result:
-    """The nodes an earlier upgrade cordoned and did not uncordon. (Reads only.)"""
+    """The nodes an earlier upgrade cordoned and did not uncordon (not those a removal that
+    stopped half way cordoned: their pods must not come back). (Reads only.)"""
     found = kubectl(task, cluster, ["get", "nodes", "-o", "json"], timeout=30)
     marked = [
         item["metadata"]["name"]
         for item in json.loads(found.stdout).get("items", [])
-        if MARK in (item["metadata"].get("annotations") or {})
+        if (item["metadata"].get("annotations") or {}).get(MARK) == "upgrade"
     ]
     return Result(host=task.host, result=marked)
 

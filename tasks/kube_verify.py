@@ -109,16 +109,39 @@ def ready_nodes(node_list: dict[str, Any]) -> dict[str, bool]:
     return ready
 
 
+def node_state(
+    node: str, ready: dict[str, bool], reported: dict[str, str], wanted: str | None
+) -> str:
+    """Why `node` is not done: not registered, NotReady, or Ready as another kubelet version."""
+    if node not in ready:
+        return f"{node} not registered"
+    if not ready[node]:
+        return f"{node} NotReady"
+    return f"{node} Ready as kubelet {reported[node] or '(no version)'}, not {wanted} yet"
+
+
+def kubelet_versions(node_list: dict[str, Any]) -> dict[str, str]:
+    """Node name -> the version its kubelet last reported (`v1.37.2`)."""
+    return {
+        node["metadata"]["name"]: node.get("status", {})
+        .get("nodeInfo", {})
+        .get("kubeletVersion", "")
+        for node in node_list.get("items", [])
+    }
+
+
 def wait_nodes_ready(
     task: Task,
     *,
     cluster: Cluster,
     nodes: Sequence[str],
+    kubelet_version: str | None = None,
     timeout: float | None = None,
     dry_run: bool | None = None,
 ) -> Result:
     """Ensure each of `nodes` is registered and Ready, as this controller's apiserver sees it
-    (waiting at most `timeout` seconds, NODES_READY_TIMEOUT unless given)."""
+    (waiting at most `timeout` seconds, NODES_READY_TIMEOUT unless given); with
+    `kubelet_version`, Ready as reported by a kubelet of that version."""
     if task.is_dry_run(dry_run) or not nodes:
         return Result(host=task.host, changed=False)
     timeout = NODES_READY_TIMEOUT if timeout is None else timeout
@@ -126,11 +149,14 @@ def wait_nodes_ready(
     while True:
         _, [(node_list, error)] = api_reads(task, cluster, ["/api/v1/nodes"])
         ready = ready_nodes(node_list or {})
-        waiting = [n for n in nodes if not ready.get(n)]
+        # Just after a kubelet restarts, the Node still shows the old kubelet's last status.
+        reported = kubelet_versions(node_list or {})
+        wanted = f"v{kubelet_version}" if kubelet_version else None
+        waiting = [n for n in nodes if not ready.get(n) or wanted not in (None, reported.get(n))]
         if not waiting:
             return Result(host=task.host, changed=False, result=f"Ready: {', '.join(nodes)}")
         if time.monotonic() > deadline:
-            states = [f"{n} {'NotReady' if n in ready else 'not registered'}" for n in waiting]
+            states = [node_state(n, ready, reported, wanted) for n in waiting]
             why = f" (nodes not listed: {error})" if node_list is None else ""
             raise RemoteError(f"after {timeout:.0f}s: {', '.join(states)}{why}")
         time.sleep(2.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from nornir.core.task import Result, Task
 
 from kubenorn.cluster import Cluster
-from tasks.drain import drain_arguments, marked_cordon
+from tasks.drain import drain_arguments, marked_cordon, node_state
 from tasks.kubectl import kubectl
 from tasks.ssh import CommandError, RemoteError
 
@@ -33,7 +33,8 @@ def ensure_node_removed(
     diff = f"{would}cordon {node}\n{would}drain {node}\n{would}delete node {node}\n"
     if task.is_dry_run(dry_run):
         return Result(host=task.host, changed=True, diff=diff)
-    marked_cordon(task, cluster, node, "removal")  # a `node add` of it again lifts it
+    if not node_state(task, cluster, node).cordoned:  # someone's own cordon stays theirs
+        marked_cordon(task, cluster, node, "removal")  # a `node add` of it again lifts it
     try:
         kubectl(task, cluster, drain_arguments(node, timeout), timeout=timeout + KUBECTL_GRACE)
     except CommandError as error:

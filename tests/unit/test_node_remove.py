@@ -59,6 +59,7 @@ def test_cordon_then_drain_then_delete_then_the_host_is_reset(
     assert on_node_at_delete == [0], "the host is reset only once the API is done with it"
     assert api_calls(fleet) == [
         f"{KUBECTL} get node {NODE} -o name --ignore-not-found",
+        f"{KUBECTL} get node {NODE} -o json",
         f"{KUBECTL} annotate --overwrite node {NODE} kubenorn.io/cordoned-for=removal",
         f"{KUBECTL} cordon {NODE}",
         f"{KUBECTL} drain {NODE} --ignore-daemonsets --delete-emptydir-data {SMOKE} --timeout=60s",
@@ -109,6 +110,17 @@ def test_a_drain_that_fails_deletes_nothing_and_leaves_the_host_alone(
     assert NODE in fleet.fakes[CONTROLLER].api_nodes
     assert fleet.fleet[NODE].commands == []
     assert "stays cordoned" in capsys.readouterr().out
+
+
+def test_a_node_someone_cordoned_keeps_their_cordon_when_its_drain_fails(
+    fleet: Deployed,
+) -> None:
+    """Unmarked, a later `node add` or upgrade does not lift it: it was never kubenorn's."""
+    controller = fleet.fakes[CONTROLLER]
+    controller.cordoned.add(NODE)
+    controller.drain_error = "error: Cannot evict pod: disruption budget\n"
+    assert remove(fleet, NODE) == 1
+    assert NODE in controller.cordoned and not controller.annotations.get(NODE)
 
 
 def test_an_unreachable_host_leaves_the_api_and_is_named(

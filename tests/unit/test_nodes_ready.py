@@ -17,9 +17,10 @@ from tasks.kube_verify import wait_nodes_ready
 NODES = ["n1", "n2"]
 
 
-def node(name: str, ready: bool) -> dict[str, Any]:
+def node(name: str, ready: bool, kubelet: str = "v1.37.2") -> dict[str, Any]:
     condition = {"type": "Ready", "status": "True" if ready else "False"}
-    return {"metadata": {"name": name}, "status": {"conditions": [condition]}}
+    status = {"conditions": [condition], "nodeInfo": {"kubeletVersion": kubelet}}
+    return {"metadata": {"name": name}, "status": status}
 
 
 Answer = tuple[dict[str, Any] | None, str]
@@ -75,3 +76,39 @@ def test_the_nodes_deployed_are_waited_for_until_ready_or_named(
 def test_a_dry_run_asks_nothing(make_nr: Callable[..., Nornir], answers: list[Answer]) -> None:
     result = run_on(make_nr(dry_run=True), "h1", wait_nodes_ready, cluster=None, nodes=NODES)
     assert not result.failed and result[0].changed is False
+
+
+# After an upgrade: Ready only counts once a kubelet of the new version reported it.
+UPGRADED: dict[str, tuple[list[Answer], str | None]] = {
+    "the old kubelet's Ready, then the new one's": (
+        [
+            ({"items": [node("n1", True, "v1.36.3"), node("n2", True)]}, ""),
+            ({"items": [node("n1", True), node("n2", True)]}, ""),
+        ],
+        None,
+    ),
+    "the new kubelet never reports": (
+        [({"items": [node("n1", True, "v1.36.3"), node("n2", True)]}, "")],
+        "n1 Ready as kubelet v1.36.3, not v1.37.2 yet",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UPGRADED.values(), ids=UPGRADED.keys())
+def test_an_upgraded_node_is_ready_once_its_new_kubelet_says_so(
+    make_nr: Callable[..., Nornir], answers: list[Answer], case: tuple[list[Answer], str | None]
+) -> None:
+    given, error = case
+    answers.extend(given)
+    result = run_on(
+        make_nr(),
+        "h1",
+        wait_nodes_ready,
+        cluster=None,
+        nodes=NODES,
+        kubelet_version="1.37.2",
+        timeout=0.3,
+    )
+    assert result.failed is (error is not None)
+    if error is not None:
+        assert str(result[0].exception).endswith(f"after 0s: {error}")

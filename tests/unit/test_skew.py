@@ -170,10 +170,21 @@ def test_package_name(spec: str, name: str) -> None:
     assert package_name(spec) == name
 
 
-def test_pins_that_cannot_install_the_target() -> None:
-    specs = ["kube-apiserver=1.36.3-*", "kubelet=1.37.2-*", "kubectl", "curl=8.0-1", "kube-proxy"]
+PINS = {  # spec -> why it cannot upgrade to 1.37.2 ("" : it can)
+    "kubelet=1.37.2-*": "",
+    "kubelet=1.37.2-1": "",
+    "kubelet-1.37.2-0.x86_64": "",  # rpm
+    "curl": "",  # not a component
+    "kube-apiserver=1.36.3-*": "cannot install exactly that release",
+    "kube-apiserver=1.37.*": "cannot install exactly that release",  # 1.37.4 matches too
+    "kube-apiserver=1.37.2*": "cannot install exactly that release",  # and 1.37.20
+    "kube-proxy": "has no version pin",  # the installed one stays
+}
+
+
+@pytest.mark.parametrize(("spec", "why"), PINS.items(), ids=PINS.keys())
+def test_only_a_pin_to_exactly_the_target_release_can_upgrade(spec: str, why: str) -> None:
     names = ["kube-apiserver", "kubelet", "kubectl", "kube-proxy"]
-    assert pin_problems(specs, "1.37.2", names) == [
-        "package kube-apiserver=1.36.3-* cannot install Kubernetes 1.37.2"
-    ]
-    assert pin_problems(["kubelet-1.37.2-0.x86_64"], "1.37.2", names) == []
+    problems = pin_problems([spec], "1.37.2", names)
+    expected = f"package {spec} {why} of Kubernetes 1.37.2 (apt: {package_name(spec)}=1.37.2-*)"
+    assert problems == ([expected] if why else [])

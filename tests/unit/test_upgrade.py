@@ -21,6 +21,7 @@ from fake_cluster import ANYTHING, HealthyHost, forget, healthy_fleet, serving, 
 from fakes import FakeHost, Fleet, Reply
 
 import tasks.kube_units
+import tasks.kube_verify
 from kubenorn import api as kubenorn_api
 from kubenorn.cluster import load_cluster
 from kubenorn.profiles import CONTROL_PLANE, WORKER
@@ -68,6 +69,7 @@ class Api:
         self.log: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.fail_drain: set[str] = set()
+        self.kubelets: dict[str, str] = {}  # node -> the version its kubelet reports
 
     def record(self, host: str, action: str) -> None:
         with self.lock:
@@ -90,6 +92,16 @@ class UpgradingHost(HealthyHost):
         self.installed = dict.fromkeys(COMPONENTS, version)
         self.running = dict.fromkeys(COMPONENTS, version)
         self.broken: set[str] = set()  # components unhealthy once they run NEW
+        self.reports_status = True  # False: its kubelet runs but never posts the Node's status
+        api.kubelets[host.name] = version
+
+    def api(self, path: str) -> dict[str, Any]:
+        """The nodes as the kubelets last reported them: Ready, and their version."""
+        listed = super().api(path)
+        for item in listed["items"] if path == "/api/v1/nodes" else []:
+            reported = self.api_state.kubelets.get(item["metadata"]["name"])
+            item["status"]["nodeInfo"] = {"kubeletVersion": f"v{reported}"}
+        return listed
 
     def unhealthy(self, url: str) -> bool:
         port = url.split(":")[-1].split("/")[0]
@@ -141,6 +153,8 @@ class UpgradingHost(HealthyHost):
             component = argv[2].removesuffix(".service")
             if component in self.running:
                 self.running[component] = self.installed[component]
+            if component == "kubelet" and self.reports_status:
+                self.api_state.kubelets[self.host.name] = self.running[component]
             self.api_state.record(self.host.name, f"{argv[1]} {component}")
         return super().do_systemctl(argv, stdin)
 
@@ -327,18 +341,39 @@ def test_a_failed_drain_stops_at_that_node_and_leaves_it_cordoned_for_the_rerun(
     assert not api.nodes["kube.node02"]["cordoned"] and not api.nodes["kube.node02"]["marks"]
 
 
+def test_a_node_is_uncordoned_only_once_its_new_kubelet_reported_ready(
+    cluster_at: Upgrading,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Just after its restart the Node still shows the old kubelet's Ready: not enough."""
+    inventory, fleet, api, hosts = cluster_at
+    monkeypatch.setattr(tasks.kube_verify, "NODES_READY_TIMEOUT", 0.3)
+    monkeypatch.setattr(tasks.kube_verify.time, "sleep", lambda seconds: None)
+    hosts["kube.node02"].reports_status = False
+    assert run_upgrade(inventory, tmp_path, "--yes") == 1
+    out = capsys.readouterr().out
+    assert f"kube.node02 Ready as kubelet v{OLD}, not v{NEW} yet" in out
+    assert api.nodes["kube.node02"]["cordoned"]
+    assert not [entry for entry in api.log if "kube.node03" in " ".join(entry)]
+
+
 def test_a_node_left_cordoned_by_an_interrupted_run_is_uncordoned_and_others_stay(
     cluster_at: Upgrading, tmp_path: Path
 ) -> None:
     inventory, fleet, api, hosts = cluster_at
     for host in hosts.values():
         host.installed = dict.fromkeys(COMPONENTS, NEW)
-        host.running = dict.fromkeys(COMPONENTS, NEW)
+    set_running(hosts, NEW)
     api.nodes["kube.node01"] = {"cordoned": True, "marks": {MARK: "upgrade"}}
     api.nodes["kube.node03"] = {"cordoned": True, "marks": {}}  # someone's maintenance
+    removing = {"cordoned": True, "marks": {MARK: "removal"}}  # a node remove stopped half way
+    api.nodes["kube.node02"] = dict(removing)
     assert run_upgrade(inventory, tmp_path, "--yes", "--quiet") == 0
     assert not api.nodes["kube.node01"]["cordoned"] and not api.nodes["kube.node01"]["marks"]
     assert api.nodes["kube.node03"]["cordoned"]
+    assert api.nodes["kube.node02"] == removing
     assert not [a for h, a in api.log if "restart" in a]
     assert not [a for h, a in api.log if "drain kube.node02" in a or "node03" in a]
 
@@ -364,6 +399,7 @@ def test_the_dry_run_prints_the_plan_and_changes_nothing(
 def set_running(hosts: dict[str, UpgradingHost], version: str, *names: str) -> None:
     for name in names or hosts:
         hosts[name].running = dict.fromkeys(COMPONENTS, version)
+        hosts[name].api_state.kubelets[name] = version  # as its kubelet reported since
 
 
 @pytest.mark.parametrize(
@@ -440,7 +476,10 @@ def test_a_target_without_a_profile_or_pins_for_it_is_refused(
         assert run_upgrade(copy, tmp_path, "--yes") == 3
     err = capsys.readouterr().err
     assert "Kubernetes 1.38.0 has no profile" in err
-    assert "package kube-apiserver=1.37.2-* cannot install Kubernetes 1.38.0" in err
+    assert (
+        "package kube-apiserver=1.37.2-* cannot install exactly that release of Kubernetes 1.38.0"
+        " (apt: kube-apiserver=1.38.0-*)" in err
+    )
     assert mutations(fleet) == []
     for fake in fleet.hosts.values():
         fake.script[ANYTHING] = HealthyHost(fake, load_cluster(inventory))
