@@ -6,6 +6,7 @@ through sudo, which is a no-op for root."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,13 +79,26 @@ def etcdctl_command(
     ]  # fmt: skip
 
 
+# etcdctl before 3.3.14 prints `endpoint health` as text whatever -w says, a line each:
+# "URL is healthy: successfully committed proposal: took = 2ms", "URL is unhealthy: WHY".
+_HEALTH_LINE = re.compile(r"^(?P<endpoint>\S+) is (?P<state>healthy|unhealthy)(?:: (?P<why>.*))?$")
+
+
 def parse_health(output: str) -> list[EndpointHealth]:
-    """`endpoint health -w json` output (one entry per endpoint, healthy or not)."""
-    entries = json.loads(output or "[]")
+    """`endpoint health -w json` output (one entry per endpoint, healthy or not); an older
+    etcdctl's text lines alike."""
+    if not output.lstrip().startswith("["):
+        return [_health_line(m) for line in output.splitlines() if (m := _HEALTH_LINE.match(line))]
+    entries = json.loads(output)
     return [
         EndpointHealth(e["endpoint"], bool(e.get("health")), e.get("error", "") or "")
         for e in entries
     ]
+
+
+def _health_line(found: re.Match[str]) -> EndpointHealth:
+    healthy = found["state"] == "healthy"
+    return EndpointHealth(found["endpoint"], healthy, "" if healthy else found["why"] or "")
 
 
 def parse_status(output: str) -> list[EndpointStatus]:
@@ -160,7 +174,9 @@ def add_member(
 ) -> list[Member]:
     """`member add`: the membership with the new member in it."""
     args = ["member", "add", name, f"--peer-urls={peer_url}", *(["--learner"] if learner else [])]
-    return parse_members(run(task, etcdctl_command(tls, endpoints, *args), sudo=True).stdout)
+    added = parse_members(run(task, etcdctl_command(tls, endpoints, *args), sudo=True).stdout)
+    # etcd before 3.2 answers with the new member alone: the membership is asked for.
+    return added or members(task, tls, endpoints)
 
 
 def remove_member(task: Task, tls: ClientTls, endpoints: Sequence[str], member_id: int) -> None:

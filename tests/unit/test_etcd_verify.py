@@ -11,13 +11,16 @@ from kubenorn.findings import exit_code
 from kubenorn.nornir_setup import REPO_ROOT
 from tasks.etcd_verify import MemberView, judge_etcd, member_severity
 from tasks.etcdctl import (
+    ClientTls,
     EndpointStatus,
     Member,
+    add_member,
     parse_df,
     parse_health,
     parse_members,
     parse_status,
 )
+from tasks.ssh import CommandResult
 
 IDS = {"kube.controller01": 0x11, "kube.controller02": 0x12, "kube.controller03": 0x13}
 
@@ -54,6 +57,44 @@ MEMBERS = json.dumps(
         ],
     }
 )
+
+
+# etcdctl 3.1 to 3.3.13 (etcdctl/ctlv3/command/ep_command.go): text whatever -w says.
+HEALTH_TEXT = (
+    "https://10.240.0.11:2379 is healthy: successfully committed proposal: took = 2.1ms\n"
+    "https://10.240.0.12:2379 is unhealthy: failed to connect: grpc: timed out when dialing\n"
+    "https://10.240.0.13:2379 is unhealthy: failed to commit proposal: context deadline exceeded\n"
+)
+
+
+def test_an_older_etcdctls_health_text_reads_as_its_json_would() -> None:
+    assert [(h.endpoint, h.healthy, h.error) for h in parse_health(HEALTH_TEXT)] == [
+        ("https://10.240.0.11:2379", True, ""),
+        ("https://10.240.0.12:2379", False, "failed to connect: grpc: timed out when dialing"),
+        ("https://10.240.0.13:2379", False, "failed to commit proposal: context deadline exceeded"),
+    ]
+
+
+@pytest.mark.parametrize("answer", ["members", "the new member alone"])
+def test_member_add_gives_the_membership_whatever_etcd_answers(
+    monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    """etcd 3.2+ answers `member add` with the membership; 3.1 with the new member alone."""
+    alone = json.dumps({"header": {}, "member": {"ID": 18, "name": "", "peerURLs": ["https://x"]}})
+    asked: list[list[str]] = []
+
+    def run(task: object, argv: list[str], **_: object) -> CommandResult:
+        asked.append(argv)
+        first = len(asked) == 1 and answer != "members"
+        return CommandResult(" ".join(argv), 0, alone if first else MEMBERS, "", 0.1)
+
+    monkeypatch.setattr("tasks.etcdctl.run", run)
+    tls = ClientTls("ca.crt", "client.crt", "client.key")
+    added = add_member(None, tls, ["https://10.240.0.11:2379"], "c4", "https://x", learner=False)  # type: ignore[arg-type]
+    assert [m.name for m in added] == ["kube.controller01"]
+    assert [argv[-1] for argv in asked] == (
+        ["--peer-urls=https://x"] if answer == "members" else ["--peer-urls=https://x", "list"]
+    )
 
 
 @pytest.fixture(scope="module")
