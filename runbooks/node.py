@@ -220,6 +220,17 @@ def remove_locked(args: argparse.Namespace, options: cli.Options, cluster: Clust
     console = make_console()
     run = cli.new_run(options, "node", progress=console)
     chosen = helpers(cluster, args.host)
+    if "api" in chosen and "etcd" in chosen:  # a stacked host: etcd's quorum before the drain
+        check = run.step(
+            "etcd-quorum",
+            ensure_member_left,
+            only=cli.named(chosen["etcd"]),
+            cluster=cluster,
+            leaving=args.host,
+            dry_run=True,
+        )
+        if check.failed:
+            return cli.finish(run, options, cli.EXIT_FAILED, console)
     if "api" in chosen:
         api = run.step(
             "leave-api",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fake_cluster import ANYTHING
 from fake_reset import Deployed, ResettableHost, deployed_fleet, served
 from fakes import FakeHost, Reply
@@ -218,3 +219,28 @@ def test_a_member_leaves_through_node_remove_and_a_rerun_changes_nothing(
     assert sorted(e["name"] for e in membership.listed.values()) == [FIRST, SECOND]
     assert node.main(["remove", THIRD, "-i", str(inventory), "--quiet"]) == 0  # a re-run
     assert membership.changes == ["member remove 3"]
+
+
+def test_a_stacked_host_is_not_drained_when_etcd_would_refuse_its_leaving(
+    fleet: tuple[Path, Deployed, Membership], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A controller that is a worker too: the quorum check comes before the cordon and drain."""
+    inventory, deployed, membership = fleet
+    hosts_file = inventory / "hosts.yaml"
+    original = hosts_file.read_text()
+    hosts = yaml.safe_load(original)
+    hosts[THIRD]["groups"].append("nodes")
+    hosts[THIRD].setdefault("data", {})["pod_cidr"] = "10.200.9.0/24"
+    hosts_file.write_text(yaml.safe_dump(hosts))
+    membership.down.add(SECOND)  # left: FIRST and SECOND, one of them answering
+    api = deployed.fakes[FIRST]
+    api.api_nodes.add(THIRD)  # registered as a Node, as its kubelet would
+    try:
+        assert node.main(["remove", THIRD, "-i", str(inventory), "--quiet"]) == 1
+    finally:
+        hosts_file.write_text(original)
+        api.api_nodes.discard(THIRD)
+    assert membership.changes == [] and THIRD not in api.cordoned
+    assert "refusing to remove kube.controller03" in capsys.readouterr().out
+    kubectl = [line for line in deployed.lines(FIRST) if "kubectl" in line]
+    assert not [line for line in kubectl if " cordon " in line or " drain " in line]
