@@ -38,7 +38,7 @@ from tasks.components import (
     start_etcd,
     wait_etcd,
 )
-from tasks.etcd_membership import probe_etcd
+from tasks.etcd_membership import check_founding_whole, probe_etcd
 from tasks.facts import gather_facts
 from tasks.hosts_file import ensure_hosts_file
 from tasks.images import ensure_images, image_digests
@@ -73,6 +73,14 @@ def deploy_etcd(run: Run, cluster: Cluster, certs: Any, *, force: bool, dry_run:
     probes = run.step("etcd-probe", probe_etcd, only=members, cluster=cluster)
     healthy = frozenset().union(*(r[0].result for r in probes.values() if not r.failed))
     formed = bool(healthy)
+    if not formed:
+        run.step(
+            "etcd-founding",
+            check_founding_whole,
+            only=members,
+            cluster=cluster,
+            in_run=frozenset(run.hosts),
+        )
     config: dict[str, Any] = {
         "cluster": cluster,
         "certificates_changed": changed_certs,

@@ -36,6 +36,22 @@ def probe_etcd(task: Task, *, cluster: Cluster) -> Result:
     return Result(host=task.host, result=frozenset(a.endpoint for a in answers if a.healthy))
 
 
+def check_founding_whole(task: Task, *, cluster: Cluster, in_run: frozenset[str]) -> Result:
+    """Check, when no member answered, that every member is in this run to found the cluster.
+
+    A member founding alone (`deploy --limit` of a rebuilt one that cannot reach the others)
+    would take the old member's identity with no data: once it reaches them, etcd fails."""
+    outside = sorted(m.host.name for m in cluster.etcd.members if m.host.name not in in_run)
+    if outside:
+        raise RemoteError(
+            f"{task.host.name}: no etcd member answered, and {', '.join(outside)} "
+            f"{'is' if len(outside) == 1 else 'are'} not in this run: refusing to found a new "
+            "etcd cluster with part of its members (a member joins only while another "
+            "answers: check the network to them, or deploy every etcd member)"
+        )
+    return Result(host=task.host, changed=False)
+
+
 def quorum(voters: int) -> int:
     return voters // 2 + 1
 

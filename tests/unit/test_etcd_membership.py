@@ -244,3 +244,16 @@ def test_a_stacked_host_is_not_drained_when_etcd_would_refuse_its_leaving(
     assert "refusing to remove kube.controller03" in capsys.readouterr().out
     kubectl = [line for line in deployed.lines(FIRST) if "kubectl" in line]
     assert not [line for line in kubectl if " cordon " in line or " drain " in line]
+
+
+def test_a_rebuilt_member_that_reaches_no_other_does_not_found_a_cluster_alone(
+    fleet: tuple[Path, Deployed, Membership], capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory, deployed, membership = fleet
+    disk_lost(membership, THIRD)
+    membership.down.update({FIRST, SECOND})  # as THIRD sees them: its network to them is down
+    assert deploy.main(["-i", str(inventory), "--quiet", "--limit", THIRD]) == 1
+    out = capsys.readouterr().out
+    assert "refusing to found a new etcd cluster with part of its members" in out
+    assert "kube.controller01, kube.controller02 are not in this run" in out
+    assert membership.changes == [] and restarts_of_etcd(deployed, THIRD) == []
