@@ -158,6 +158,15 @@ def join_member(
         for m in listed
         if (m.name == member.name or member.peer_url in m.peer_urls) and m not in pending
     ]
+    # etcd takes one join at a time: another host's, added but not started or not promoted
+    # yet, is finished first (a re-run of that host's deploy), before anything is removed here.
+    joining = [m for m in listed if (m.learner or not m.name) and m not in stale + pending]
+    if joining:
+        names = ", ".join(m.name or f"unstarted {' '.join(m.peer_urls)}" for m in joining)
+        raise RemoteError(
+            f"refusing to add {member.name}: etcd holds a member still joining ({names}); "
+            "deploy that host first, then this one"
+        )
     learner = etcd.version_tuple(cluster.etcd.version) >= (3, 4)
     voters = [m for m in listed if not m.learner and m not in stale]
     # A learner votes only once promoted, after catching up; a plain new member at once.

@@ -257,3 +257,15 @@ def test_a_rebuilt_member_that_reaches_no_other_does_not_found_a_cluster_alone(
     assert "refusing to found a new etcd cluster with part of its members" in out
     assert "kube.controller01, kube.controller02 are not in this run" in out
     assert membership.changes == [] and restarts_of_etcd(deployed, THIRD) == []
+
+
+def test_a_join_waits_for_another_members_join_to_finish_before_any_change(
+    fleet: tuple[Path, Deployed, Membership], capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory, _, membership = fleet
+    disk_lost(membership, THIRD)
+    membership.listed[2]["isLearner"] = True  # SECOND's join: added, not promoted yet
+    assert deploy.main(["-i", str(inventory), "--quiet", "--limit", THIRD]) == 1
+    assert membership.changes == []
+    out = capsys.readouterr().out
+    assert "etcd holds a member still joining (kube.controller02)" in out
