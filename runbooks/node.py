@@ -30,7 +30,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from typing import Any
+
+from nornir.core.task import Result
 
 from kubenorn import cli
 from kubenorn.cluster import Cluster, Host, load_cluster
@@ -220,39 +223,19 @@ def remove_locked(args: argparse.Namespace, options: cli.Options, cluster: Clust
     console = make_console()
     run = cli.new_run(options, "node", progress=console)
     chosen = helpers(cluster, args.host)
+    leave_etcd = {"leaving": args.host, "dry_run": args.dry_run}
+    # Each leaves the cluster only once the one before passed: (step, task, where, arguments).
+    gates: list[tuple[str, Callable[..., Result], str, dict[str, Any]]] = []
     if "api" in chosen and "etcd" in chosen:  # a stacked host: etcd's quorum before the drain
-        check = run.step(
-            "etcd-quorum",
-            ensure_member_left,
-            only=cli.named(chosen["etcd"]),
-            cluster=cluster,
-            leaving=args.host,
-            dry_run=True,
-        )
-        if check.failed:
-            return cli.finish(run, options, cli.EXIT_FAILED, console)
+        quorum_only = {**leave_etcd, "dry_run": True}
+        gates.append(("etcd-quorum", ensure_member_left, chosen["etcd"], quorum_only))
     if "api" in chosen:
-        api = run.step(
-            "leave-api",
-            ensure_node_removed,
-            only=cli.named(chosen["api"]),
-            cluster=cluster,
-            node=args.host,
-            timeout=args.timeout,
-            dry_run=args.dry_run,
-        )
-        if api.failed:
-            return cli.finish(run, options, cli.EXIT_FAILED, console)
+        drain = {"node": args.host, "timeout": args.timeout, "dry_run": args.dry_run}
+        gates.append(("leave-api", ensure_node_removed, chosen["api"], drain))
     if "etcd" in chosen:
-        left = run.step(
-            "leave-etcd",
-            ensure_member_left,
-            only=cli.named(chosen["etcd"]),
-            cluster=cluster,
-            leaving=args.host,
-            dry_run=args.dry_run,
-        )
-        if left.failed:
+        gates.append(("leave-etcd", ensure_member_left, chosen["etcd"], leave_etcd))
+    for name, task, where, arguments in gates:
+        if run.step(name, task, only=cli.named(where), cluster=cluster, **arguments).failed:
             return cli.finish(run, options, cli.EXIT_FAILED, console)
     reset_and_report(run, cluster, cli.named(args.host), args, console)
     console.print(for_console(NO_CRL.format(host=args.host)))
