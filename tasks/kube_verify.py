@@ -109,7 +109,7 @@ def ready_nodes(node_list: dict[str, Any]) -> dict[str, bool]:
     return ready
 
 
-def node_state(
+def why_not_ready(
     node: str, ready: dict[str, bool], reported: dict[str, str], wanted: str | None
 ) -> str:
     """Why `node` is not done: not registered, NotReady, or Ready as another kubelet version."""
@@ -146,17 +146,17 @@ def wait_nodes_ready(
         return Result(host=task.host, changed=False)
     timeout = NODES_READY_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout
+    # Just after a kubelet restarts, the Node still shows the old kubelet's last status.
+    wanted = f"v{kubelet_version}" if kubelet_version else None
     while True:
         _, [(node_list, error)] = api_reads(task, cluster, ["/api/v1/nodes"])
         ready = ready_nodes(node_list or {})
-        # Just after a kubelet restarts, the Node still shows the old kubelet's last status.
         reported = kubelet_versions(node_list or {})
-        wanted = f"v{kubelet_version}" if kubelet_version else None
         waiting = [n for n in nodes if not ready.get(n) or wanted not in (None, reported.get(n))]
         if not waiting:
             return Result(host=task.host, changed=False, result=f"Ready: {', '.join(nodes)}")
         if time.monotonic() > deadline:
-            states = [node_state(n, ready, reported, wanted) for n in waiting]
+            states = [why_not_ready(n, ready, reported, wanted) for n in waiting]
             why = f" (nodes not listed: {error})" if node_list is None else ""
             raise RemoteError(f"after {timeout:.0f}s: {', '.join(states)}{why}")
         time.sleep(2.0)
