@@ -34,7 +34,7 @@ from tasks.systemd import (
     ensure_service,
     ensure_unit_config,
     owe_restarts,
-    unit_state,
+    unit_states,
 )
 from tasks.templates import render
 
@@ -350,10 +350,14 @@ def restart_components(
 
 def stop_components(task: Task, *, components: tuple[str, ...]) -> Result:
     """Ensure `components` are stopped here, last first; changed when any was running."""
-    running = [c for c in reversed(components) if unit_state(task, unit_of(c))[1]]
-    for component in running:
-        host_state.forget_unit(task, unit_of(component))
-        run(task, ["systemctl", "stop", unit_of(component)], sudo=True, timeout=120)
-    return Result(
-        host=task.host, changed=bool(running), diff="".join(f"stopped {c}\n" for c in running)
-    )
+    # One `systemctl stop`, dependents first: a scheduler or controller-manager waiting out its
+    # RestartSec would otherwise restart, pull its Wants= kube-apiserver back up and so cancel
+    # that unit's stop job ("Job for kube-apiserver.service canceled").
+    units = {unit_of(c): c for c in reversed(components)}
+    running = [unit for unit, (_, active) in unit_states(task, list(units)).items() if active]
+    for unit in running:
+        host_state.forget_unit(task, unit)
+    if running:
+        run(task, ["systemctl", "stop", "--", *running], sudo=True, timeout=120)
+    diff = "".join(f"stopped {units[unit]}\n" for unit in running)
+    return Result(host=task.host, changed=bool(running), diff=diff)

@@ -37,7 +37,7 @@ from tasks.pod_network import ROUTES_UNIT
 from tasks.runtime import CNI_BRIDGE, CNI_CONFIG, CNI_DIR, RUNTIME_MOUNTS, runtime_state_dir
 from tasks.runtime import UNITS as RUNTIME_UNITS
 from tasks.ssh import run
-from tasks.systemd import dropin_path, unit_path
+from tasks.systemd import dropin_path, unit_path, unit_states
 
 # $@: paths; removes each, never into another file system below it (a volume still mounted
 # stays, and rm says so). A path that is itself a mount point (a data volume, the lab's bind
@@ -201,19 +201,6 @@ def packaged_by_role(host: NornirHost) -> list[str]:
     if load_balanced(host):
         wanted += host["load_balancer"]["packages"]
     return [p for p in dict.fromkeys(wanted) if p not in role_packages(host)]
-
-
-def unit_states(task: Task, units: Sequence[str]) -> dict[str, tuple[bool, bool]]:
-    """unit -> (enabled, running) in one `systemctl show`, which answers in the order asked
-    (by position: an alias's Id is its unit's); a unit systemd does not know is neither."""
-    argv = ["systemctl", "show", "--property=UnitFileState,ActiveState", "--", *units]
-    blocks = run(task, argv).stdout.strip().split("\n\n")
-    states = {}
-    for unit, block in zip(units, blocks, strict=False):
-        values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        running = values.get("ActiveState", "inactive") not in ("inactive", "failed")
-        states[unit] = (values.get("UnitFileState") == "enabled", running)
-    return {unit: states.get(unit, (False, False)) for unit in units}
 
 
 def ensure_units_stopped(

@@ -147,6 +147,21 @@ def unit_state(task: Task, unit: str) -> tuple[bool, bool]:
     return enabled, active
 
 
+def unit_states(task: Task, units: Sequence[str]) -> dict[str, tuple[bool, bool]]:
+    """unit -> (enabled, running) in one `systemctl show`, which answers in the order asked
+    (by position: an alias's Id is its unit's); a unit systemd does not know is neither.
+    Running is anything but inactive or failed: a unit waiting out its RestartSec is
+    'activating' and comes back by itself unless stopped."""
+    argv = ["systemctl", "show", "--property=UnitFileState,ActiveState", "--", *units]
+    blocks = run(task, argv).stdout.strip().split("\n\n")
+    states = {}
+    for unit, block in zip(units, blocks, strict=False):
+        values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        running = values.get("ActiveState", "inactive") not in ("inactive", "failed")
+        states[unit] = (values.get("UnitFileState") == "enabled", running)
+    return {unit: states.get(unit, (False, False)) for unit in units}
+
+
 def main_pid(task: Task, unit: str) -> int:
     """The unit's main PID (0 when it is not running)."""
     shown = run(task, ["systemctl", "show", "--property=MainPID", "--value", unit])
