@@ -26,7 +26,7 @@ from tasks.etcd import UNIT, member_of
 from tasks.etcd_backup import REMOTE_DIR
 from tasks.files import FileMeta
 from tasks.ssh import RemoteError, run
-from tasks.systemd import unit_state
+from tasks.systemd import unit_state, unit_states
 from tasks.transfer import upload_file
 
 
@@ -134,8 +134,8 @@ def inspect_member(task: Task, *, restore_id: str) -> Result:
 
 
 def stop_etcd(task: Task) -> Result:
-    """Stop this member's etcd; changed when it was running."""
-    running = unit_state(task, UNIT)[1]
+    """Stop this member's etcd; changed when it was running (or waiting out its RestartSec)."""
+    running = unit_states(task, [UNIT])[UNIT][1]
     if running:
         run(task, ["systemctl", "stop", UNIT], sudo=True, timeout=120)
     return Result(host=task.host, changed=running, diff=f"stopped {UNIT}\n" if running else "")

@@ -434,6 +434,10 @@ UNIT_CASES = {
         "states": [("enabled", "inactive"), ("", "inactive")],
         "commands": ["systemctl disable a.service"],
     },
+    "waiting out its RestartSec": {
+        "states": [("enabled", "activating"), ("", "inactive")],
+        "commands": ["systemctl stop a.service", "systemctl disable a.service"],
+    },
     "failed, disabled": {"states": [("disabled", "failed"), ("", "inactive")], "commands": []},
     "unknown to systemd": {"states": [("", "inactive"), ("", "inactive")], "commands": []},
 }

@@ -53,6 +53,7 @@ class Member:
                     "",
                     "",
                 ),
+                "systemctl show --property=UnitFileState,ActiveState -- etcd.service": self.show,
                 "systemctl stop etcd.service": self.stop,
                 "systemctl start --no-block etcd.service": self.start,
                 re.compile(r"test -e \S+"): self.test,
@@ -66,6 +67,9 @@ class Member:
     def data(self) -> bytes | None:
         entry = self.host.files.get(DATA)
         return None if entry is None else entry.data
+
+    def show(self, line: str, stdin: bytes) -> Reply:
+        return 0, f"ActiveState={'active' if self.running else 'inactive'}\n", ""
 
     def stop(self, line: str, stdin: bytes) -> Reply:
         self.running = False
