@@ -28,6 +28,8 @@ from tasks.ssh import RemoteError
 from tasks.systemd import unit_state
 
 ELECTED = ("kube-scheduler", "kube-controller-manager")
+# Conditions under which a Ready node's kubelet evicts pods and taints the node against new ones.
+PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure")
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 # A kubelet posts its node Ready once its runtime and network report ready, after a restart
 # too; a node still NotReady after this long is a problem, not a wait.
@@ -58,6 +60,7 @@ class ControllerView:
     active: dict[str, bool] = field(default_factory=dict)
     leaders: dict[str, LeaderRecord | None] = field(default_factory=dict)
     nodes: dict[str, bool] | None = None  # node name -> Ready; None when it could not list
+    pressures: dict[str, list[str]] = field(default_factory=dict)  # node name -> PRESSURES true
     clock: float = 0.0
     api_error: str = ""
 
@@ -107,6 +110,16 @@ def ready_nodes(node_list: dict[str, Any]) -> dict[str, bool]:
             c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
         )
     return ready
+
+
+def node_pressures(node_list: dict[str, Any]) -> dict[str, list[str]]:
+    """Node name -> those of PRESSURES its kubelet reports True."""
+    pressures = {}
+    for node in node_list.get("items", []):
+        conditions = node.get("status", {}).get("conditions", [])
+        true = {c.get("type") for c in conditions if c.get("status") == "True"}
+        pressures[node["metadata"]["name"]] = [p for p in PRESSURES if p in true]
+    return pressures
 
 
 def why_not_ready(
@@ -212,6 +225,7 @@ def observe_control_plane(task: Task, *, cluster: Cluster) -> Result:
     if node_list is None:
         return Result(host=task.host, result=view)
     view.nodes = ready_nodes(node_list)
+    view.pressures = node_pressures(node_list)
     for component, (obj, _) in zip(ELECTED, leaders, strict=True):
         view.leaders[component] = leader_record(profile, obj) if obj else None
     if profile.componentstatuses:
@@ -275,6 +289,7 @@ def judge_nodes(
         detail = f"no apiserver listed nodes: {no_answer(views)}"
         return [Finding("node-ready", "cluster", "UNKNOWN", detail)]
     ready = listed[0]
+    pressures = next(v.pressures for v in views if v.nodes is not None)
     # One node down is a WARNING (pods move); none Ready means no workload runs anywhere.
     everyone = nodes if all_nodes is None else all_nodes
     severity: Status = "WARNING" if any(ready.get(node) for node in everyone) else "CRITICAL"
@@ -285,6 +300,10 @@ def judge_nodes(
             findings.append(Finding("node-ready", node, severity, "not registered" + suffix))
         elif not ready[node]:
             findings.append(Finding("node-ready", node, severity, "NotReady" + suffix))
+        elif pressed := pressures.get(node):
+            under = ", ".join(pressed)
+            detail = f"Ready, under {under}: its kubelet evicts pods and none schedule there"
+            findings.append(Finding("node-ready", node, "WARNING", detail))
         else:
             findings.append(Finding("node-ready", node, "OK", "Ready"))
     return findings

@@ -18,6 +18,7 @@ from tasks.kube_verify import (
     judge_leader,
     judge_nodes,
     leader_record,
+    node_pressures,
     ready_nodes,
 )
 
@@ -99,6 +100,28 @@ def test_nodes_registered_ready_notready_and_missing() -> None:
         ("kube.node01", "OK", "Ready"),
         ("kube.node02", "WARNING", "NotReady"),
         ("kube.node03", "WARNING", "not registered"),
+    ]
+
+
+def test_a_ready_node_under_pressure_is_a_warning_naming_the_conditions() -> None:
+    pressed = node("kube.node02", "True")
+    pressed["status"]["conditions"] += [
+        {"type": "DiskPressure", "status": "True"},
+        {"type": "MemoryPressure", "status": "False"},
+        {"type": "PIDPressure", "status": "True"},
+    ]
+    node_list = {"items": [node("kube.node01", "True"), pressed]}
+    listed, pressures = ready_nodes(node_list), node_pressures(node_list)
+    views = [ControllerView("kube.controller01", nodes=listed, pressures=pressures)]
+    findings = judge_nodes(views, ["kube.node01", "kube.node02"])
+    assert [(f.host, f.status, f.detail) for f in findings] == [
+        ("kube.node01", "OK", "Ready"),
+        (
+            "kube.node02",
+            "WARNING",
+            "Ready, under DiskPressure, PIDPressure: its kubelet evicts pods and none schedule "
+            "there",
+        ),
     ]
 
 
