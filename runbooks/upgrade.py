@@ -4,7 +4,8 @@ Upgrades every component to the inventory's cluster.kubernetes_version. First as
 which version each component runs (the running process's binary) and refuses (exit 3) what
 the version-skew policy forbids: a downgrade, a control-plane component skipping a minor
 release, a version no profile holds, package pins that cannot install it, a cluster already
-outside the policy, or a rollout (--limit) that would leave it so. Then an etcd snapshot;
+outside the policy, a rollout (--limit) that would leave it so, or a component package held
+(apt-mark hold) at another version. Then an etcd snapshot;
 then the apiservers one controller at a time, the schedulers and controller-managers one
 controller at a time, and the nodes one at a time (cordon, drain, kubelet and kube-proxy,
 Ready, uncordon), each gated on health: the first gate that fails stops the rollout (exit 1)
@@ -33,6 +34,7 @@ from kubenorn.nornir_setup import default_inventory_dir
 from kubenorn.profiles import CONTROL_PLANE, WORKER
 from kubenorn.report import make_console
 from kubenorn.run import Run
+from kubenorn.skew import package_name
 from kubenorn.text import for_console
 from kubenorn.upgrade_plan import PHASES, nodes_to_upgrade, plan, running
 from runbooks.deploy import print_diffs, say
@@ -42,7 +44,7 @@ from tasks.drain import DRAIN_TIMEOUT, cordon_node, drain_node, gather_marked_no
 from tasks.facts import gather_facts
 from tasks.kube_verify import wait_nodes_ready
 from tasks.lb_probe import endpoint_checks
-from tasks.upgrade import COMPANIONS, ensure_components_upgraded
+from tasks.upgrade import COMPANIONS, ensure_components_upgraded, gather_held_packages
 from tasks.versions import gather_versions
 
 PROBE_PATH = "/version"
@@ -114,11 +116,28 @@ def pinned(run: Run, cluster: Cluster) -> list[str]:
     return list(dict.fromkeys(specs))
 
 
+def held_problems(held: AggregatedResult, hosts: list[str]) -> list[str]:
+    """The held packages, from the held step's answers, that the rollout of `hosts` would have
+    to change: apt refuses, so the refusal comes before the first node is drained."""
+    return [
+        f"{host}: package {package_name(spec)} is held (apt-mark hold) at another version than "
+        f"{spec}: run `apt-mark unhold {package_name(spec)}` there first"
+        for host in hosts
+        for spec in held[host][0].result
+    ]
+
+
 def judge_skew(
-    run: Run, cluster: Cluster, answers: AggregatedResult, controllers: list[str], nodes: list[str]
+    run: Run,
+    cluster: Cluster,
+    answers: AggregatedResult,
+    held: AggregatedResult,
+    controllers: list[str],
+    nodes: list[str],
 ) -> skew.Versions:
     """What every host runs, from the versions step's `answers`; UsageError (the run closed)
-    when the policy refuses the rollout of `controllers` and `nodes` to the inventory's version."""
+    when the policy refuses the rollout of `controllers` and `nodes` to the inventory's version,
+    or a package it would change is `held`."""
     target = cluster.kubernetes.version
     versions, unreadable = running(answers)
     names = (*CONTROL_PLANE, *WORKER, *(c for cs in COMPANIONS.values() for c in cs))
@@ -126,6 +145,7 @@ def judge_skew(
         *unreadable,
         *skew.refusals(versions, target, skew.rollout(controllers, nodes)),
         *skew.pin_problems(pinned(run, cluster), target, names),
+        *held_problems(held, list(dict.fromkeys([*controllers, *nodes]))),
     ]
     if refusals:
         run.close(cli.EXIT_UNKNOWN)
@@ -150,10 +170,11 @@ def upgrade_locked(
     host_state.enable(run.nr)
     run.step("facts", gather_facts)
     answers = run.step("versions", gather_versions)
+    held = run.step("held", gather_held_packages)
     if run.failed:
         console.print("cannot judge the version skew: not every host answered; nothing changed")
         return finished(run, options, cli.EXIT_FAILED, console)
-    versions = judge_skew(run, cluster, answers, controllers, nodes)
+    versions = judge_skew(run, cluster, answers, held, controllers, nodes)
     marked = cordoned_by_upgrade(run, cluster, nodes)
     if marked is None:
         console.print("cannot read the nodes' cordons; nothing changed")

@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 
 from nornir.core.task import Result, Task
 
+from kubenorn.skew import package_name
 from tasks import host_state
 from tasks.facts import facts_of
 from tasks.install_ledger import APT, census, record_added
@@ -44,6 +45,23 @@ def apt_missing(wanted: Sequence[str], query_output: str) -> list[str]:
         if name not in installed or (version and not fnmatchcase(installed[name], version)):
             missing.append(spec)
     return missing
+
+
+def apt_held(wanted: Sequence[str], query_output: str) -> list[str]:
+    """The apt specs in `wanted` that need a change (`apt_missing`) to a package dpkg holds
+    (`apt-mark hold`, status `h`): apt refuses to change it."""
+    held = set()
+    for line in query_output.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3 and fields[2].startswith("h"):
+            held.add(fields[0])
+    return [spec for spec in apt_missing(wanted, query_output) if package_name(spec) in held]
+
+
+def held_packages(task: Task, wanted: Sequence[str]) -> list[str]:
+    """Ask the host which of `wanted` (apt specs) need a change to a held package."""
+    query = run(task, apt_query_command(wanted), ok_codes=(0, 1))
+    return apt_held(wanted, query.stdout)
 
 
 def rpm_query_command(wanted: Sequence[str]) -> list[str]:
@@ -115,8 +133,3 @@ def ensure_packages(
     finally:  # what got in, even half way, is kubenorn's to take away on reset
         record_added(task, before, census(task, manager))
     return Result(host=task.host, changed=True, diff=diff)
-
-
-def package_name(spec: str) -> str:
-    """The package a spec names: `kubelet` of `kubelet=1.37.2-*`."""
-    return spec.split("=", 1)[0]

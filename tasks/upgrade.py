@@ -17,11 +17,12 @@ from kubenorn.profiles import unit_of
 from kubenorn.skew import package_name, parse_version
 from tasks.components import role_packages
 from tasks.compose import combined
+from tasks.facts import facts_of
 from tasks.kube_units import ensure_components_config, start_components
-from tasks.packages import ensure_packages
+from tasks.packages import ensure_packages, held_packages
 from tasks.ssh import RemoteError
 from tasks.systemd import owe_restarts
-from tasks.versions import running_versions
+from tasks.versions import components_of, running_versions
 
 # Packages that go with a component though not named after it: the admin's kubectl talks to
 # the apiservers, within one minor release of them (the upgrade drains nodes with it).
@@ -32,6 +33,15 @@ def component_packages(packages: Sequence[str], components: Sequence[str]) -> li
     """The pinned specs among `packages` that install `components` (and their companions)."""
     names = {*components, *(c for component in components for c in COMPANIONS.get(component, ()))}
     return [spec for spec in packages if package_name(spec) in names]
+
+
+def gather_held_packages(task: Task) -> Result:
+    """The pinned packages of this host's Kubernetes components that apt holds at another
+    version: the upgrade would drain the node, then fail to install them. (Reads only; apt.)"""
+    specs = component_packages(role_packages(task.host), components_of(task))
+    if not specs or facts_of(task).package_manager != "apt":
+        return Result(host=task.host, result=[])
+    return Result(host=task.host, result=held_packages(task, specs))
 
 
 def outdated(running: dict[str, str | None], target: str) -> list[str]:

@@ -11,6 +11,7 @@ from nornir.core import Nornir
 
 from tasks.facts import FACTS_KEY, Facts
 from tasks.packages import (
+    apt_held,
     apt_missing,
     apt_query_command,
     ensure_packages,
@@ -46,6 +47,18 @@ APT_HOST = Facts("debian", "13", (), "apt", "systemd", "6.1", "h1", ("192.0.2.1"
 )
 def test_apt_missing(wanted: list[str], missing: list[str]) -> None:
     assert apt_missing(wanted, DPKG_OUTPUT) == missing
+
+
+@pytest.mark.parametrize(
+    ("wanted", "held"),
+    [
+        (["kubelet=1.37.2-*"], []),  # held at the pinned version: nothing to change
+        (["kubelet=1.38.0-*", "haproxy=2.8.0-1"], ["kubelet=1.38.0-*"]),  # held, another pin
+        (["etcd-server=3.5.0-1"], []),  # another version, not held: apt changes it
+    ],
+)
+def test_apt_held(wanted: list[str], held: list[str]) -> None:
+    assert apt_held(wanted, DPKG_OUTPUT) == held
 
 
 def test_apt_query_asks_dpkg_for_names_without_pins() -> None:

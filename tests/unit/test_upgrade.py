@@ -93,6 +93,7 @@ class UpgradingHost(HealthyHost):
         self.running = dict.fromkeys(COMPONENTS, version)
         self.broken: set[str] = set()  # components unhealthy once they run NEW
         self.reports_status = True  # False: its kubelet runs but never posts the Node's status
+        self.held: set[str] = set()  # packages apt-mark holds: apt-get install refuses them
         api.kubelets[host.name] = version
 
     def api(self, path: str) -> dict[str, Any]:
@@ -132,7 +133,11 @@ class UpgradingHost(HealthyHost):
 
     def do_dpkg_query(self, argv: list[str], stdin: bytes) -> Reply:
         names = argv[4:]
-        return 0, "".join(f"{n}\t{self.installed.get(n, NEW)}-1\tii \n" for n in names), ""
+        lines = [
+            f"{n}\t{self.installed.get(n, NEW)}-1\t{'h' if n in self.held else 'i'}i \n"
+            for n in names
+        ]
+        return 0, "".join(lines), ""
 
     def packages(self) -> list[str]:
         return list(self.installed)
@@ -142,6 +147,8 @@ class UpgradingHost(HealthyHost):
             return super().do_env(argv, stdin)
         if argv[3] == "install":
             specs = [a for a in argv[4:] if not a.startswith("-")]
+            if self.held & {spec.partition("=")[0] for spec in specs}:
+                return 100, "", "E: Held packages were changed and -y was used without ...\n"
             for spec in specs:
                 name, _, version = spec.partition("=")
                 self.installed[name] = version.removesuffix("-*")
@@ -429,6 +436,24 @@ def test_refusals_exit_3_naming_hosts_and_versions_and_change_nothing(
     err = capsys.readouterr().err
     assert err.startswith("error: upgrade to 1.37.2 refused:\n"), err
     assert refusal in err
+    assert mutations(fleet) == [] and api.log == []
+
+
+def test_a_held_package_the_rollout_would_change_is_refused_before_any_drain(
+    cluster_at: Upgrading, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kubeadm's install guide holds kubelet; apt would refuse it after the node was drained."""
+    inventory, fleet, api, hosts = cluster_at
+    hosts["kube.node02"].held = {"kubelet"}
+    hosts["kube.node03"].held = {"kubelet"}
+    hosts["kube.node03"].installed["kubelet"] = NEW  # held at the target already: no change
+    assert run_upgrade(inventory, tmp_path, "--yes") == 3
+    err = capsys.readouterr().err
+    assert (
+        "kube.node02: package kubelet is held (apt-mark hold) at another version than "
+        "kubelet=1.37.2-*: run `apt-mark unhold kubelet` there first" in err
+    )
+    assert "kube.node03" not in err
     assert mutations(fleet) == [] and api.log == []
 
 
