@@ -122,34 +122,36 @@ def held_problems(held: AggregatedResult, hosts: list[str]) -> list[str]:
     return [
         f"{host}: package {package_name(spec)} is held (apt-mark hold) at another version than "
         f"{spec}: run `apt-mark unhold {package_name(spec)}` there first"
-        for host in hosts
+        for host in dict.fromkeys(hosts)
         for spec in held[host][0].result
     ]
 
 
+def refuse(run: Run, cluster: Cluster, refusals: list[str]) -> None:
+    """UsageError naming every refusal, the run closed; nothing when there is none."""
+    if refusals:
+        run.close(cli.EXIT_UNKNOWN)
+        target = cluster.kubernetes.version
+        raise cli.UsageError(f"upgrade to {target} refused:\n  " + "\n  ".join(refusals))
+
+
 def judge_skew(
-    run: Run,
-    cluster: Cluster,
-    answers: AggregatedResult,
-    held: AggregatedResult,
-    controllers: list[str],
-    nodes: list[str],
+    run: Run, cluster: Cluster, answers: AggregatedResult, controllers: list[str], nodes: list[str]
 ) -> skew.Versions:
     """What every host runs, from the versions step's `answers`; UsageError (the run closed)
-    when the policy refuses the rollout of `controllers` and `nodes` to the inventory's version,
-    or a package it would change is `held`."""
+    when the policy refuses the rollout of `controllers` and `nodes` to the inventory's version."""
     target = cluster.kubernetes.version
     versions, unreadable = running(answers)
     names = (*CONTROL_PLANE, *WORKER, *(c for cs in COMPANIONS.values() for c in cs))
-    refusals = [
-        *unreadable,
-        *skew.refusals(versions, target, skew.rollout(controllers, nodes)),
-        *skew.pin_problems(pinned(run, cluster), target, names),
-        *held_problems(held, list(dict.fromkeys([*controllers, *nodes]))),
-    ]
-    if refusals:
-        run.close(cli.EXIT_UNKNOWN)
-        raise cli.UsageError(f"upgrade to {target} refused:\n  " + "\n  ".join(refusals))
+    refuse(
+        run,
+        cluster,
+        [
+            *unreadable,
+            *skew.refusals(versions, target, skew.rollout(controllers, nodes)),
+            *skew.pin_problems(pinned(run, cluster), target, names),
+        ],
+    )
     return versions
 
 
@@ -174,12 +176,13 @@ def upgrade_locked(
     if run.failed:
         console.print("cannot judge the version skew: not every host answered; nothing changed")
         return finished(run, options, cli.EXIT_FAILED, console)
-    versions = judge_skew(run, cluster, answers, held, controllers, nodes)
+    versions = judge_skew(run, cluster, answers, controllers, nodes)
     marked = cordoned_by_upgrade(run, cluster, nodes)
     if marked is None:
         console.print("cannot read the nodes' cordons; nothing changed")
         return finished(run, options, cli.EXIT_FAILED, console)
     todo = nodes_to_upgrade(nodes, versions, cluster.kubernetes.version, marked)
+    refuse(run, cluster, held_problems(held, [*controllers, *todo]))
     if not options.quiet:
         for line in plan(cluster, versions, controllers, nodes, todo, destination):
             console.print(for_console(line))

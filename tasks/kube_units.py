@@ -352,12 +352,16 @@ def stop_components(task: Task, *, components: tuple[str, ...]) -> Result:
     """Ensure `components` are stopped here, last first; changed when any was running."""
     # One `systemctl stop`, dependents first: a scheduler or controller-manager waiting out its
     # RestartSec would otherwise restart, pull its Wants= kube-apiserver back up and so cancel
-    # that unit's stop job ("Job for kube-apiserver.service canceled").
+    # that unit's stop job ("Job for kube-apiserver.service canceled"). Every enabled one is
+    # stopped, running or not: one that just failed (systemd 254+ shows it failed for a moment
+    # before its auto-restart) is stopped too, which cancels the restart.
     units = {unit_of(c): c for c in reversed(components)}
-    running = [unit for unit, (_, active) in unit_states(task, list(units)).items() if active]
-    for unit in running:
+    states = unit_states(task, list(units))
+    running = [unit for unit in units if states[unit][1]]
+    stopping = [unit for unit in units if states[unit][0] or states[unit][1]]
+    for unit in stopping:
         host_state.forget_unit(task, unit)
-    if running:
-        run(task, ["systemctl", "stop", "--", *running], sudo=True, timeout=120)
+    if stopping:
+        run(task, ["systemctl", "stop", "--", *stopping], sudo=True, timeout=120)
     diff = "".join(f"stopped {units[unit]}\n" for unit in running)
     return Result(host=task.host, changed=bool(running), diff=diff)

@@ -28,8 +28,10 @@ from tasks.ssh import RemoteError
 from tasks.systemd import unit_state
 
 ELECTED = ("kube-scheduler", "kube-controller-manager")
-# Conditions under which a Ready node's kubelet evicts pods and taints the node against new ones.
+# Conditions under which a Ready node's kubelet evicts pods and taints the node against new ones:
+# named by verify, but no control-plane problem (a restore or drill does not wait them out).
 PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure")
+PRESSURE_CHECK = "node-pressure"
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 # A kubelet posts its node Ready once its runtime and network report ready, after a restart
 # too; a node still NotReady after this long is a problem, not a wait.
@@ -300,12 +302,11 @@ def judge_nodes(
             findings.append(Finding("node-ready", node, severity, "not registered" + suffix))
         elif not ready[node]:
             findings.append(Finding("node-ready", node, severity, "NotReady" + suffix))
-        elif pressed := pressures.get(node):
-            under = ", ".join(pressed)
-            detail = f"Ready, under {under}: its kubelet evicts pods and none schedule there"
-            findings.append(Finding("node-ready", node, "WARNING", detail))
         else:
             findings.append(Finding("node-ready", node, "OK", "Ready"))
+        if ready.get(node) and (pressed := pressures.get(node)):
+            detail = f"under {', '.join(pressed)}: its kubelet evicts pods and none schedule there"
+            findings.append(Finding(PRESSURE_CHECK, node, "WARNING", detail))
     return findings
 
 
@@ -366,8 +367,12 @@ def control_plane_problems(nr: Nornir, cluster: Cluster) -> list[Finding]:
         return [
             Finding("control-plane", h, "UNKNOWN", "could not check") for h in results.failed_hosts
         ]
-    views = [result[0].result for result in results.values()]
-    return [f for f in judge_control_plane(cluster, views) if not f.ok]
+    return gated(judge_control_plane(cluster, [r[0].result for r in results.values()]))
+
+
+def gated(findings: list[Finding]) -> list[Finding]:
+    """Those of `findings` a control-plane health wait waits out: not OK, node pressure aside."""
+    return [f for f in findings if not f.ok and f.check != PRESSURE_CHECK]
 
 
 def wait_control_plane_healthy(

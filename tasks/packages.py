@@ -55,7 +55,8 @@ def apt_held(wanted: Sequence[str], query_output: str) -> list[str]:
         fields = line.split("\t")
         if len(fields) == 3 and fields[2].startswith("h"):
             held.add(fields[0])
-    return [spec for spec in apt_missing(wanted, query_output) if package_name(spec) in held]
+    missing = apt_missing(wanted, query_output)
+    return [spec for spec in missing if spec.partition("=")[0] in held]
 
 
 def held_packages(task: Task, wanted: Sequence[str]) -> list[str]:

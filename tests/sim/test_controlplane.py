@@ -164,6 +164,9 @@ def test_kube_proxy_healthz_follows_whether_it_reaches_the_apiserver(
     ]
     try:
         wait_until(lambda: proxy_healthz(ports[reaching]) == 200)
+        # Under load the stranded one may not listen yet (connection refused): wait until it
+        # answers at all, then it must answer 503.
+        wait_until(lambda: proxy_healthz(ports[stranded]) > 0)
         assert proxy_healthz(ports[stranded]) == 503
     finally:
         for process in proxies:

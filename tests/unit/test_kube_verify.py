@@ -14,6 +14,7 @@ from tasks.kube_verify import (
     LEADER_ANNOTATION,
     ControllerView,
     LeaderRecord,
+    gated,
     judge_control_plane,
     judge_leader,
     judge_nodes,
@@ -114,15 +115,17 @@ def test_a_ready_node_under_pressure_is_a_warning_naming_the_conditions() -> Non
     listed, pressures = ready_nodes(node_list), node_pressures(node_list)
     views = [ControllerView("kube.controller01", nodes=listed, pressures=pressures)]
     findings = judge_nodes(views, ["kube.node01", "kube.node02"])
-    assert [(f.host, f.status, f.detail) for f in findings] == [
-        ("kube.node01", "OK", "Ready"),
+    assert [(f.host, f.check, f.status, f.detail) for f in findings] == [
+        ("kube.node01", "node-ready", "OK", "Ready"),
+        ("kube.node02", "node-ready", "OK", "Ready"),
         (
             "kube.node02",
+            "node-pressure",
             "WARNING",
-            "Ready, under DiskPressure, PIDPressure: its kubelet evicts pods and none schedule "
-            "there",
+            "under DiskPressure, PIDPressure: its kubelet evicts pods and none schedule there",
         ),
     ]
+    assert gated(findings) == []  # a restore or drill does not wait for the disk to be freed
 
 
 def test_every_node_notready_or_missing_is_critical() -> None:
