@@ -4,9 +4,9 @@ Upgrades every component to the inventory's cluster.kubernetes_version. First as
 which version each component runs (the running process's binary) and refuses (exit 3) what
 the version-skew policy forbids: a downgrade, a control-plane component skipping a minor
 release, a version no profile holds, package pins that cannot install it, a cluster already
-outside the policy, a rollout (--limit) that would leave it so, or a component package held
-(apt-mark hold) at another version. Then an etcd snapshot;
-then the apiservers one controller at a time, the schedulers and controller-managers one
+outside the policy, a rollout (--limit) that would leave it so, a node to upgrade that the API
+does not know, or a component package held (apt-mark hold) at another version. Then an etcd
+snapshot; then the apiservers one controller at a time, the schedulers and controller-managers one
 controller at a time, and the nodes one at a time (cordon, drain, kubelet and kube-proxy,
 Ready, uncordon), each gated on health: the first gate that fails stops the rollout (exit 1)
 and a re-run finishes it. Meanwhile each node's load balancer is asked /version (a request
@@ -40,7 +40,7 @@ from kubenorn.upgrade_plan import PHASES, nodes_to_upgrade, plan, running
 from runbooks.deploy import print_diffs, say
 from runbooks.etcd_backup import BackupFailed, take_snapshot
 from tasks import host_state
-from tasks.drain import DRAIN_TIMEOUT, cordon_node, drain_node, gather_marked_nodes, uncordon_node
+from tasks.drain import DRAIN_TIMEOUT, cordon_node, drain_node, gather_node_marks, uncordon_node
 from tasks.facts import gather_facts
 from tasks.kube_verify import wait_nodes_ready
 from tasks.lb_probe import endpoint_checks
@@ -177,12 +177,13 @@ def upgrade_locked(
         console.print("cannot judge the version skew: not every host answered; nothing changed")
         return finished(run, options, cli.EXIT_FAILED, console)
     versions = judge_skew(run, cluster, answers, controllers, nodes)
-    marked = cordoned_by_upgrade(run, cluster, nodes)
-    if marked is None:
+    marks = node_marks(run, cluster, nodes)
+    if marks is None:
         console.print("cannot read the nodes' cordons; nothing changed")
         return finished(run, options, cli.EXIT_FAILED, console)
+    marked = [node for node, mark in marks.items() if mark == "upgrade"]
     todo = nodes_to_upgrade(nodes, versions, cluster.kubernetes.version, marked)
-    refuse(run, cluster, held_problems(held, [*controllers, *todo]))
+    refuse(run, cluster, [*unregistered(todo, marks), *held_problems(held, [*controllers, *todo])])
     if not options.quiet:
         for line in plan(cluster, versions, controllers, nodes, todo, destination):
             console.print(for_console(line))
@@ -203,13 +204,24 @@ def finished(run: Run, options: cli.Options, code: int, console: Console) -> Run
     return run
 
 
-def cordoned_by_upgrade(run: Run, cluster: Cluster, nodes: list[str]) -> list[str] | None:
-    """The nodes an earlier upgrade left cordoned (None: the first controller could not say)."""
+def node_marks(run: Run, cluster: Cluster, nodes: list[str]) -> dict[str, str | None] | None:
+    """Each registered node's cordon mark (None: the first controller could not say)."""
     if not nodes:
-        return []
+        return {}
     via = cluster.controllers[0].name
-    marked = run.step("marked", gather_marked_nodes, only=cli.named(via), cluster=cluster)
-    return None if run.failed else list(marked[via][0].result)
+    marks = run.step("marks", gather_node_marks, only=cli.named(via), cluster=cluster)
+    return None if run.failed else dict(marks[via][0].result)
+
+
+def unregistered(nodes: list[str], marks: dict[str, str | None]) -> list[str]:
+    """Those of `nodes` the API does not know: their cordon would fail after the control plane
+    was upgraded (`node remove` deletes the Node and leaves the host in the inventory)."""
+    return [
+        f"{node} is not a registered node: deploy it first (deploy --limit {node}), or delete it "
+        "from the inventory if `node remove` took it away"
+        for node in nodes
+        if node not in marks
+    ]
 
 
 def roll_out_probed(

@@ -39,16 +39,16 @@ def node_state(task: Task, cluster: Cluster, node: str) -> NodeState:
     return NodeState(bool(obj.get("spec", {}).get("unschedulable")), MARK in annotations)
 
 
-def gather_marked_nodes(task: Task, *, cluster: Cluster) -> Result:
-    """The nodes an earlier upgrade cordoned and did not uncordon (not those a removal that
-    stopped half way cordoned: their pods must not come back). (Reads only.)"""
+def gather_node_marks(task: Task, *, cluster: Cluster) -> Result:
+    """Each registered node's cordon mark: "upgrade" on one an earlier upgrade cordoned and did
+    not uncordon, another on one a removal that stopped half way cordoned (its pods must not
+    come back), None on the others. (Reads only.)"""
     found = kubectl(task, cluster, ["get", "nodes", "-o", "json"], timeout=30)
-    marked = [
-        item["metadata"]["name"]
+    marks = {
+        item["metadata"]["name"]: (item["metadata"].get("annotations") or {}).get(MARK)
         for item in json.loads(found.stdout).get("items", [])
-        if (item["metadata"].get("annotations") or {}).get(MARK) == "upgrade"
-    ]
-    return Result(host=task.host, result=marked)
+    }
+    return Result(host=task.host, result=marks)
 
 
 def cordon_node(task: Task, *, cluster: Cluster, node: str, dry_run: bool | None = None) -> Result:

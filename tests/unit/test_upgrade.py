@@ -114,8 +114,9 @@ class UpgradingHost(HealthyHost):
         if "kubenorn-version" in script:
             out = ""
             for unit in argv[4:]:
-                component = unit.removesuffix(".service")
-                out += f"== kubenorn-version {unit} 4242\nKubernetes v{self.running[component]}\n"
+                version = self.running[unit.removesuffix(".service")]  # "": not running
+                out += f"== kubenorn-version {unit} {4242 if version else 0}\n"
+                out += f"Kubernetes v{version}\n" if version else ""
             return 0, out, ""
         if "%{http_code}" in script:
             urls = argv[5::2]
@@ -454,6 +455,24 @@ def test_a_held_package_the_rollout_would_change_is_refused_before_any_drain(
         "kubelet=1.37.2-*: run `apt-mark unhold kubelet` there first" in err
     )
     assert "kube.node03" not in err
+    assert mutations(fleet) == [] and api.log == []
+
+
+def test_a_node_the_api_does_not_know_is_refused_before_anything_changes(
+    cluster_at: Upgrading, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`node remove` deletes the Node and tells the user to take the host out of the inventory;
+    left in, its cordon would fail once the control plane was upgraded."""
+    inventory, fleet, api, hosts = cluster_at
+    del api.nodes["kube.node02"]
+    hosts["kube.node02"].running.update({"kubelet": "", "kube-proxy": ""})  # reset by the removal
+    assert run_upgrade(inventory, tmp_path, "--yes") == 3
+    err = capsys.readouterr().err
+    assert (
+        "kube.node02 is not a registered node: deploy it first (deploy --limit kube.node02), or "
+        "delete it from the inventory if `node remove` took it away" in err
+    )
+    assert "kube.node01" not in err and "kube.node03" not in err
     assert mutations(fleet) == [] and api.log == []
 
 
