@@ -103,25 +103,29 @@ def leader_record(profile: Profile, obj: dict[str, Any]) -> LeaderRecord | None:
     )
 
 
+def true_conditions(node_list: dict[str, Any]) -> dict[str, set[str]]:
+    """Node name -> the types of the conditions its kubelet reports True."""
+    return {
+        node["metadata"]["name"]: {
+            c.get("type")
+            for c in node.get("status", {}).get("conditions", [])
+            if c.get("status") == "True"
+        }
+        for node in node_list.get("items", [])
+    }
+
+
 def ready_nodes(node_list: dict[str, Any]) -> dict[str, bool]:
     """Node name -> whether its Ready condition is True."""
-    ready = {}
-    for node in node_list.get("items", []):
-        conditions = node.get("status", {}).get("conditions", [])
-        ready[node["metadata"]["name"]] = any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-        )
-    return ready
+    return {name: "Ready" in true for name, true in true_conditions(node_list).items()}
 
 
 def node_pressures(node_list: dict[str, Any]) -> dict[str, list[str]]:
     """Node name -> those of PRESSURES its kubelet reports True."""
-    pressures = {}
-    for node in node_list.get("items", []):
-        conditions = node.get("status", {}).get("conditions", [])
-        true = {c.get("type") for c in conditions if c.get("status") == "True"}
-        pressures[node["metadata"]["name"]] = [p for p in PRESSURES if p in true]
-    return pressures
+    return {
+        name: [p for p in PRESSURES if p in true]
+        for name, true in true_conditions(node_list).items()
+    }
 
 
 def why_not_ready(

@@ -32,13 +32,23 @@ def apt_query_command(wanted: Sequence[str]) -> list[str]:
     return ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n", *names]
 
 
-def apt_missing(wanted: Sequence[str], query_output: str) -> list[str]:
-    """The apt specs in `wanted` that dpkg does not have installed at the pinned version."""
-    installed: dict[str, str] = {}
+def dpkg_status(query_output: str) -> dict[str, tuple[str, str]]:
+    """package -> (version, status abbreviation such as `ii` or `hi`), from apt_query_command."""
+    status = {}
     for line in query_output.splitlines():
         fields = line.split("\t")
-        if len(fields) == 3 and fields[2][1:2] == "i":  # installed; held (`hi`) too
-            installed[fields[0]] = fields[1]
+        if len(fields) == 3:
+            status[fields[0]] = (fields[1], fields[2])
+    return status
+
+
+def apt_missing(wanted: Sequence[str], query_output: str) -> list[str]:
+    """The apt specs in `wanted` that dpkg does not have installed at the pinned version."""
+    installed = {
+        name: version
+        for name, (version, status) in dpkg_status(query_output).items()
+        if status[1:2] == "i"  # installed; held (`hi`) too
+    }
     missing = []
     for spec in wanted:
         name, _, version = spec.partition("=")
@@ -50,11 +60,7 @@ def apt_missing(wanted: Sequence[str], query_output: str) -> list[str]:
 def apt_held(wanted: Sequence[str], query_output: str) -> list[str]:
     """The apt specs in `wanted` that need a change (`apt_missing`) to a package dpkg holds
     (`apt-mark hold`, status `h`): apt refuses to change it."""
-    held = set()
-    for line in query_output.splitlines():
-        fields = line.split("\t")
-        if len(fields) == 3 and fields[2].startswith("h"):
-            held.add(fields[0])
+    held = {name for name, (_, status) in dpkg_status(query_output).items() if status[:1] == "h"}
     missing = apt_missing(wanted, query_output)
     return [spec for spec in missing if spec.partition("=")[0] in held]
 
